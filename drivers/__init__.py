@@ -1,0 +1,4 @@
+"""Device drivers: energy meters, the contactor relay and the control pilot.
+
+Drivers report readings and faults; they never decide policy.
+"""

@@ -1,0 +1,1 @@
+"""Protocols: signing, network messages and their MQTT/HTTP bindings, OCPI."""

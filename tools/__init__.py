@@ -1,0 +1,1 @@
+"""The ``urja`` command line."""

@@ -1,0 +1,53 @@
+"""The ``urja`` command: argument parsing only; each sub-command lives in its own module.
+
+A sub-command module exposes ``register(subparsers)`` which adds its parser and sets
+``func(args) -> int`` as the handler. Keeping them apart lets each command import only
+what it needs, so ``urja tariff check`` does not load Modbus or MQTT.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from board.checks import ConfigError
+
+# Module names under tools/, in the order they appear in --help.
+COMMAND_MODULES = (
+    "run_cmd",
+    "selftest_cmd",
+    "board_cmd",
+    "tariff_cmd",
+    "keygen_cmd",
+    "agency_cmd",
+    "verify_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="urja", description="Urja charge-controller agent")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"tools.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tools.logs import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"urja: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
