@@ -1,0 +1,368 @@
+"""The pricing engine: exact money, step_size, every restriction, bounds, local time, live pricing."""
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from agent.errors import AgentError
+from agent.tariff import (LivePricer, Period, Tariff, TariffError, civil_from_days,
+                          days_from_civil, local_parts, parse_fixed, price_periods)
+from agent.tariff_file import zone_offset
+
+IST = 19800
+
+
+def epoch(y, mo, d, h=0, mi=0, s=0, offset_s=0):
+    """Epoch second of a local wall time at a fixed offset."""
+    return int(datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc).timestamp()) - offset_s
+
+
+def tariff(*elements, currency="INR", **extra):
+    data = {"currency": currency, "elements": list(elements)}
+    data.update(extra)
+    return Tariff(data)
+
+
+def energy(price, step=1, vat=18, **restrictions):
+    element = {"price_components": [{"type": "ENERGY", "price": price, "vat": vat,
+                                     "step_size": step}]}
+    if restrictions:
+        element["restrictions"] = restrictions
+    return element
+
+
+def comp(kind, price, step=1, vat=18, **restrictions):
+    element = {"price_components": [{"type": kind, "price": price, "vat": vat, "step_size": step}]}
+    if restrictions:
+        element["restrictions"] = restrictions
+    return element
+
+
+MON = epoch(2026, 1, 5, 10, 0, offset_s=IST)  # Monday 5 January 2026, 10:00 IST
+
+
+# --- money ------------------------------------------------------------------------------------
+
+def test_parse_fixed_is_exact_and_strict():
+    assert parse_fixed(0.1, 4, "x") == 1000
+    assert parse_fixed("18.50", 4, "x") == 185000
+    assert parse_fixed(18, 4, "x") == 180000
+    assert parse_fixed(1e-4, 4, "x") == 1
+    with pytest.raises(TariffError, match="more than 4 decimals"):
+        parse_fixed(0.00001, 4, "elements[0].price")
+    with pytest.raises(TariffError, match="must not be negative"):
+        parse_fixed(-1, 4, "x")
+    with pytest.raises(TariffError, match="not a decimal"):
+        parse_fixed("1.2.3", 4, "x")
+
+
+def test_energy_cost_is_exact_then_rounded_once():
+    # 18.0001/kWh x 1 Wh = 0.0180001 -> per-Wh rounding would lose it, the engine keeps it:
+    # 1,001 Wh x 18.0001 = 18.0181001 -> 18.0181 excl; VAT 18 % of the exact amount = 3.24325802
+    # -> 3.2433; incl 21.2614 -> paid 21.26
+    cost = price_periods(tariff(energy("18.0001")), [(MON, {"energy_wh": 1001, "time_s": 600})])
+    assert (cost.energy_excl_u, cost.energy_vat_u, cost.total_incl_u, cost.paid_minor) == \
+        (180181, 32433, 212614, 2126)
+    assert cost.paid_text() == "21.26"
+
+
+def test_half_up_to_paise():
+    # 1 Wh at 5.00/kWh = 0.005 -> 0.0050 u-exact; +0 % VAT; paid rounds half up to 0.01
+    cost = price_periods(tariff(energy(5, vat=0)), [(MON, {"energy_wh": 1, "time_s": 1})])
+    assert (cost.total_incl_u, cost.paid_minor) == (50, 1)
+
+
+def test_minor_units_follow_iso_4217():
+    jpy = price_periods(tariff(energy(30, vat=10), currency="JPY"),
+                        [(MON, {"energy_wh": 1500, "time_s": 60})])
+    assert (jpy.total_incl_u, jpy.paid_minor) == (495000, 50)  # 49.5 yen -> 50
+    kwd = price_periods(tariff(energy("0.0125", vat=0), currency="KWD"),
+                        [(MON, {"energy_wh": 1000, "time_s": 60})])
+    assert kwd.paid_minor == 13  # 0.0125 KWD -> 0.013 (fils)
+
+
+# --- step_size --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("step,billed", [(1, 116), (25, 125), (500, 500)])
+def test_energy_step_size_rounds_up(step, billed):
+    # The spec's note: 115.x Wh is billed as 116 Wh per 1 Wh, 125 per 25, 500 per 500.
+    cost = price_periods(tariff(energy(10, step=step)), [(MON, {"energy_wh": 116, "time_s": 60})])
+    assert cost.billed_energy_wh == billed
+    assert cost.energy_excl_u == billed * 100  # 10/kWh = 100 u per Wh
+
+
+def test_step_size_applies_to_the_whole_dimension_not_each_period():
+    periods = [(MON + i * 60, {"time_s": 60}) for i in range(7)]  # 7 min in 7 periods
+    cost = price_periods(tariff(comp("TIME", 60, step=300)), periods)
+    assert cost.billed_time_s == 600
+    assert cost.time_excl_u == 10 * 10000
+
+
+def test_switch_to_element_without_the_dimension_rounds_there():
+    # Parking 10:00-10:30 billed per 15 min at 4/h, free from 10:30: 20 min idle before 10:30
+    # (rounded to 30 at the switch) + 20 min after (free) -> 2.00
+    t = tariff(comp("PARKING_TIME", 4, step=900, vat=0, start_time="10:00", end_time="10:30"),
+               energy(10))
+    periods = [(MON, {"energy_wh": 1000, "time_s": 600}),
+               (MON + 600, {"parking_s": 1200}),
+               (MON + 1800, {"parking_s": 1200})]
+    cost = price_periods(t, periods, IST)
+    assert (cost.billed_parking_s, cost.parking_excl_u) == (1800, 20000)
+
+
+def test_rounding_credit_is_used_by_later_runs():
+    # 10:25-10:30 5 min idle, rounded to 15 at the switch to free; idle again from 11:00 under
+    # the same element (new day time window) uses the 10 billed-but-unused minutes first.
+    t = tariff(comp("PARKING_TIME", 6, step=900, vat=0, start_time="10:00", end_time="10:30"),
+               comp("PARKING_TIME", 6, step=900, vat=0, start_time="11:00", end_time="12:00"),
+               energy(10))
+    periods = [(MON + 1500, {"parking_s": 300}), (MON + 1800, {"energy_wh": 500, "time_s": 1800}),
+               (MON + 3600, {"parking_s": 600})]
+    cost = price_periods(t, periods, IST)
+    assert cost.billed_parking_s == 900  # 5 + 10 minutes, all inside the first 15-min block
+
+
+# --- restrictions -----------------------------------------------------------------------------
+
+def priced(t, periods, offset=IST):
+    return price_periods(t, periods, offset).energy_excl_u
+
+
+def test_time_of_day_with_ist_offset():
+    t = tariff(energy(20, start_time="18:00", end_time="22:00"), energy(10))
+    before = epoch(2026, 1, 5, 17, 59, offset_s=IST)
+    at = epoch(2026, 1, 5, 18, 0, offset_s=IST)
+    end = epoch(2026, 1, 5, 22, 0, offset_s=IST)
+    assert priced(t, [(before, {"energy_wh": 1000})]) == 100000
+    assert priced(t, [(at, {"energy_wh": 1000})]) == 200000
+    assert priced(t, [(end - 1, {"energy_wh": 1000})]) == 200000
+    assert priced(t, [(end, {"energy_wh": 1000})]) == 100000
+    # the same instant read as UTC is 12:30, off-peak
+    assert priced(t, [(at, {"energy_wh": 1000})], offset=0) == 100000
+
+
+def test_time_window_wrapping_midnight_and_end_at_midnight():
+    night = tariff(energy(5, start_time="22:00", end_time="06:00"), energy(10))
+    assert priced(night, [(epoch(2026, 1, 5, 23, 30, offset_s=IST), {"energy_wh": 1000})]) == 50000
+    assert priced(night, [(epoch(2026, 1, 6, 5, 59, offset_s=IST), {"energy_wh": 1000})]) == 50000
+    assert priced(night, [(epoch(2026, 1, 6, 6, 0, offset_s=IST), {"energy_wh": 1000})]) == 100000
+    evening = tariff(energy(5, start_time="20:00", end_time="00:00"), energy(10))
+    assert priced(evening, [(epoch(2026, 1, 5, 23, 59, offset_s=IST), {"energy_wh": 1000})]) \
+        == 50000
+    assert priced(evening, [(epoch(2026, 1, 6, 0, 0, offset_s=IST), {"energy_wh": 1000})]) \
+        == 100000
+
+
+def test_day_of_week_at_local_midnight():
+    t = tariff(energy(5, day_of_week=["SATURDAY", "SUNDAY"]), energy(10))
+    sat = epoch(2026, 1, 10, 0, 0, offset_s=IST)  # Saturday 00:00 IST = Friday 18:30 UTC
+    assert priced(t, [(sat - 1, {"energy_wh": 1000})]) == 100000
+    assert priced(t, [(sat, {"energy_wh": 1000})]) == 50000
+    assert priced(t, [(sat, {"energy_wh": 1000})], offset=0) == 100000  # still Friday in UTC
+    mon = epoch(2026, 1, 12, 0, 0, offset_s=IST)
+    assert priced(t, [(mon - 1, {"energy_wh": 1000})]) == 50000
+    assert priced(t, [(mon, {"energy_wh": 1000})]) == 100000
+
+
+def test_dates_start_inclusive_end_exclusive():
+    t = tariff(energy(5, start_date="2026-01-10", end_date="2026-01-12"), energy(10))
+    assert priced(t, [(epoch(2026, 1, 9, 23, 59, offset_s=IST), {"energy_wh": 1000})]) == 100000
+    assert priced(t, [(epoch(2026, 1, 10, 0, 0, offset_s=IST), {"energy_wh": 1000})]) == 50000
+    assert priced(t, [(epoch(2026, 1, 11, 23, 59, offset_s=IST), {"energy_wh": 1000})]) == 50000
+    assert priced(t, [(epoch(2026, 1, 12, 0, 0, offset_s=IST), {"energy_wh": 1000})]) == 100000
+
+
+def test_kwh_restrictions_use_energy_before_the_period():
+    t = tariff(energy(0, max_kwh=1), energy(10, min_kwh=1, max_kwh=5), energy(20))
+    periods = [(MON, {"energy_wh": 1000}), (MON + 60, {"energy_wh": 4000}),
+               (MON + 120, {"energy_wh": 1000})]
+    assert priced(t, periods) == 0 + 40 * 10000 + 20 * 10000
+    # one big period is priced by the state at its start
+    assert priced(t, [(MON, {"energy_wh": 6000})]) == 0
+
+
+def test_current_restrictions_use_period_min_and_max():
+    t = tariff(energy(5, min_current=32), energy(7, max_current=16), energy(10))
+    def one(**dims):
+        dims["energy_wh"] = 1000
+        return priced(t, [(MON, dims)])
+    assert one(min_current_ma=32000, max_current_ma=40000) == 50000
+    assert one(min_current_ma=31999, max_current_ma=40000) == 100000
+    assert one(current_ma=15999) == 70000
+    assert one(current_ma=16000) == 100000
+    assert one() == 100000  # no measurement: no current restriction matches
+
+
+def test_power_restrictions():
+    t = tariff(energy(2, max_power=16), energy(3, min_power=16, max_power=32), energy(5))
+    for power_w, price in ((6000, 2), (15999, 2), (16000, 3), (31999, 3), (32000, 5), (48000, 5)):
+        assert priced(t, [(MON, {"energy_wh": 1000, "power_w": power_w})]) == price * 10000
+
+
+def test_duration_restrictions_count_charging_and_parking():
+    t = tariff(comp("PARKING_TIME", 0, max_duration=3600), comp("PARKING_TIME", 6, min_duration=3600),
+               energy(10))
+    periods = [(MON, {"energy_wh": 1000, "time_s": 1800}), (MON + 1800, {"parking_s": 1800}),
+               (MON + 3600, {"parking_s": 1800})]
+    cost = price_periods(t, periods, IST)
+    assert cost.parking_excl_u == 30000  # only the idle half hour after the first hour
+
+
+def test_reservation_elements_are_ignored():
+    t = tariff(comp("TIME", 100, reservation="RESERVATION"), comp("TIME", 1))
+    cost = price_periods(t, [(MON, {"time_s": 3600})])
+    assert cost.time_excl_u == 10000
+
+
+def test_first_matching_element_per_dimension():
+    t = tariff({"price_components": [{"type": "ENERGY", "price": 10, "step_size": 1}]},
+               {"price_components": [{"type": "ENERGY", "price": 99, "step_size": 1},
+                                     {"type": "TIME", "price": 6, "step_size": 1}]})
+    cost = price_periods(t, [(MON, {"energy_wh": 1000, "time_s": 3600})])
+    assert (cost.energy_excl_u, cost.time_excl_u) == (100000, 60000)
+
+
+# --- bounds -----------------------------------------------------------------------------------
+
+def test_min_price_without_incl_bound_keeps_vat_share():
+    t = tariff(energy(10), min_price={"excl_vat": 30})
+    cost = price_periods(t, [(MON, {"energy_wh": 1000})])
+    assert (cost.total_excl_u, cost.total_incl_u, cost.min_price_applied) == (300000, 354000, True)
+    empty = price_periods(t, [(MON, {})])
+    assert (empty.total_excl_u, empty.total_incl_u) == (300000, 354000)
+
+
+def test_max_price_clamps_both_totals_independently():
+    t = tariff(energy(10), max_price={"excl_vat": 100, "incl_vat": 110})
+    cost = price_periods(t, [(MON, {"energy_wh": 20000})])
+    assert (cost.total_excl_u, cost.total_incl_u, cost.max_price_applied) == \
+        (1000000, 1100000, True)
+    assert cost.energy_excl_u == 2000000  # the dimension figure stays as consumed
+
+
+# --- local time and dates ---------------------------------------------------------------------
+
+def test_civil_day_numbers_round_trip():
+    for days in (-719468, -1, 0, 1, 20454, 2932896):
+        assert days_from_civil(*civil_from_days(days)) == days
+    assert days_from_civil(2026, 1, 5) == (datetime(2026, 1, 5) - datetime(1970, 1, 1)).days
+    assert local_parts(MON, IST) == (36000, days_from_civil(2026, 1, 5), 0)
+
+
+def test_dst_zone_at_the_edge():
+    # Berlin moves from 02:00 CET to 03:00 CEST at 01:00 UTC on 29 March 2026.
+    berlin = zone_offset("Europe/Berlin")
+    t = tariff(energy(5, start_time="03:00", end_time="04:00"), energy(10))
+    switch = epoch(2026, 3, 29, 1, 0)
+    assert priced(t, [(switch, {"energy_wh": 1000})], offset=berlin) == 50000
+    assert priced(t, [(switch - 1, {"energy_wh": 1000})], offset=berlin) == 100000  # 01:59:59 CET
+    assert priced(t, [(switch, {"energy_wh": 1000})], offset=3600) == 100000  # 02:00 "CET"
+    # a session across the change: one period each side, the function gives each its offset
+    periods = [(switch - 1800, {"energy_wh": 1000}), (switch, {"energy_wh": 1000})]
+    assert priced(t, periods, offset=berlin) == 150000
+
+
+# --- validation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,field,allowed", [
+    ({"elements": []}, "elements", None),
+    ({"currency": "rupees", "elements": [energy(1)]}, "currency", "three capital letters"),
+    ({"elements": [{"price_components": [{"type": "KWH", "price": 1, "step_size": 1}]}]},
+     "elements[0].price_components[0].type", "ENERGY, FLAT, PARKING_TIME, TIME"),
+    ({"elements": [energy("0.123456")]}, "elements[0].price_components[0].price", "at most 4"),
+    ({"elements": [energy(1, start_time="24:00")]}, "elements[0].restrictions.start_time",
+     "00:00 to 23:59"),
+    ({"elements": [energy(1, day_of_week=["FUNDAY"])]},
+     "elements[0].restrictions.day_of_week[0]", "MONDAY"),
+    ({"elements": [energy(1, start_date="2026-02-30")]}, "elements[0].restrictions.start_date",
+     None),
+    ({"elements": [energy(1, colour="red")]}, "elements[0].restrictions.colour", "start_time"),
+    ({"elements": [energy(1, step=-1)]}, "elements[0].price_components[0].step_size", None),
+    ({"elements": [energy(1, vat=120)]}, "elements[0].price_components[0].vat", "0 to 100"),
+    ({"elements": [energy(1)], "min_price": 5}, "min_price", None),
+])
+def test_invalid_tariffs_name_the_field(data, field, allowed):
+    with pytest.raises(TariffError) as info:
+        Tariff(data)
+    assert info.value.field == field
+    assert isinstance(info.value, AgentError) and info.value.code == "tariff-invalid"
+    if allowed:
+        assert allowed in str(info.value)
+
+
+def test_bad_periods_are_rejected():
+    t = tariff(energy(1))
+    with pytest.raises(TariffError, match="periods\\[1\\].start_s: periods must be in time order"):
+        price_periods(t, [(MON, {"energy_wh": 1}), (MON - 1, {"energy_wh": 1})])
+    with pytest.raises(TariffError, match="periods\\[0\\].energy_wh: must not be negative"):
+        price_periods(t, [(MON, {"energy_wh": -5})])
+    with pytest.raises(TariffError, match="periods\\[0\\].volts: unknown dimension"):
+        price_periods(t, [(MON, {"volts": 230})])
+
+
+def test_live_pricer_rejects_backwards_meter():
+    live = LivePricer(tariff(energy(1)))
+    live.reading(MON, 1000)
+    with pytest.raises(TariffError, match="went backwards"):
+        live.reading(MON + 10, 999)
+    with pytest.raises(TariffError, match="older"):
+        live.reading(MON - 10, 1000)
+    assert live.breakdown().energy_wh == 0  # nothing was accounted
+
+
+# --- live pricing equals batch pricing --------------------------------------------------------
+
+LIVE_TARIFFS = [
+    tariff(comp("FLAT", 5), energy(22.5, start_time="18:00", end_time="22:00"),
+           energy(12, step=100, start_time="22:00", end_time="06:00"), energy(16),
+           comp("PARKING_TIME", 60, step=300), min_price={"excl_vat": 20}),
+    tariff(energy(0, max_kwh=1), energy("19.99", max_power=3300), energy(21, min_current=16),
+           comp("TIME", 30, step=600, max_duration=1800), comp("TIME", 45, step=60),
+           comp("PARKING_TIME", 0, max_duration=3600), comp("PARKING_TIME", 100, step=900),
+           max_price={"excl_vat": 500, "incl_vat": 590}),
+]
+
+reading = st.tuples(st.integers(0, 1800), st.integers(0, 400), st.booleans(),
+                    st.integers(0, 22000), st.integers(0, 32000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(which=st.integers(0, len(LIVE_TARIFFS) - 1), start=st.integers(MON - 86400, MON + 86400),
+       readings=st.lists(reading, min_size=1, max_size=40), tail=st.integers(0, 4000))
+def test_live_equals_batch(which, start, readings, tail):
+    t = LIVE_TARIFFS[which]
+    live = LivePricer(t, utc_offset_s=IST)
+    now, meter = start, 50000
+    samples = []
+    for dt, de, charging, power_w, current_ma in readings:
+        now += dt
+        meter += de
+        samples.append((now, meter, charging, power_w, current_ma))
+        live.reading(now, meter, power_w=power_w, current_ma=current_ma, charging=charging)
+    periods = []
+    for (t0, e0, ch, p, c), (t1, e1, _, _, _) in zip(samples, samples[1:]):
+        periods.append(Period(t0, e1 - e0, t1 - t0 if ch else 0, 0 if ch else t1 - t0,
+                              c, c, p, p))
+    assert live.breakdown() == price_periods(t, periods, IST, start_s=samples[0][0])
+    last = samples[-1]
+    if tail:
+        periods.append(Period(last[0], 0, tail if last[2] else 0, 0 if last[2] else tail,
+                              last[4], last[4], last[3], last[3]))
+    assert live.breakdown(last[0] + tail) == price_periods(t, periods, IST,
+                                                           start_s=samples[0][0])
+    merged = live.periods()
+    assert sum(p.energy_wh for p in merged) == samples[-1][1] - samples[0][1]
+    assert sum(p.time_s + p.parking_s for p in merged) == samples[-1][0] - samples[0][0]
+
+
+def test_live_pricer_merges_periods_when_nothing_changes():
+    t = tariff(energy(20, start_time="18:00", end_time="22:00"), energy(10))
+    start = epoch(2026, 1, 5, 17, 58, offset_s=IST)
+    live = LivePricer(t, utc_offset_s=IST)
+    for i in range(9):  # every 30 s, 17:58:00 .. 18:02:00
+        live.reading(start + 30 * i, 100 * i, power_w=12000, current_ma=52000)
+    periods = live.periods()
+    assert [p.start_s - start for p in periods] == [0, 120]
+    assert [p.energy_wh for p in periods] == [400, 400]
+    # 400 Wh at 10 + 400 Wh at 20 = 12.00
+    assert live.breakdown().energy_excl_u == 120000
