@@ -1,0 +1,122 @@
+"""A ``KeyLookup`` that asks a Beckn registry's ``/lookup`` and remembers the answers briefly.
+
+Request and response follow the registry API: the request is a ``Subscription`` object
+(``subscriber_id``, ``key_id``), the response an array of ``Subscription`` records. Only
+records with status ``SUBSCRIBED`` and a matching subscriber and key id are used.
+
+The aiohttp session is injected (the charger runtime owns it and closes it). Answers, found or
+not, are cached for ``cache_ttl_s`` in a small bounded table, so a burst of messages from the
+same node costs one registry round trip. When the registry cannot be reached the lookup
+raises ``SignatureError("registry-unavailable")``: the message is refused, never accepted
+unverified.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from typing import Callable
+
+import aiohttp
+
+from protocols.signing._codec import b64decode, parse_time
+from protocols.signing.beckn import sign_body
+from protocols.signing.errors import SignatureError
+from protocols.signing.keys import Ed25519Signer, PublicKeyRecord
+
+MAX_RESPONSE_BYTES = 256 * 1024
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        clock: Callable[[], float],
+        cache_ttl_s: float = 300.0,
+        negative_ttl_s: float = 30.0,
+        max_entries: int = 256,
+        timeout_s: float = 5.0,
+        signer_factory: Callable[[float], Ed25519Signer] | None = None,
+        request_ttl_s: int = 30,
+    ):
+        self.session = session
+        self.lookup_url = base_url.rstrip("/") + "/lookup"
+        self.clock = clock
+        self.cache_ttl_s = cache_ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.max_entries = max_entries
+        self.timeout_s = timeout_s
+        self.signer_factory = signer_factory
+        self.request_ttl_s = request_ttl_s
+        self.requests_sent = 0
+        self._cache: OrderedDict[tuple[str, str], tuple[float, PublicKeyRecord | None]] = OrderedDict()
+
+    async def lookup(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
+        now_s = self.clock()
+        cache_key = (subscriber_id, key_id)
+        hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] > now_s:
+            self._cache.move_to_end(cache_key)
+            return hit[1]
+        record = await self._fetch(subscriber_id, key_id)
+        ttl_s = self.cache_ttl_s if record is not None else self.negative_ttl_s
+        if record is not None:
+            ttl_s = min(ttl_s, max(0.0, record.valid_until_s - now_s))
+        self._cache[cache_key] = (now_s + ttl_s, record)
+        self._cache.move_to_end(cache_key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return record
+
+    def forget(self, subscriber_id: str, key_id: str) -> None:
+        self._cache.pop((subscriber_id, key_id), None)
+
+    async def _fetch(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
+        body = json.dumps({"subscriber_id": subscriber_id, "key_id": key_id}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.signer_factory is not None:
+            now_s = int(self.clock())
+            headers["Authorization"] = sign_body(
+                body, self.signer_factory(now_s), created_s=now_s, expires_s=now_s + self.request_ttl_s
+            )
+        self.requests_sent += 1
+        try:
+            raw = await asyncio.wait_for(self._post(body, headers), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise SignatureError("registry-unavailable", f"registry did not answer within {self.timeout_s} s") from None
+        except aiohttp.ClientError as exc:
+            raise SignatureError("registry-unavailable", f"registry request failed: {type(exc).__name__}") from None
+        try:
+            records = json.loads(raw)
+        except ValueError:
+            raise SignatureError("registry-malformed", "registry answer is not JSON") from None
+        if not isinstance(records, list):
+            raise SignatureError("registry-malformed", "registry answer must be an array of subscriptions")
+        for item in records:
+            if not isinstance(item, dict):
+                continue
+            if (item.get("subscriber_id"), item.get("key_id") or item.get("unique_key_id")) != (subscriber_id, key_id):
+                continue
+            if item.get("status") != "SUBSCRIBED":
+                continue
+            try:
+                return PublicKeyRecord(
+                    subscriber_id, key_id,
+                    b64decode(item.get("signing_public_key"), field="signing_public_key", length=32),
+                    parse_time(item.get("valid_from"), field="valid_from"),
+                    parse_time(item.get("valid_until"), field="valid_until"),
+                )
+            except SignatureError as exc:
+                raise SignatureError("registry-malformed", f"registry record for {subscriber_id!r}: {exc}") from None
+        return None
+
+    async def _post(self, body: bytes, headers: dict) -> bytes:
+        async with self.session.post(self.lookup_url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise SignatureError("registry-unavailable", f"registry answered HTTP {resp.status}")
+            raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+            if len(raw) > MAX_RESPONSE_BYTES:
+                raise SignatureError("registry-malformed", f"registry answer larger than {MAX_RESPONSE_BYTES} bytes")
+            return raw

@@ -1,0 +1,167 @@
+"""Agency certificates: charger -> agency verified offline with only the agency's public key."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from protocols.signing.agency import (
+    REVOCATIONS_FILE,
+    CertificateLookup,
+    certify,
+    init_agency,
+    load_agency,
+    load_revocations,
+    read_agency_public_key,
+    revoke,
+    verify_certificate,
+)
+from protocols.signing.beckn import Verifier, sign_body
+from protocols.signing.detached import sign_object
+from protocols.signing.errors import KeyringError, SignatureError
+from protocols.signing.keys import Profile, create_keyring
+
+T0 = 1_800_000_000
+DAY = 86400
+
+
+@pytest.fixture
+def agency(tmp_path):
+    return init_agency(tmp_path / "agency", agency_id="nodal.example.in", new_key_id=lambda: "a1")
+
+
+@pytest.fixture
+def keyring(tmp_path):
+    return create_keyring(
+        tmp_path / "keys", subscriber_id="charger-1.example.in", valid_days=365, now_s=T0,
+        profile=Profile(city="std:080", gps="12.9716,77.5946"), new_key_id=lambda: "k1",
+    )
+
+
+@pytest.fixture
+def cert(agency, keyring):
+    return certify(keyring.subscription_request(), agency, valid_days=90, now_s=T0)
+
+
+def test_certificate_verifies_with_only_the_agency_public_key(agency, cert, tmp_path):
+    pub = read_agency_public_key(tmp_path / "agency" / "agency.pub")
+    assert pub == read_agency_public_key(tmp_path / "agency" / "agency.json") == agency.public_key
+    checked = verify_certificate(json.loads(json.dumps(cert)), pub, now_s=T0 + DAY)
+    assert (checked.key.subscriber_id, checked.key.key_id) == ("charger-1.example.in", "k1")
+    assert checked.key.valid_until_s == T0 + 90 * DAY
+    assert checked.agency_key_id == ("nodal.example.in", "a1")
+    assert cert["status"] == "SUBSCRIBED" and cert["type"] == "BPP" and cert["gps"] == "12.9716,77.5946"
+
+
+def test_certificate_never_outlives_the_key(agency, keyring):
+    cert = certify(keyring.subscription_request(), agency, valid_days=1000, now_s=T0)
+    assert cert["valid_until"] == keyring.subscription_request()["valid_until"]
+
+
+@pytest.mark.parametrize(
+    "when, reason", [(T0 - 1, "not-yet-valid"), (T0 + 90 * DAY, "expired")]
+)
+def test_outside_validity_refused(agency, cert, when, reason):
+    with pytest.raises(SignatureError) as info:
+        verify_certificate(cert, agency.public_key, now_s=when)
+    assert info.value.reason == reason
+
+
+def test_forged_or_altered_certificate_refused(agency, cert, tmp_path):
+    altered = dict(cert, gps="28.61,77.20")
+    with pytest.raises(SignatureError) as info:
+        verify_certificate(altered, agency.public_key, now_s=T0)
+    assert info.value.reason == "signature-invalid"
+    rogue = init_agency(tmp_path / "rogue", new_key_id=lambda: "a1")
+    with pytest.raises(SignatureError):
+        verify_certificate(cert, rogue.public_key, now_s=T0)
+
+
+def test_wrong_type_refused(agency, keyring):
+    request = dict(keyring.subscription_request(), type="BAP")
+    with pytest.raises(SignatureError) as info:
+        certify(request, agency, valid_days=1, now_s=T0)
+    assert info.value.reason == "wrong-type"
+    forged = sign_object(dict(certify(keyring.subscription_request(), agency, valid_days=1, now_s=T0), type="BG"),
+                         agency.signer)
+    with pytest.raises(SignatureError) as info:
+        verify_certificate(forged, agency.public_key, now_s=T0)
+    assert info.value.reason == "wrong-type"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("gps", "north"), ("signing_public_key", "abc"), ("subscriber_id", ""), ("metering_public_key", "00ff"),
+     ("encr_public_key", 5)],
+)
+def test_bad_requests_refused_with_field_named(agency, keyring, field, value):
+    request = dict(keyring.subscription_request(), **{field: value})
+    with pytest.raises(SignatureError) as info:
+        certify(request, agency, valid_days=1, now_s=T0)
+    assert field in str(info.value)
+
+
+def test_revocation_list(agency, cert):
+    doc, changed = revoke(agency, "k1", now_s=T0 + 10)
+    assert changed and doc["sequence"] == 1 and doc["issued_at"] == "2027-01-15T08:00:10Z"
+    again, changed = revoke(agency, "k1", now_s=T0 + 20)
+    assert not changed and again["sequence"] == 1
+    doc, _ = revoke(agency, "someone-else", now_s=T0 + 30)
+    assert doc["sequence"] == 2 and [e["id"] for e in doc["revoked"]] == ["k1", "someone-else"]
+    on_disk = load_revocations(agency.agency_dir)
+    with pytest.raises(SignatureError) as info:
+        verify_certificate(cert, agency.public_key, on_disk, now_s=T0 + DAY)
+    assert info.value.reason == "revoked"
+
+
+def test_tampered_revocation_list_refused(agency, cert):
+    doc, _ = revoke(agency, "k1", now_s=T0)
+    doc = dict(doc, revoked=[])
+    with pytest.raises(SignatureError):
+        verify_certificate(cert, agency.public_key, doc, now_s=T0)
+
+
+def test_revoke_refuses_to_extend_a_tampered_list(agency):
+    revoke(agency, "a", now_s=T0)
+    path = agency.agency_dir / REVOCATIONS_FILE
+    doc = json.loads(path.read_text())
+    doc["revoked"] = []
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SignatureError):
+        revoke(agency, "b", now_s=T0)
+
+
+async def test_certificate_lookup_drives_message_verification(agency, keyring, cert):
+    clock = lambda: T0 + DAY  # noqa: E731
+    lookup = CertificateLookup(agency_public_key=agency.public_key, clock=clock)
+    lookup.add(cert)
+    body = b'{"message":{}}'
+    header = sign_body(body, keyring.signer(T0 + DAY), created_s=T0 + DAY, expires_s=T0 + DAY + 30)
+    verifier = Verifier(lookup=lookup, clock=clock)
+    assert (await verifier.verify(header, body)).subscriber_id == "charger-1.example.in"
+    first, _ = revoke(agency, "charger-1.example.in", now_s=T0)
+    lookup.set_revocations(first)
+    with pytest.raises(SignatureError) as info:
+        await verifier.verify(header, body)
+    assert info.value.reason == "key-unknown"
+    with pytest.raises(SignatureError) as info:
+        lookup.set_revocations(first)
+    assert info.value.reason == "revocation-stale"
+
+
+def test_agency_key_file_mode_checked(agency):
+    (agency.agency_dir / "agency.signing.pem").chmod(0o644)
+    with pytest.raises(KeyringError, match="0600"):
+        load_agency(agency.agency_dir)
+
+
+def test_init_refuses_to_replace_agency(agency):
+    with pytest.raises(KeyringError, match="refusing"):
+        init_agency(agency.agency_dir)
+
+
+def test_unreadable_agency_key_named(tmp_path):
+    (tmp_path / "pub").write_text("not base64!")
+    with pytest.raises(SignatureError) as info:
+        read_agency_public_key(tmp_path / "pub")
+    assert info.value.reason == "agency-key-unreadable" and "pub" in str(info.value)
