@@ -1,0 +1,1002 @@
+"""The charging session: events in, commands out.
+
+Why a pure state machine: the same logic must run on the Linux board, under MicroPython on a small
+controller, in property tests and in benchmarks, and a session must be replayable from a journal.
+So nothing here reads a clock, touches hardware or awaits: every event carries ``time_ms`` (an int
+on one monotonic clock chosen by the runtime), and every effect is a command object the runtime
+carries out. The relay commands a session emits are *requests*: only ``agent.safety`` decides
+whether the relay closes (see ``SafetySupervisor``); the session never talks to the relay directly.
+
+Two modes
+---------
+``pilot``: an IEC 61851 control pilot reports the car. State B means plugged, C or D means the car
+asks for power. Current is offered (PWM duty) only while authorized and plugged; the relay is
+requested when the car asks, released when it stops asking (C->B pauses, B->C resumes) and the
+session ends when the car leaves (A).
+
+``socket``: a plain socket outlet without a pilot. The relay is requested as soon as someone is
+authorized; the car is considered plugged in once the current stays above ``plug_current_a`` for
+``plug_hold_ms``, and finished once it stays below ``finish_current_a`` for ``finish_hold_ms``.
+Without a pilot there is no way to see the car leave, so the session ends when the relay opens.
+
+States and transitions
+----------------------
+=========================== ============================================ ===========================
+state                       event                                        next state
+=========================== ============================================ ===========================
+idle / finished             pilot B, C or D                              plugged_waiting_for_auth
+idle / finished             authorization granted                        authorized_waiting_for_car
+                                                                         (socket: relay requested)
+plugged_waiting_for_auth    authorization granted, pilot B               authorized_waiting_for_car
+plugged_waiting_for_auth    authorization granted, pilot C or D          charging
+plugged_waiting_for_auth    pilot A                                      idle
+authorized_waiting_for_car  pilot C or D                                 charging
+authorized_waiting_for_car  socket: current > plug threshold, held       charging
+authorized_waiting_for_car  stop, revoke, limit (nothing delivered yet)  finished (socket) or
+                                                                         idle / plugged_waiting...
+charging                    pilot C->B (pause)                           suspended_ev
+charging                    socket: current < finish threshold           suspended_ev
+charging                    safety gate withholds power (meter silent)   suspended_evse
+suspended_ev                pilot B->C (resume)                          charging
+suspended_ev                socket: current back above finish threshold  charging
+suspended_ev                socket: current below threshold, held        finished
+suspended_evse              safety gate permits again                    charging
+charging / suspended_*      stop, revoke, limit, non-latching fault      finishing (pilot, car
+                                                                         plugged) or finished
+charging / suspended_*      pilot A (car left)                           finished
+finishing                   pilot A (car left)                           finished
+any                         pilot E, F, diode fault, latching fault      faulted
+faulted                     local reset                                  idle or
+                                                                         plugged_waiting_for_auth
+=========================== ============================================ ===========================
+
+``finished`` behaves like ``idle`` for what comes next; it stays visible so that status pages show
+the last session's totals until something new happens.
+
+Limits
+------
+Limits (energy, money, time, departure) are enforced predictively: after each meter reading the
+session computes when the first limit will be reached from the measured power and emits
+``ScheduleTimer(LIMIT_TIMER, at_ms)``; when that timer fires the session stops. This ends a
+session within milliseconds of its limit instead of up to a whole meter poll late. Money uses the
+injected cost function (``cost_paise(energy_wh, elapsed_ms, idle_ms)`` or an object with such a
+method, owned by the tariff engine); it must be non-decreasing in each argument, which lets the
+session find the crossing time by bisection without knowing the tariff.
+
+Idle time
+---------
+Tariffs charge for parking: once the car has drawn power in a session, time counts as idle while
+the relay is not requested (paused in B, finishing) or the last reading shows less than
+``finish_current_a`` on every phase, until a reading shows it drawing again or the session ends.
+"""
+
+from agent.errors import AgentError
+
+# --- states ----------------------------------------------------------------------------------
+
+IDLE = "idle"
+PLUGGED_WAITING_FOR_AUTH = "plugged_waiting_for_auth"
+AUTHORIZED_WAITING_FOR_CAR = "authorized_waiting_for_car"
+CHARGING = "charging"
+SUSPENDED_EV = "suspended_ev"
+SUSPENDED_EVSE = "suspended_evse"
+FINISHING = "finishing"
+FINISHED = "finished"
+FAULTED = "faulted"
+
+STATES = (IDLE, PLUGGED_WAITING_FOR_AUTH, AUTHORIZED_WAITING_FOR_CAR, CHARGING, SUSPENDED_EV,
+          SUSPENDED_EVSE, FINISHING, FINISHED, FAULTED)
+
+PILOT_STATES = ("A", "B", "C", "D", "E", "F", "diode_fault")
+MODES = ("pilot", "socket")
+
+LIMIT_TIMER = "session.limit"
+PLUG_HOLD_TIMER = "session.plug_hold"
+FINISH_HOLD_TIMER = "session.finish_hold"
+
+_MS_PER_HOUR = 3600000
+# How far ahead the money limit is searched; beyond this the next reading re-plans anyway.
+_MONEY_HORIZON_MS = 48 * _MS_PER_HOUR
+
+
+class SessionError(AgentError):
+    code = "session-error"
+
+
+def _int_field(where, name, value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SessionError("%s: %s must be an int, got %r" % (where, name, value),
+                           code="bad-event", field=name)
+    if minimum is not None and value < minimum:
+        raise SessionError("%s: %s must be >= %d, got %d" % (where, name, minimum, value),
+                           code="bad-event", field=name)
+    return value
+
+
+def _number_field(where, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SessionError("%s: %s must be a number, got %r" % (where, name, value),
+                           code="bad-event", field=name)
+    # NaN compares unequal to itself; infinities exceed any meter's range.
+    if value != value or value > 1e9 or value < -1e9:
+        raise SessionError("%s: %s out of range: %r" % (where, name, value),
+                           code="bad-event", field=name)
+    return value
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class Event:
+    """Base of everything the runtime feeds in; ``time_ms`` is on the runtime's monotonic clock."""
+
+    __slots__ = ("time_ms",)
+    kind = "event"
+
+    def fields(self):
+        return ()
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(repr(f) for f in self.fields()))
+
+
+class AuthGranted(Event):
+    __slots__ = ("auth",)
+    kind = "auth_granted"
+
+    def __init__(self, auth, time_ms):
+        # Imported here, not at module top, so that auth.py and session.py stay independent.
+        from agent.auth import Authorization
+        if not isinstance(auth, Authorization):
+            raise SessionError("AuthGranted: auth must be an Authorization, got %r" % (auth,),
+                               code="bad-event", field="auth")
+        self.auth = auth
+        self.time_ms = _int_field("AuthGranted", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.auth.auth_id, self.time_ms)
+
+
+class AuthRevoked(Event):
+    __slots__ = ("auth_id", "reason")
+    kind = "auth_revoked"
+
+    def __init__(self, auth_id, time_ms, reason="revoked"):
+        if not isinstance(auth_id, str) or not auth_id:
+            raise SessionError("AuthRevoked: auth_id must be a non-empty string", code="bad-event",
+                               field="auth_id")
+        self.auth_id = auth_id
+        self.reason = reason
+        self.time_ms = _int_field("AuthRevoked", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.auth_id, self.time_ms, self.reason)
+
+
+class PilotChanged(Event):
+    __slots__ = ("state",)
+    kind = "pilot_changed"
+
+    def __init__(self, state, time_ms):
+        if state not in PILOT_STATES:
+            raise SessionError("PilotChanged: state %r unknown; allowed: %s" % (state, ", ".join(PILOT_STATES)),
+                               code="bad-event", field="state", allowed=PILOT_STATES)
+        self.state = state
+        self.time_ms = _int_field("PilotChanged", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.state, self.time_ms)
+
+
+class MeterReading(Event):
+    """One valid meter reading; a failed read is simply not fed (the meter timeout catches it)."""
+
+    __slots__ = ("energy_wh", "power_w", "current_a")
+    kind = "meter_reading"
+
+    def __init__(self, time_ms, energy_wh, power_w, current_a):
+        self.time_ms = _int_field("MeterReading", "time_ms", time_ms, 0)
+        self.energy_wh = _int_field("MeterReading", "energy_wh", energy_wh, 0)
+        self.power_w = _number_field("MeterReading", "power_w", power_w)
+        if isinstance(current_a, (int, float)) and not isinstance(current_a, bool):
+            current_a = (current_a,)
+        if not isinstance(current_a, (tuple, list)) or not 1 <= len(current_a) <= 3:
+            raise SessionError("MeterReading: current_a must be a number or 1 to 3 per-phase numbers, got %r"
+                               % (current_a,), code="bad-event", field="current_a")
+        for value in current_a:
+            _number_field("MeterReading", "current_a", value)
+        self.current_a = tuple(current_a)
+
+    @property
+    def max_current_a(self):
+        return max(self.current_a)
+
+    def fields(self):
+        return (self.time_ms, self.energy_wh, self.power_w, self.current_a)
+
+
+class LimitReached(Event):
+    __slots__ = ("limit",)
+    kind = "limit_reached"
+
+    def __init__(self, limit, time_ms):
+        self.limit = limit
+        self.time_ms = _int_field("LimitReached", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.limit, self.time_ms)
+
+
+class StopRequested(Event):
+    __slots__ = ("reason",)
+    kind = "stop_requested"
+
+    def __init__(self, time_ms, reason="stop_requested"):
+        self.reason = reason
+        self.time_ms = _int_field("StopRequested", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.time_ms, self.reason)
+
+
+class Fault(Event):
+    """A fault reported by a driver or found by the supervisor; ``latch`` needs a local reset."""
+
+    __slots__ = ("code", "latch")
+    kind = "fault"
+
+    def __init__(self, code, time_ms, latch=True):
+        if not isinstance(code, str) or not code:
+            raise SessionError("Fault: code must be a non-empty string", code="bad-event", field="code")
+        self.code = code
+        self.latch = bool(latch)
+        self.time_ms = _int_field("Fault", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.code, self.time_ms, self.latch)
+
+
+class TimerFired(Event):
+    __slots__ = ("timer_id",)
+    kind = "timer_fired"
+
+    def __init__(self, timer_id, time_ms):
+        self.timer_id = timer_id
+        self.time_ms = _int_field("TimerFired", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.timer_id, self.time_ms)
+
+
+class RelayFeedback(Event):
+    """The contactor's auxiliary contact (mirror) as read by the relay driver."""
+
+    __slots__ = ("closed",)
+    kind = "relay_feedback"
+
+    def __init__(self, closed, time_ms):
+        self.closed = bool(closed)
+        self.time_ms = _int_field("RelayFeedback", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.closed, self.time_ms)
+
+
+class LocalReset(Event):
+    """Someone at the charger cleared a latched fault (button or local CLI, never the network)."""
+
+    __slots__ = ()
+    kind = "local_reset"
+
+    def __init__(self, time_ms):
+        self.time_ms = _int_field("LocalReset", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.time_ms,)
+
+
+class GateChanged(Event):
+    """Sent by the safety supervisor to the session when power is withheld or given back."""
+
+    __slots__ = ("permitted", "reason")
+    kind = "gate_changed"
+
+    def __init__(self, permitted, reason, time_ms):
+        self.permitted = bool(permitted)
+        self.reason = reason
+        self.time_ms = _int_field("GateChanged", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.permitted, self.reason, self.time_ms)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+class Command:
+    __slots__ = ()
+    kind = "command"
+
+    def fields(self):
+        return ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.fields() == other.fields()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash((self.kind, repr(self.fields())))
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(repr(f) for f in self.fields()))
+
+
+class CloseRelay(Command):
+    __slots__ = ("reason",)
+    kind = "close_relay"
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def fields(self):
+        return (self.reason,)
+
+
+class OpenRelay(Command):
+    __slots__ = ("reason",)
+    kind = "open_relay"
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def fields(self):
+        return (self.reason,)
+
+
+class SetOfferedCurrent(Command):
+    """Pilot PWM duty in amps; 0 means no PWM (state B1/C1: "not now")."""
+
+    __slots__ = ("current_a",)
+    kind = "set_offered_current"
+
+    def __init__(self, current_a):
+        self.current_a = current_a
+
+    def fields(self):
+        return (self.current_a,)
+
+
+class PublishStatus(Command):
+    __slots__ = ("status",)
+    kind = "publish_status"
+
+    def __init__(self, status):
+        self.status = status
+
+    def fields(self):
+        return (self.status,)
+
+
+class JournalRecord(Command):
+    __slots__ = ("record", "data")
+    kind = "journal_record"
+
+    def __init__(self, record, data):
+        self.record = record
+        self.data = data
+
+    def fields(self):
+        return (self.record, self.data)
+
+
+class ScheduleTimer(Command):
+    """Fire ``TimerFired(timer_id, t)`` at ``at_ms``; replaces any pending timer of that id."""
+
+    __slots__ = ("timer_id", "at_ms")
+    kind = "schedule_timer"
+
+    def __init__(self, timer_id, at_ms):
+        self.timer_id = timer_id
+        self.at_ms = at_ms
+
+    def fields(self):
+        return (self.timer_id, self.at_ms)
+
+
+class CancelTimer(Command):
+    __slots__ = ("timer_id",)
+    kind = "cancel_timer"
+
+    def __init__(self, timer_id):
+        self.timer_id = timer_id
+
+    def fields(self):
+        return (self.timer_id,)
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def _setting(name, value, low, high, kinds=(int, float)):
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise SessionError("session setting %s must be a number in [%s, %s], got %r" % (name, low, high, value),
+                           code="bad-config", key=name, allowed=(low, high))
+    if value < low or value > high:
+        raise SessionError("session setting %s = %s outside the allowed range [%s, %s]" % (name, value, low, high),
+                           code="bad-config", key=name, allowed=(low, high))
+    return value
+
+
+class SessionSettings:
+    """How a session recognises the car; the socket-mode thresholds are site-tunable."""
+
+    __slots__ = ("mode", "max_current_a", "plug_current_a", "plug_hold_ms", "finish_current_a",
+                 "finish_hold_ms")
+
+    def __init__(self, *, mode="pilot", max_current_a=32, plug_current_a=0.5, plug_hold_ms=2000,
+                 finish_current_a=0.2, finish_hold_ms=60000):
+        if mode not in MODES:
+            raise SessionError("session setting mode = %r unknown; allowed: %s" % (mode, ", ".join(MODES)),
+                               code="bad-config", key="mode", allowed=MODES)
+        self.mode = mode
+        # 6 A is the lowest current IEC 61851 PWM can offer; 80 A the highest of a Type 2 socket.
+        self.max_current_a = _setting("max_current_a", max_current_a, 6, 80)
+        self.plug_current_a = _setting("plug_current_a", plug_current_a, 0.1, 5)
+        self.plug_hold_ms = _setting("plug_hold_ms", plug_hold_ms, 0, 60000, (int,))
+        self.finish_current_a = _setting("finish_current_a", finish_current_a, 0.05, 5)
+        if self.finish_current_a > self.plug_current_a:
+            raise SessionError("session setting finish_current_a = %s must not exceed plug_current_a = %s"
+                               % (finish_current_a, plug_current_a), code="bad-config",
+                               key="finish_current_a", allowed=(0.05, plug_current_a))
+        self.finish_hold_ms = _setting("finish_hold_ms", finish_hold_ms, 1000, 3600000, (int,))
+
+
+def _ceil_div(a, b):
+    return -((-a) // b)
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+class Session:
+    """One connector's sessions, one after another.
+
+    ``cost`` is the tariff engine's ``cost_paise(energy_wh, elapsed_ms, idle_ms) -> int`` (or an
+    object with that method); it is needed only for money limits and cost in status messages.
+    ``new_session_id`` makes session ids (injected so journals and tests are deterministic).
+    """
+
+    def __init__(self, *, settings=None, cost=None, new_session_id=None):
+        self.settings = settings if settings is not None else SessionSettings()
+        if not isinstance(self.settings, SessionSettings):
+            raise SessionError("settings must be a SessionSettings", code="bad-config", key="settings")
+        if cost is not None and not callable(cost):
+            method = getattr(cost, "cost_paise", None)
+            if method is None or not callable(method):
+                raise SessionError("cost must be a callable or have a cost_paise method",
+                                   code="bad-config", key="cost")
+            cost = method
+        self._cost_fn = cost
+        self._counter = 0
+        self._new_session_id = new_session_id if new_session_id is not None else self._next_counter_id
+        self.pilot_mode = self.settings.mode == "pilot"
+        self.state = IDLE
+        self.pilot = "A" if self.pilot_mode else None
+        self.last_summary = None
+        self._now_ms = 0
+        self._gate_ok = True
+        self._fault_code = None
+        # Last reading.
+        self._reading_ms = None
+        self._energy_wh = None
+        self._power_w = 0
+        self._current_a = 0.0
+        self._clear_session()
+
+    def _next_counter_id(self):
+        self._counter += 1
+        return "s%d" % self._counter
+
+    def _clear_session(self):
+        self._auth = None
+        self._auth_active = False
+        self.session_id = None
+        self.relay_requested = False
+        self._start_ms = None
+        self._start_energy_wh = None
+        self._idle_ms = 0
+        self._idle_since_ms = None
+        self._has_drawn = False
+        self._above_since_ms = None
+        self._below_since_ms = None
+        self._timers = {}
+        self._stop_reason = None
+
+    # --- queries used by the supervisor and the runtime -------------------------------------
+
+    @property
+    def active_auth_id(self):
+        """The authorization that currently lets power flow, or None once the session stops."""
+        if self._auth is not None and self._auth_active:
+            return self._auth.auth_id
+        return None
+
+    @property
+    def authorization(self):
+        return self._auth
+
+    @property
+    def stop_reason(self):
+        """Why the running (or just finished) session stopped; None while it runs."""
+        if self._stop_reason is not None:
+            return self._stop_reason
+        if self.state == FINISHED and self.last_summary is not None:
+            return self.last_summary["reason"]
+        return None
+
+    @property
+    def busy(self):
+        return self._auth is not None or self.state == FAULTED
+
+    def delivered_wh(self):
+        if self._start_energy_wh is None or self._energy_wh is None:
+            return 0
+        delivered = self._energy_wh - self._start_energy_wh
+        return delivered if delivered > 0 else 0
+
+    def idle_ms(self, now_ms):
+        if self._idle_since_ms is None:
+            return self._idle_ms
+        return self._idle_ms + (now_ms - self._idle_since_ms)
+
+    def elapsed_ms(self, now_ms):
+        if self._start_ms is None:
+            return 0
+        return now_ms - self._start_ms
+
+    def cost_paise(self, now_ms):
+        if self._cost_fn is None or self._start_ms is None:
+            return None
+        return self._cost(self.delivered_wh(), self.elapsed_ms(now_ms), self.idle_ms(now_ms))
+
+    def snapshot(self, now_ms):
+        """Status for publishers and status pages; totals of the running session."""
+        auth = self._auth
+        return {
+            "state": self.state,
+            "session_id": self.session_id,
+            "auth_id": auth.auth_id if auth is not None else None,
+            "source": auth.source if auth is not None else None,
+            "pilot": self.pilot,
+            "energy_wh": self.delivered_wh(),
+            "cost_paise": self.cost_paise(now_ms),
+            "elapsed_ms": self.elapsed_ms(now_ms),
+            "idle_ms": self.idle_ms(now_ms),
+            "stop_reason": self._stop_reason,
+            "fault": self._fault_code,
+            "last_session": self.last_summary if self.state == FINISHED else None,
+        }
+
+    def limit_due(self, now_ms):
+        """The first limit already reached at ``now_ms`` (power extrapolated), or None.
+
+        The supervisor calls this on its timer as a second line behind the limit timer.
+        """
+        auth = self._auth
+        if auth is None or not self._auth_active or self._start_ms is None:
+            return None
+        if auth.departure_ms is not None and now_ms >= auth.departure_ms:
+            return "departure"
+        if auth.time_limit_ms is not None and now_ms - self._start_ms >= auth.time_limit_ms:
+            return "time"
+        energy_wh = self._projected_energy_wh(now_ms)
+        if auth.energy_limit_wh is not None and energy_wh >= auth.energy_limit_wh:
+            return "energy"
+        if auth.money_limit_paise is not None:
+            cost = self._cost(energy_wh, now_ms - self._start_ms, self._projected_idle_ms(now_ms))
+            if cost >= auth.money_limit_paise:
+                return "money"
+        return None
+
+    # --- event entry point --------------------------------------------------------------------
+
+    def validate(self, event):
+        """Raise ``SessionError`` if ``event`` cannot apply now; changes nothing either way."""
+        if not isinstance(event, Event):
+            raise SessionError("not an event: %r" % (event,), code="bad-event")
+        if event.time_ms < self._now_ms:
+            raise SessionError("%s at %d ms is older than the last event at %d ms"
+                               % (type(event).__name__, event.time_ms, self._now_ms),
+                               code="time-backwards", field="time_ms")
+        if getattr(self, "_on_" + event.kind, None) is None:
+            raise SessionError("event kind %r is not handled by the session" % event.kind, code="bad-event")
+        self._check(event)
+
+    def handle(self, event):
+        """Apply one event; returns the commands it causes. Invalid events change nothing."""
+        self.validate(event)
+        handler = getattr(self, "_on_" + event.kind)
+        before = self.state
+        out = []
+        self._now_ms = event.time_ms
+        handler(event, out)
+        if self.state != before:
+            out.append(PublishStatus(self.snapshot(event.time_ms)))
+        return out
+
+    def _check(self, event):
+        """Refuse events that cannot apply before anything is changed."""
+        kind = event.kind
+        if kind == "auth_granted":
+            auth = event.auth
+            if self.state == FAULTED:
+                raise SessionError("cannot authorize %s: charger faulted (%s); a local reset is needed"
+                                   % (auth.auth_id, self._fault_code), code="session-faulted")
+            if self._auth is not None:
+                raise SessionError("cannot authorize %s: session %s already holds %s"
+                                   % (auth.auth_id, self.session_id, self._auth.auth_id), code="session-busy")
+            if auth.money_limit_paise is not None and self._cost_fn is None:
+                raise SessionError("authorization %s has a money limit but no cost function was given"
+                                   % auth.auth_id, code="no-tariff")
+            if auth.departure_ms is not None and auth.departure_ms <= event.time_ms:
+                raise SessionError("authorization %s departs at %d ms, which has passed"
+                                   % (auth.auth_id, auth.departure_ms), code="auth-expired")
+        elif kind == "auth_revoked":
+            if self._auth is None or self._auth.auth_id != event.auth_id:
+                raise SessionError("cannot revoke %s: not the active authorization" % event.auth_id,
+                                   code="unknown-authorization", auth_id=event.auth_id)
+        elif kind == "pilot_changed":
+            if not self.pilot_mode:
+                raise SessionError("pilot event in socket mode: this connector has no control pilot",
+                                   code="bad-event", field="state")
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    def _on_auth_granted(self, event, out):
+        now = event.time_ms
+        auth = event.auth
+        self._clear_session()
+        self._fault_code = None
+        self._auth = auth
+        self._auth_active = True
+        self.session_id = self._new_session_id()
+        out.append(JournalRecord("authorized", {"session_id": self.session_id, "auth_id": auth.auth_id,
+                                                "source": auth.source, "time_ms": now,
+                                                "limits": auth.limits()}))
+        if not self.pilot_mode:
+            self.state = AUTHORIZED_WAITING_FOR_CAR
+            out.append(SetOfferedCurrent(self.settings.max_current_a))
+            self._open(now, out)
+            return
+        if self.pilot in ("B", "C", "D"):
+            out.append(SetOfferedCurrent(self.settings.max_current_a))
+        if self.pilot in ("C", "D"):
+            self._start_charging(now, out)
+        else:
+            self.state = AUTHORIZED_WAITING_FOR_CAR
+
+    def _on_auth_revoked(self, event, out):
+        # After a stop the session is only waiting for the car to leave; nothing left to revoke.
+        if self._auth_active:
+            self._stop(event.reason, event.time_ms, out)
+
+    def _on_stop_requested(self, event, out):
+        if self._auth is not None and self._auth_active:
+            self._stop(event.reason, event.time_ms, out)
+
+    def _on_limit_reached(self, event, out):
+        if self._auth is not None and self._auth_active:
+            self._stop("limit_" + str(event.limit), event.time_ms, out)
+
+    def _on_fault(self, event, out):
+        now = event.time_ms
+        if event.latch:
+            if self.state == FAULTED:
+                return
+            self._fault_code = event.code
+            self._drop_power(out)
+            if self._start_ms is not None:
+                self._stop_reason = event.code
+                self._finish(event.code, now, out)
+            self._clear_session()
+            self.state = FAULTED
+            return
+        if self._auth is not None and self._auth_active:
+            self._stop(event.code, now, out)
+
+    def _on_local_reset(self, event, out):
+        if self.state != FAULTED:
+            return
+        self._fault_code = None
+        self.state = PLUGGED_WAITING_FOR_AUTH if self.pilot in ("B", "C", "D") else IDLE
+        out.append(JournalRecord("fault_cleared", {"time_ms": event.time_ms}))
+
+    def _on_relay_feedback(self, event, out):
+        return
+
+    def _on_gate_changed(self, event, out):
+        self._gate_ok = event.permitted
+        if not event.permitted and self.state == CHARGING:
+            self.state = SUSPENDED_EVSE
+        elif event.permitted and self.state == SUSPENDED_EVSE:
+            self.state = CHARGING
+
+    def _on_pilot_changed(self, event, out):
+        now = event.time_ms
+        new = event.state
+        self.pilot = new
+        if new in ("E", "F", "diode_fault"):
+            # The supervisor latches these too; the session does not wait for it.
+            self._on_fault(Fault("pilot_" + new, now, latch=True), out)
+            return
+        state = self.state
+        if state == FAULTED:
+            return
+        if new == "A":
+            if state in (CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING):
+                self._drop_power(out)
+                reason = self._stop_reason or "ev_disconnected"
+                self._finish(reason, now, out)
+            elif state == PLUGGED_WAITING_FOR_AUTH:
+                self.state = IDLE
+            elif state == AUTHORIZED_WAITING_FOR_CAR:
+                out.append(SetOfferedCurrent(0))
+            return
+        # B, C or D: a car is there.
+        if state in (IDLE, FINISHED):
+            self.state = PLUGGED_WAITING_FOR_AUTH
+        elif state == AUTHORIZED_WAITING_FOR_CAR:
+            out.append(SetOfferedCurrent(self.settings.max_current_a))
+            if new in ("C", "D"):
+                self._start_charging(now, out)
+        elif state in (CHARGING, SUSPENDED_EVSE) and new == "B":
+            self.state = SUSPENDED_EV
+            self.relay_requested = False
+            out.append(OpenRelay("ev_paused"))
+            self._update_idle(now)
+        elif state == SUSPENDED_EV and new in ("C", "D"):
+            self._start_charging(now, out)
+
+    def _on_meter_reading(self, event, out):
+        now = event.time_ms
+        self._reading_ms = now
+        self._energy_wh = event.energy_wh
+        self._power_w = event.power_w
+        self._current_a = event.max_current_a
+        if self._start_ms is not None and self._start_energy_wh is None:
+            self._start_energy_wh = event.energy_wh
+        if self.relay_requested and self._current_a >= self.settings.finish_current_a and self._start_ms is not None:
+            if not self._has_drawn:
+                self._has_drawn = True
+        if not self.pilot_mode:
+            self._socket_holds(now, out)
+        self._update_idle(now)
+        if self.relay_requested and self._auth_active:
+            due = self.limit_due(now)
+            if due is not None:
+                self._stop("limit_" + due, now, out)
+            else:
+                self._plan_limits(now, out)
+
+    def _on_timer_fired(self, event, out):
+        now = event.time_ms
+        at_ms = self._timers.get(event.timer_id)
+        if at_ms is None or now < at_ms:
+            return
+        del self._timers[event.timer_id]
+        if event.timer_id == LIMIT_TIMER:
+            due = self.limit_due(now)
+            if due is not None:
+                self._stop("limit_" + due, now, out)
+            elif self._auth_active:
+                self._plan_limits(now, out)
+        elif not self.pilot_mode:
+            self._socket_holds(now, out)
+            self._update_idle(now)
+
+    # --- mechanics ----------------------------------------------------------------------------
+
+    def _cost(self, energy_wh, elapsed_ms, idle_ms):
+        value = self._cost_fn(energy_wh, elapsed_ms, idle_ms)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SessionError("cost function returned %r; it must return an int of paise >= 0" % (value,),
+                               code="bad-tariff")
+        return value
+
+    def _open(self, now, out):
+        """Start counting the session: energy, elapsed time and limits from here."""
+        if self._start_ms is not None:
+            return
+        self._start_ms = now
+        self._start_energy_wh = self._energy_wh
+        self.relay_requested = True
+        out.append(CloseRelay("session"))
+        out.append(JournalRecord("session_start", {"session_id": self.session_id, "time_ms": now,
+                                                   "meter_wh": self._energy_wh}))
+        self._plan_limits(now, out)
+
+    def _start_charging(self, now, out):
+        if self._start_ms is None:
+            self._open(now, out)
+        elif not self.relay_requested:
+            self.relay_requested = True
+            out.append(CloseRelay("ev_resumed"))
+        self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
+        self._update_idle(now)
+
+    def _drop_power(self, out):
+        if self.relay_requested:
+            self.relay_requested = False
+        out.append(OpenRelay("session"))
+        if self.pilot_mode:
+            out.append(SetOfferedCurrent(0))
+
+    def _stop(self, reason, now, out):
+        """End the charging part: open, stop offering; the car may stay parked (idle counts)."""
+        self._auth_active = False
+        self._stop_reason = reason
+        self._drop_power(out)
+        self._cancel(LIMIT_TIMER, out)
+        self._update_idle(now)
+        out.append(JournalRecord("session_stop", {"session_id": self.session_id, "reason": reason,
+                                                  "time_ms": now}))
+        if self.pilot_mode and self.pilot in ("B", "C", "D") and self._start_ms is not None:
+            self.state = FINISHING
+            return
+        if self._start_ms is None:
+            # Nothing was ever delivered: the authorization lapses without a session record.
+            self._clear_session()
+            self.state = PLUGGED_WAITING_FOR_AUTH if self.pilot in ("B", "C", "D") else IDLE
+            return
+        self._finish(reason, now, out)
+
+    def _finish(self, reason, now, out):
+        self._update_idle(now)
+        if self._idle_since_ms is not None:
+            self._idle_ms += now - self._idle_since_ms
+            self._idle_since_ms = None
+        summary = {
+            "session_id": self.session_id,
+            "auth_id": self._auth.auth_id if self._auth is not None else None,
+            "reason": reason,
+            "start_ms": self._start_ms,
+            "end_ms": now,
+            "energy_wh": self.delivered_wh(),
+            "elapsed_ms": now - self._start_ms,
+            "idle_ms": self._idle_ms,
+            "cost_paise": self.cost_paise(now),
+            "meter_start_wh": self._start_energy_wh,
+            "meter_end_wh": self._energy_wh,
+        }
+        for timer_id in list(self._timers):
+            self._cancel(timer_id, out)
+        out.append(JournalRecord("session_end", summary))
+        self.last_summary = summary
+        self._clear_session()
+        self.state = FINISHED
+
+    def _cancel(self, timer_id, out):
+        if timer_id in self._timers:
+            del self._timers[timer_id]
+            out.append(CancelTimer(timer_id))
+
+    def _schedule(self, timer_id, at_ms, out):
+        if self._timers.get(timer_id) != at_ms:
+            self._timers[timer_id] = at_ms
+            out.append(ScheduleTimer(timer_id, at_ms))
+
+    def _is_idle(self):
+        if self._start_ms is None or not self._has_drawn:
+            return False
+        if not self.relay_requested or self.state == SUSPENDED_EVSE:
+            return True
+        return self._current_a < self.settings.finish_current_a
+
+    def _update_idle(self, now):
+        idle = self._is_idle()
+        if idle and self._idle_since_ms is None:
+            self._idle_since_ms = now
+        elif not idle and self._idle_since_ms is not None:
+            self._idle_ms += now - self._idle_since_ms
+            self._idle_since_ms = None
+
+    def _projected_energy_wh(self, now_ms):
+        delivered = self.delivered_wh()
+        if self.state != CHARGING or self._reading_ms is None or self._power_w <= 0 or now_ms <= self._reading_ms:
+            return delivered
+        return delivered + int(self._power_w * (now_ms - self._reading_ms)) // _MS_PER_HOUR
+
+    def _projected_idle_ms(self, now_ms):
+        return self.idle_ms(now_ms)
+
+    def _plan_limits(self, now, out):
+        """Schedule the limit timer at the earliest instant a limit will be reached."""
+        auth = self._auth
+        if auth is None or self._start_ms is None:
+            return
+        deadlines = []
+        if auth.departure_ms is not None:
+            deadlines.append(auth.departure_ms)
+        if auth.time_limit_ms is not None:
+            deadlines.append(self._start_ms + auth.time_limit_ms)
+        power = int(self._power_w)
+        anchor = self._reading_ms
+        if anchor is not None and power > 0 and self.state == CHARGING and self._start_energy_wh is not None:
+            delivered = self.delivered_wh()
+            if auth.energy_limit_wh is not None:
+                remaining = auth.energy_limit_wh - delivered
+                deadlines.append(anchor + _ceil_div(remaining * _MS_PER_HOUR, power))
+            if auth.money_limit_paise is not None:
+                at = self._money_crossing(anchor, delivered, power, auth.money_limit_paise)
+                if at is not None:
+                    deadlines.append(at)
+        if not deadlines:
+            self._cancel(LIMIT_TIMER, out)
+            return
+        at_ms = deadlines[0]
+        for value in deadlines:
+            if value < at_ms:
+                at_ms = value
+        if at_ms < now:
+            at_ms = now
+        self._schedule(LIMIT_TIMER, at_ms, out)
+
+    def _money_crossing(self, anchor, delivered, power, limit):
+        elapsed0 = anchor - self._start_ms
+        idle0 = self.idle_ms(anchor)
+        idle_grows = self._idle_since_ms is not None
+
+        def cost_after(dt):
+            return self._cost(delivered + power * dt // _MS_PER_HOUR, elapsed0 + dt,
+                              idle0 + (dt if idle_grows else 0))
+
+        if cost_after(0) >= limit:
+            return anchor
+        high = 1000
+        while cost_after(high) < limit:
+            if high >= _MONEY_HORIZON_MS:
+                return None
+            high *= 2
+        low = 0
+        while high - low > 1:
+            mid = (low + high) // 2
+            if cost_after(mid) >= limit:
+                high = mid
+            else:
+                low = mid
+        return anchor + high
+
+    def _socket_holds(self, now, out):
+        settings = self.settings
+        current = self._current_a
+        if self.state == AUTHORIZED_WAITING_FOR_CAR:
+            if current > settings.plug_current_a:
+                if self._above_since_ms is None:
+                    self._above_since_ms = now
+                if now - self._above_since_ms >= settings.plug_hold_ms:
+                    self._cancel(PLUG_HOLD_TIMER, out)
+                    self._has_drawn = True
+                    self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
+                    out.append(JournalRecord("ev_detected", {"session_id": self.session_id, "time_ms": now}))
+                    self._plan_limits(now, out)
+                else:
+                    self._schedule(PLUG_HOLD_TIMER, self._above_since_ms + settings.plug_hold_ms, out)
+            else:
+                self._above_since_ms = None
+                self._cancel(PLUG_HOLD_TIMER, out)
+        elif self.state in (CHARGING, SUSPENDED_EV):
+            if current < settings.finish_current_a:
+                if self._below_since_ms is None:
+                    self._below_since_ms = now
+                self.state = SUSPENDED_EV
+                if now - self._below_since_ms >= settings.finish_hold_ms:
+                    self._cancel(FINISH_HOLD_TIMER, out)
+                    self._stop("ev_finished", now, out)
+                else:
+                    self._schedule(FINISH_HOLD_TIMER, self._below_since_ms + settings.finish_hold_ms, out)
+            else:
+                self._below_since_ms = None
+                self._cancel(FINISH_HOLD_TIMER, out)
+                self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
