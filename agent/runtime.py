@@ -1,0 +1,903 @@
+"""The runtime: the only place that knows every layer, and the owner of every task.
+
+It turns driver observations into core events and core commands into driver calls:
+
+    meter poll ---------\\
+    pilot listener -----+--> event list --> dispatcher --> SafetySupervisor.handle / tick
+    relay feedback -----+                                   |
+    timers, API calls --/                                   v
+                                 commands: OpenRelay first, journal records, offered current,
+                                 status, timers, CloseRelay last (after the durable start)
+
+Why a single dispatcher: the portable core is a pure state machine that must see events in
+time order, one at a time; all sources only append to a list and wake the dispatcher (an
+``asyncio.Event``, no ``Queue``, so the same shape runs under MicroPython's asyncio).
+
+Durability follows ``agent.journal``'s contract: the session's start reading is committed
+before the relay closes, the stop reading is taken after it opened, and receipts are stored
+exactly once. On boot the relay is forced open before anything else, then unfinished
+sessions are reconciled from the journal with the meter's own register.
+
+It also implements ``agent.service.ChargerService`` for the protocols.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from agent.auth import Authorizer
+from agent.clock import Clock
+from agent.config import SiteConfig, utc_offset_s
+from agent.errors import AgentError
+from agent.journal import Journal
+from agent.safety import SafetySettings, SafetySupervisor
+from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
+from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalRecord, LocalReset,
+                           MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
+                           ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
+                           TimerFired)
+from agent.tariff import LivePricer, Period, SessionPricer, Tariff, price_periods
+from board.checks import ConfigError
+
+log = logging.getLogger("urja.runtime")
+meter_log = logging.getLogger("urja.meter")
+
+TICK_S = 0.05  # safety supervision period (real time): well inside IEC 61851's 100 ms
+CONNECTOR_ID = "1"
+
+
+class RuntimeError_(AgentError):
+    code = "runtime-error"
+
+
+class Identity:
+    """The charger's keys and its agency certificate, loaded once at start."""
+
+    def __init__(self, *, keyring, certificate: dict, agency_public_key: bytes | None):
+        self.keyring = keyring
+        self.certificate = certificate
+        self.agency_public_key = agency_public_key
+
+    def __repr__(self) -> str:
+        return f"Identity({self.keyring.subscriber_id!r})"
+
+
+def load_identity(config: SiteConfig) -> Identity:
+    """Keys from ``[identity] key_dir``; the certificate from ``certificate`` or the key dir."""
+    from protocols.signing.agency import read_agency_public_key
+    from protocols.signing.errors import ProtocolError
+    from protocols.signing.keys import load_keyring
+
+    key_dir = Path(config.key_dir)
+    if not key_dir.is_dir() or not any(key_dir.iterdir()):
+        raise ConfigError(config.path, "identity.key_dir",
+                          f"no keys in {key_dir}; create them with: urja keygen --key-dir {key_dir} "
+                          f"--subscriber-id {config.site_id}")
+    try:
+        keyring = load_keyring(key_dir)
+    except ProtocolError as exc:
+        raise ConfigError(config.path, "identity.key_dir", str(exc)) from None
+    cert_path = Path(config.certificate) if config.certificate else key_dir / "certificate.json"
+    try:
+        certificate = json.loads(cert_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(config.path, "identity.certificate",
+                          f"no agency certificate at {cert_path}; ask the agency: "
+                          f"urja agency certify {key_dir}/subscription-request.json") from None
+    except ValueError as exc:
+        raise ConfigError(config.path, "identity.certificate", f"{cert_path} is not JSON: {exc}") from None
+    agency_key = None
+    if config.agency_key:
+        try:
+            agency_key = read_agency_public_key(config.agency_key)
+        except (OSError, ProtocolError) as exc:
+            raise ConfigError(config.path, "identity.agency_key", str(exc)) from None
+    return Identity(keyring=keyring, certificate=certificate, agency_public_key=agency_key)
+
+
+def tariff_digest(tariff: dict) -> str:
+    """Digest of the tariff's canonical JSON: binds a receipt to the exact prices it used."""
+    import rfc8785
+
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(tariff)).hexdigest()
+
+
+class _Meta:
+    """What the runtime knows of a session beyond the core's view."""
+
+    __slots__ = ("source", "reference", "token", "paid_minor", "acceptance_digest", "start_s",
+                 "start_wh", "pricer", "view", "reservation_id", "limits")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+
+class Runtime(ChargerService):
+    """One charger: a board, the core, the journal, the tariff and the identity."""
+
+    def __init__(self, *, config: SiteConfig, board, journal: Journal, tariff: dict, identity: Identity,
+                 clock: Clock, new_id: Callable[[], str] | None = None,
+                 session_settings: SessionSettings | None = None,
+                 safety_settings: SafetySettings | None = None):
+        self.config = config
+        self.board = board
+        self.journal = journal
+        self.identity = identity
+        self.clock = clock
+        self._new_id = new_id or (lambda: uuid.uuid4().hex[:20])
+        self._tariff_dict = tariff
+        self._tariff = Tariff(tariff)
+        self._tariff_digest = tariff_digest(tariff)
+        pilot_mode = bool(getattr(board.pilot, "has_pilot", False))
+        max_a = board.profile.max_current_a
+        if config.max_current_a is not None:
+            max_a = min(max_a, config.max_current_a)
+        self.max_current_a = max_a
+        settings = session_settings or SessionSettings(mode="pilot" if pilot_mode else "socket",
+                                                       max_current_a=max_a)
+        self.core = Session(settings=settings, cost=self._cost_paise, new_session_id=self._new_id)
+        self.safety = SafetySupervisor(session=self.core, settings=safety_settings or SafetySettings(
+            meter_timeout_ms=config.meter_timeout_ms))
+        limits = {"energy_limit_wh": config.default_limit_wh} if config.default_limit_wh else None
+        allow = {tok: None for tok in config.allow_tokens}
+        self.authorizer = Authorizer(new_id=self._new_id, allow_list=allow,
+                                     free_vend=config.auth_mode == "free_vend", free_vend_limits=limits)
+        self._events: list[Callable[[int], Any]] = []
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._posted = 0
+        self._handled = 0
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._timers: dict[str, asyncio.Task] = {}
+        self._listeners: list[Callable[[str, Any], None]] = []
+        self._meta: dict[str, _Meta] = {}
+        self._meta_by_auth: dict[str, _Meta] = {}
+        self._views: dict[str, SessionView] = {}
+        self._last_reading = None
+        self._last_event_ms = 0
+        self._feedback = None
+        self._reservation = None  # (reservation_id, expires_s, token)
+        self._connector_updated_s = clock.wall_s()
+        self._connector_status = None
+        self._relay_lock = asyncio.Lock()
+        self._stopping = False
+        self.relay_commands = 0
+        self.on_relay_command: Callable[[Any, int], None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Relay open first; then reconcile the journal; then the tasks."""
+        for cmd in self.safety.boot(self.clock.monotonic_ms()):
+            await self._execute(cmd)
+        await self.board.relay.open()
+        reading = await self._read_meter_for_boot()
+        if reading is not None:
+            closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
+                                            make_receipt=self._receipt_for_record,
+                                            meter_serial=reading.serial or self._meter_serial())
+            for rec in closed:
+                log.warning("recovered session %s after restart: %s Wh billed (reason %s)",
+                            rec.session_id, rec.energy_wh, rec.stop_reason)
+        elif self.journal.open_sessions():
+            log.error("meter unreadable at boot: unfinished sessions stay open until it answers")
+        pilot = self.board.pilot
+        if getattr(pilot, "has_pilot", False):
+            pilot.add_listener(self._on_pilot)
+            if pilot.state and pilot.state != "A":
+                self._on_pilot_state(pilot.state, pilot.diode_fault)
+        self._spawn("urja-dispatch", self._dispatch_loop())
+        self._spawn("urja-meter-poll", self._meter_loop())
+        self._spawn("urja-safety-tick", self._tick_loop())
+        self._refresh_connector()
+        log.info("started: site %s, board %s, %s mode, max %s A, tariff %s", self.config.site_id,
+                 self.board.profile.name, self.core.settings.mode, self.max_current_a,
+                 self._tariff_dict.get("id"))
+
+    async def close(self) -> None:
+        """Open the relay, stop every task, close the journal; safe to call twice."""
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            async with self._relay_lock:
+                await self.board.relay.open()
+        finally:
+            tasks = list(self._tasks.values()) + list(self._timers.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
+            self._timers.clear()
+            for _, fut in self._waiters:
+                if not fut.done():
+                    fut.cancel()
+            pilot = self.board.pilot
+            if getattr(pilot, "has_pilot", False):
+                pilot.remove_listener(self._on_pilot)
+            log.info("stopped: relay open")
+
+    def _spawn(self, name: str, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks[name] = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        if exc is not None:
+            # A dead loop means nobody supervises the relay: open it and say why.
+            log.critical("task %s died: %r; opening the relay", task.get_name(), exc)
+            asyncio.get_running_loop().create_task(self.board.relay.open(), name="urja-emergency-open")
+
+    # --- events in ------------------------------------------------------------------------
+
+    def post(self, make_event: Callable[[int], Any]) -> int:
+        """Queue an event; ``make_event(time_ms)`` builds it when its turn comes (time stays ordered)."""
+        self._events.append(make_event)
+        self._posted += 1
+        self._wake.set()
+        return self._posted
+
+    async def post_and_wait(self, make_event: Callable[[int], Any]):
+        """Queue an event and wait until it (and everything before it) has been carried out."""
+        seq = self.post(make_event)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, fut))
+        self._wake.set()
+        return await fut
+
+    def _now_ms(self) -> int:
+        now = self.clock.monotonic_ms()
+        if now < self._last_event_ms:
+            now = self._last_event_ms
+        self._last_event_ms = now
+        return now
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._events:
+                make = self._events.pop(0)
+                self._handled += 1
+                seq = self._handled
+                error = None
+                try:
+                    now = self._now_ms()
+                    event = make(now)
+                    if event is _TICK:
+                        commands = self.safety.tick(now)
+                    else:
+                        commands = self.safety.handle(event)
+                except AgentError as exc:
+                    error = exc
+                    commands = []
+                    log.warning("event refused: %s", exc)
+                await self._execute_all(commands)
+                self._resolve_waiters(seq, error)
+            self._resolve_waiters(self._handled, None)
+
+    def _resolve_waiters(self, seq: int, error) -> None:
+        keep = []
+        for wseq, fut in self._waiters:
+            if wseq <= seq:
+                if not fut.done():
+                    if error is not None and wseq == seq:
+                        fut.set_exception(error)
+                    else:
+                        fut.set_result(None)
+            else:
+                keep.append((wseq, fut))
+        self._waiters = keep
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            feedback = self.board.relay.feedback
+            if feedback is not None and feedback != self._feedback:
+                self._feedback = feedback
+                self.post(lambda t, f=feedback: RelayFeedback(f, t))
+            self.post(_tick)  # through the dispatcher, so ticks and events never interleave
+            self._expire_reservation()
+
+    async def _meter_loop(self) -> None:
+        from drivers.meter.base import MeterEnergyBackwards, MeterFault
+
+        period_s = self.config.meter_poll_ms / 1000
+        polls = 0
+        while True:
+            try:
+                reading = await self.board.meter.read()
+            except MeterEnergyBackwards as exc:
+                meter_log.error("fault %s: %s", exc.code, exc)
+                self.post(lambda t: Fault("meter_energy_backwards", t, latch=True))
+            except MeterFault as exc:
+                meter_log.warning("fault %s: %s (health: %s)", exc.code, exc, self.board.meter.health)
+            else:
+                self._last_reading = reading
+                self.post(lambda t, r=reading: self._reading_event(r, t))
+                polls += 1
+                # One line a minute while idle, every ten seconds while charging (simulated time).
+                every = 10 if self.core.state == "charging" else 60
+                if polls % max(1, int(every / period_s)) == 1:
+                    meter_log.info("energy_wh=%d power_w=%.0f current_a=%s voltage_v=%s frequency_hz=%s quality=%s",
+                                   reading.energy_import_wh, reading.power_w,
+                                   "/".join(f"{a:.1f}" for a in reading.current_a),
+                                   "/".join(f"{v:.0f}" for v in reading.voltage_v),
+                                   None if reading.frequency_hz is None else f"{reading.frequency_hz:.2f}",
+                                   ",".join(sorted(reading.quality)))
+            await self.clock.sleep(period_s)
+
+    def _reading_event(self, reading, time_ms: int):
+        sid = self.core.session_id
+        meta = self._meta.get(sid) if sid else None
+        if meta is not None and meta.pricer is not None:
+            charging = self.core.state == "charging" and reading.power_w > 1
+            try:
+                meta.pricer.reading(int(self.clock.wall_s()), reading.energy_import_wh, power_w=int(reading.power_w),
+                                    current_ma=int(max(reading.current_a) * 1000), charging=charging)
+            except AgentError as exc:
+                log.warning("pricer refused reading: %s", exc)
+            try:
+                self.journal.checkpoint(sid, reading.energy_import_wh, self.clock.wall_s())
+            except AgentError as exc:
+                log.warning("checkpoint not written: %s", exc)
+        return MeterReading(time_ms, reading.energy_import_wh, float(reading.power_w), tuple(reading.current_a))
+
+    def _on_pilot(self, event) -> None:
+        self._on_pilot_state(event.state, event.diode_fault)
+
+    def _on_pilot_state(self, state, diode_fault) -> None:
+        if diode_fault:
+            state = "diode_fault"
+        if state is None:
+            return
+        self.post(lambda t, s=state: PilotChanged(s, t))
+        if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend \
+                and self._reservation is None:
+            auth = self.authorizer.from_free_vend()
+            self.post(lambda t, a=auth: self._grant(a, _Meta(source="free_vend", reference="free-vend"), t))
+        self._refresh_connector()
+
+    # --- commands out ----------------------------------------------------------------------
+
+    async def _execute_all(self, commands) -> None:
+        if not commands:
+            return
+        opens = [c for c in commands if isinstance(c, OpenRelay)]
+        closes = [c for c in commands if isinstance(c, CloseRelay)]
+        records = [c for c in commands if isinstance(c, JournalRecord)]
+        rest = [c for c in commands if not isinstance(c, (OpenRelay, CloseRelay, JournalRecord))]
+        for cmd in opens + records + rest + closes:
+            await self._execute(cmd)
+
+    async def _execute(self, cmd) -> None:
+        if isinstance(cmd, (OpenRelay, CloseRelay)):
+            self.relay_commands += 1
+            if self.on_relay_command is not None:
+                self.on_relay_command(cmd, self.clock.monotonic_ms())
+            async with self._relay_lock:
+                if self._stopping and isinstance(cmd, CloseRelay):
+                    return
+                if isinstance(cmd, OpenRelay):
+                    await self.board.relay.open()
+                else:
+                    await self.board.relay.close()
+            log.info("relay %s (%s)", "open" if isinstance(cmd, OpenRelay) else "closed", cmd.reason)
+            self._refresh_connector()
+        elif isinstance(cmd, SetOfferedCurrent):
+            pilot = self.board.pilot
+            if getattr(pilot, "has_pilot", False):
+                await pilot.set_offered_current(min(cmd.current_a, self.max_current_a) if cmd.current_a else 0)
+        elif isinstance(cmd, ScheduleTimer):
+            self._schedule(cmd.timer_id, cmd.at_ms)
+        elif isinstance(cmd, CancelTimer):
+            task = self._timers.pop(cmd.timer_id, None)
+            if task is not None:
+                task.cancel()
+        elif isinstance(cmd, JournalRecord):
+            self._journal(cmd.record, cmd.data)
+        elif isinstance(cmd, PublishStatus):
+            self._publish(cmd.status)
+
+    def _schedule(self, timer_id: str, at_ms: int) -> None:
+        old = self._timers.pop(timer_id, None)
+        if old is not None:
+            old.cancel()
+
+        async def fire():
+            await self.clock.sleep(max(0, at_ms - self.clock.monotonic_ms()) / 1000)
+            self._timers.pop(timer_id, None)
+            self.post(lambda t: TimerFired(timer_id, t))
+
+        self._timers[timer_id] = asyncio.get_running_loop().create_task(fire(), name=f"urja-timer-{timer_id}")
+
+    def _journal(self, record: str, data: dict) -> None:
+        if record == "authorized":
+            meta = self._meta_by_auth.pop(data.get("auth_id"), None)
+            if meta is not None:
+                self._meta[data["session_id"]] = meta
+        if record == "session_start":
+            self._session_started(data)
+        elif record == "session_end":
+            self._session_ended(data)
+        elif record in ("fault", "fault_reset", "session_stop", "authorized"):
+            log.info("%s %s", record, {k: v for k, v in data.items() if k != "limits"})
+
+    def _session_started(self, data: dict) -> None:
+        sid = data["session_id"]
+        meta = self._meta.setdefault(sid, _Meta(source="unknown", reference=sid))
+        reading = self._last_reading
+        start_wh = data.get("meter_wh")
+        if start_wh is None:
+            start_wh = reading.energy_import_wh if reading is not None else 0
+        now_s = self.clock.wall_s()
+        meta.start_s = now_s
+        meta.start_wh = start_wh
+        meta.pricer = LivePricer(self._tariff, utc_offset_s=utc_offset_s(self.config.place.timezone, now_s))
+        meta.pricer.reading(int(now_s), start_wh, charging=False)
+        auth = self.core.authorization
+        self.journal.start_session(
+            sid, connector_id=int(CONNECTOR_ID),
+            auth={"source": meta.source, "reference": meta.reference, "token": meta.token,
+                  "auth_id": auth.auth_id if auth else None, "paid_minor": meta.paid_minor,
+                  "acceptance_digest": meta.acceptance_digest,
+                  "limits": auth.limits() if auth else {}},
+            start_wh=start_wh, start_time_s=now_s, meter_serial=self._meter_serial(),
+            tariff_id=self._tariff_dict.get("id"))
+        log.info("session %s started at %d Wh (%s %s)", sid, start_wh, meta.source, meta.reference)
+        self._update_view(sid)
+
+    def _session_ended(self, summary: dict) -> None:
+        sid = summary["session_id"]
+        meta = self._meta.get(sid)
+        reading = self._last_reading
+        stop_wh = summary.get("meter_end_wh")
+        if stop_wh is None:
+            stop_wh = reading.energy_import_wh if reading is not None else (meta.start_wh if meta else 0)
+        now_s = self.clock.wall_s()
+        if meta is not None and meta.pricer is not None:
+            try:
+                meta.pricer.reading(int(now_s), stop_wh, charging=False)
+            except AgentError:
+                pass
+        rec = self.journal.stop_session(sid, stop_wh=stop_wh, stop_time_s=now_s, reason=summary.get("reason"))
+        receipt = self._receipt_for_record(rec)
+        self.journal.store_receipt(sid, receipt)
+        view = self._update_view(sid, final=True)
+        log.info("session %s ended: %s Wh, %s %s, reason %s", sid, rec.energy_wh,
+                 view.cost.paid_text() if view.cost else "-", self._tariff.currency, summary.get("reason"))
+        self._notify("receipt", (sid, json.loads(receipt)))
+
+    def _publish(self, status: dict) -> None:
+        sid = status.get("session_id")
+        if sid:
+            self._update_view(sid)
+        self._refresh_connector()
+
+    # --- receipts ---------------------------------------------------------------------------
+
+    def _breakdown_for(self, rec, meta):
+        if meta is not None and meta.pricer is not None:
+            return meta.pricer.breakdown()
+        # Recovered after a crash: only the durable start and stop are known, so the session
+        # is priced as one period from its start (documented in ARCHITECTURE.md).
+        offset = utc_offset_s(self.config.place.timezone, rec.start_time_s)
+        elapsed = max(0, int((rec.stop_time_s or rec.start_time_s) - rec.start_time_s))
+        energy = int(round((rec.stop_wh or rec.start_wh) - rec.start_wh))
+        return price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset)
+
+    def _receipt_for_record(self, rec) -> str:
+        from protocols.signing.ocmf import OcmfReading, build_ocmf
+        from protocols.signing.receipt import CostBreakdown as ReceiptCost, MeterIdentity, build_receipt
+
+        meta = self._meta.get(rec.session_id)
+        cost = self._breakdown_for(rec, meta)
+        auth = rec.auth or {}
+        paid = auth.get("paid_minor")
+        total = cost.paid_minor
+        parts = {}
+        for name in ("energy", "time", "parking", "flat"):
+            parts[name] = _to_minor(getattr(cost, name + "_excl_u"), cost.minor_digits)
+        parts["tax"] = max(0, total - sum(parts.values()))
+        if sum(parts.values()) != total:  # rounding of the excl-VAT parts overshot: trim energy
+            parts["energy"] -= sum(parts.values()) - total
+        now_s = self.clock.wall_s()
+        entry = self.identity.keyring.current(now_s)
+        model = self.board.meter.model
+        serial = rec.meter_serial or "unknown"
+        offset_min = utc_offset_s(self.config.place.timezone, rec.start_time_s) // 60
+        ocmf = build_ocmf(metering_key=entry.metering_key, gateway_id=self.config.site_id,
+                          gateway_serial=self.config.site_id, gateway_version="urja-0.1", pagination=1,
+                          meter_vendor=_vendor(model), meter_model=model, meter_serial=serial,
+                          identification=auth.get("token") or auth.get("reference"),
+                          readings=[OcmfReading(rec.start_time_s, "B", int(rec.start_wh)),
+                                    OcmfReading(rec.stop_time_s or now_s, "E", int(rec.stop_wh))],
+                          utc_offset_min=offset_min)
+        receipt = build_receipt(
+            signer=self.identity.keyring.signer(now_s), certificate=self.identity.certificate,
+            receipt_id=f"rcpt-{rec.session_id}", order_id=auth.get("reference") or rec.session_id,
+            acceptance_digest=auth.get("acceptance_digest") or "",
+            meter=MeterIdentity(vendor=_vendor(model), model=model, serial=serial),
+            start_wh=int(rec.start_wh), start_s=rec.start_time_s, stop_wh=int(rec.stop_wh),
+            stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "", tariff_digest=self._tariff_digest,
+            costs=ReceiptCost(energy_paise=parts["energy"], time_paise=parts["time"],
+                              parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
+            paid_paise=paid if isinstance(paid, int) and paid >= total else total,
+            issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf)
+        return json.dumps(receipt, sort_keys=True)
+
+    def _meter_serial(self) -> str:
+        if self._last_reading is not None and self._last_reading.serial:
+            return self._last_reading.serial
+        return getattr(self.board.meter, "serial", None) or "unknown"
+
+    async def _read_meter_for_boot(self):
+        from drivers.meter.base import MeterFault
+
+        for _ in range(3):
+            try:
+                reading = await self.board.meter.read()
+                self._last_reading = reading
+                return reading
+            except MeterFault as exc:
+                meter_log.warning("boot read failed: %s: %s", exc.code, exc)
+        return None
+
+    # --- ChargerService: reads ---------------------------------------------------------------
+
+    @property
+    def site(self):
+        return self.config
+
+    def now_s(self) -> float:
+        return self.clock.wall_s()
+
+    def tariff(self) -> dict:
+        return self._tariff_dict
+
+    def _status(self) -> str:
+        if self.safety.latched_fault is not None or self.core.state == "faulted":
+            return "OUTOFORDER"
+        if self.core.busy or self.core.state in ("plugged_waiting_for_auth", "finishing") or \
+                (self.core.pilot in ("B", "C", "D")):
+            return "CHARGING"
+        if self._reservation is not None:
+            return "RESERVED"
+        return "AVAILABLE"
+
+    def _refresh_connector(self) -> None:
+        status = self._status()
+        if status != self._connector_status:
+            self._connector_status = status
+            self._connector_updated_s = self.clock.wall_s()
+            log.info("connector %s is %s", CONNECTOR_ID, status)
+            self._notify("connector", self.connectors()[0])
+
+    def connectors(self) -> list[ConnectorView]:
+        profile = self.board.profile
+        phases = profile.phases
+        voltage = 230 if phases == 1 else 400
+        pilot_mode = self.core.pilot_mode
+        return [ConnectorView(
+            connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            standard="IEC_62196_T2" if pilot_mode else "DOMESTIC_M",
+            format="SOCKET", power_type="AC_3_PHASE" if phases == 3 else "AC_1_PHASE",
+            max_voltage_v=voltage, max_current_a=self.max_current_a,
+            max_power_w=int(round(230 * self.max_current_a * phases)), phases=phases,
+            status=self._connector_status or self._status(), last_updated_s=self._connector_updated_s,
+            session_id=self.core.session_id, pilot_state=self.core.pilot,
+            reservation_id=self._reservation[0] if self._reservation else None)]
+
+    def _update_view(self, sid: str, final: bool = False) -> SessionView:
+        meta = self._meta.get(sid) or _Meta(source="unknown", reference=sid)
+        now_s = self.clock.wall_s()
+        live = self.core.session_id == sid and not final
+        reading = self._last_reading
+        cost = meta.pricer.breakdown() if meta.pricer is not None else None
+        start_wh = meta.start_wh
+        energy = cost.energy_wh if cost is not None else 0
+        rec = None
+        if final:
+            rec = self.journal.session(sid)
+        view = SessionView(
+            session_id=sid, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            auth_id=None, source=meta.source, token=meta.token, reference=meta.reference,
+            status="ACTIVE" if live else "COMPLETED", state=self.core.state if live else "finished",
+            start_s=meta.start_s, stop_s=rec.stop_time_s if rec else None, start_wh=start_wh,
+            stop_wh=int(rec.stop_wh) if rec else None,
+            energy_wh=int(rec.energy_wh) if rec else energy,
+            power_w=(reading.power_w if reading is not None and live else 0.0),
+            current_a=(tuple(reading.current_a) if reading is not None and live else ()),
+            idle_s=(cost.parking_s if cost is not None else 0), limits=meta.limits or {},
+            cost=cost, periods=meta.pricer.periods() if meta.pricer is not None else [],
+            stop_reason=rec.stop_reason if rec else self.core.stop_reason, last_updated_s=now_s,
+            currency=self._tariff.currency, tariff_id=self._tariff_dict.get("id"),
+            meter_serial=self._meter_serial(), meter_model=self.board.meter.model)
+        self._views[sid] = view
+        self._notify("session", view)
+        return view
+
+    def session(self, session_id: str) -> SessionView | None:
+        if session_id in self._views:
+            if session_id == self.core.session_id:
+                return self._update_view(session_id)
+            return self._views[session_id]
+        rec = self.journal.session(session_id)
+        return self._view_from_record(rec) if rec is not None else None
+
+    def _view_from_record(self, rec) -> SessionView:
+        auth = rec.auth or {}
+        cost = self._breakdown_for(rec, None) if rec.stop_wh is not None else None
+        return SessionView(
+            session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
+            status="COMPLETED" if rec.stop_wh is not None else "ACTIVE", state="finished",
+            start_s=rec.start_time_s, stop_s=rec.stop_time_s, start_wh=int(rec.start_wh),
+            stop_wh=None if rec.stop_wh is None else int(rec.stop_wh),
+            energy_wh=int(rec.energy_wh or 0), power_w=0.0, current_a=(), idle_s=0,
+            limits=auth.get("limits") or {}, cost=cost, periods=[], stop_reason=rec.stop_reason,
+            last_updated_s=rec.stop_time_s or rec.last_time_s, currency=self._tariff.currency,
+            tariff_id=rec.tariff_id, meter_serial=rec.meter_serial, meter_model=self.board.meter.model)
+
+    def sessions(self, *, since_s: float | None = None, until_s: float | None = None) -> list[SessionView]:
+        out: dict[str, SessionView] = {}
+        for rec in self.journal.sessions(since=since_s, limit=10_000):
+            out[rec.session_id] = self._view_from_record(rec)
+        for sid in list(self._views):
+            out[sid] = self.session(sid)
+        views = [v for v in out.values()
+                 if (since_s is None or (v.last_updated_s or 0) >= since_s)
+                 and (until_s is None or (v.last_updated_s or 0) < until_s)]
+        views.sort(key=lambda v: (v.last_updated_s or 0, v.session_id))
+        return views
+
+    def receipt(self, session_id: str) -> dict | None:
+        text = self.journal.receipt(session_id)
+        if text is None:
+            return None
+        return json.loads(text) if isinstance(text, (str, bytes)) else text
+
+    # --- ChargerService: actions -------------------------------------------------------------
+
+    def _grant(self, auth, meta: _Meta, time_ms: int):
+        """Build the grant event; the metadata waits under the auth id until the core names the session."""
+        meta.limits = auth.limits()
+        self._meta_by_auth[auth.auth_id] = meta
+        return AuthGranted(auth, time_ms)
+
+    async def start_session(self, *, source: str, reference: str, token: str | None = None,
+                            connector_id: str | None = None, energy_limit_wh: int | None = None,
+                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
+                            departure_s: float | None = None, reservation_id: str | None = None,
+                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+        if connector_id not in (None, CONNECTOR_ID):
+            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
+                               code=ServiceError.UNKNOWN_CONNECTOR)
+        if self.safety.latched_fault is not None or self.core.state == "faulted":
+            raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
+        if self.core.busy:
+            raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
+        if self._reservation is not None:
+            rid, _, rtoken = self._reservation
+            if reservation_id != rid and (rtoken is None or token != rtoken):
+                raise ServiceError("connector reserved for someone else", code=ServiceError.OCCUPIED)
+            self._reservation = None
+        limits = {}
+        if energy_limit_wh is not None:
+            limits["energy_limit_wh"] = int(energy_limit_wh)
+        if money_limit_minor is not None:
+            limits["money_limit_paise"] = int(money_limit_minor)
+        if time_limit_s is not None:
+            limits["time_limit_ms"] = int(time_limit_s * 1000)
+        if departure_s is not None:
+            limits["departure_ms"] = self.clock.monotonic_ms() + int((departure_s - self.clock.wall_s()) * 1000)
+        try:
+            if source == "contract":
+                auth = self.authorizer.from_contract(reference, **limits)
+            elif source == "ocpi":
+                auth = self.authorizer.from_ocpi(token or reference, **limits)
+            elif source == "allow_list":
+                auth = self.authorizer.from_local_token(token or "")
+            elif source == "free_vend":
+                auth = self.authorizer.from_free_vend()
+                if auth is None:
+                    raise ServiceError("free vend is off at this site", code=ServiceError.REJECTED)
+            else:
+                raise ServiceError(f"unknown source {source!r} (allowed: contract, ocpi, allow_list, free_vend)",
+                                   code=ServiceError.REJECTED)
+        except ServiceError:
+            raise
+        except AgentError as exc:
+            raise ServiceError(str(exc), code=ServiceError.REJECTED) from None
+        meta = _Meta(source=source, reference=reference, token=token, paid_minor=paid_minor,
+                     acceptance_digest=acceptance_digest, reservation_id=reservation_id)
+        try:
+            await self.post_and_wait(lambda t: self._grant(auth, meta, t))
+        except AgentError as exc:
+            raise ServiceError(str(exc), code=ServiceError.REJECTED) from None
+        sid = self.core.session_id
+        if sid is None or self.core.active_auth_id != auth.auth_id:
+            raise ServiceError("authorization was not taken", code=ServiceError.REJECTED)
+        self._refresh_connector()
+        return self._update_view(sid)
+
+    async def stop_session(self, session_id: str, *, reason: str = "remote") -> SessionView:
+        if session_id != self.core.session_id or self.core.active_auth_id is None:
+            view = self.session(session_id)
+            if view is None:
+                raise ServiceError(f"unknown session {session_id!r}", code=ServiceError.UNKNOWN_SESSION)
+            return view
+        await self.post_and_wait(lambda t: StopRequested(t, reason))
+        return self.session(session_id)
+
+    async def reserve(self, *, reservation_id: str, connector_id: str | None, expires_s: float,
+                      token: str | None = None) -> ConnectorView:
+        if connector_id not in (None, CONNECTOR_ID):
+            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
+        if self.safety.latched_fault is not None:
+            raise ServiceError("charger faulted", code=ServiceError.INOPERATIVE)
+        if self._reservation is not None and self._reservation[0] != reservation_id:
+            raise ServiceError("connector already reserved", code=ServiceError.OCCUPIED)
+        if self.core.busy:
+            raise ServiceError("connector busy", code=ServiceError.OCCUPIED)
+        if expires_s <= self.clock.wall_s():
+            raise ServiceError("reservation expiry is in the past", code=ServiceError.REJECTED)
+        self._reservation = (reservation_id, float(expires_s), token)
+        self._refresh_connector()
+        return self.connectors()[0]
+
+    async def cancel_reservation(self, reservation_id: str) -> None:
+        if self._reservation is None or self._reservation[0] != reservation_id:
+            raise ServiceError(f"unknown reservation {reservation_id!r}", code=ServiceError.UNKNOWN_RESERVATION)
+        self._reservation = None
+        self._refresh_connector()
+
+    def _expire_reservation(self) -> None:
+        if self._reservation is not None and self._reservation[1] <= self.clock.wall_s():
+            log.info("reservation %s expired", self._reservation[0])
+            self._reservation = None
+            self._refresh_connector()
+
+    async def unlock(self, connector_id: str) -> None:
+        if connector_id != CONNECTOR_ID:
+            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
+        raise ServiceError("this socket has no cable lock to release", code=ServiceError.NOT_SUPPORTED)
+
+    async def local_reset(self) -> None:
+        """Clear a latched fault: only from the charger itself (button, local CLI)."""
+        await self.post_and_wait(lambda t: LocalReset(t))
+        self._refresh_connector()
+
+    # --- notifications --------------------------------------------------------------------
+
+    def add_listener(self, listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, kind: str, obj) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, obj)
+            except Exception:  # a broken listener must not stop the charger
+                log.exception("listener %r failed on %s", listener, kind)
+
+    # --- cost for the session's money limit ----------------------------------------------------
+
+    def _cost_paise(self, energy_wh: int, elapsed_ms: int, idle_ms: int) -> int:
+        """Cost of the running session at a hypothetical point, for predictive money limits."""
+        sid = self.core.session_id
+        meta = self._meta.get(sid) if sid else None
+        if meta is None or meta.pricer is None:
+            offset = utc_offset_s(self.config.place.timezone, self.clock.wall_s())
+            start = int(self.clock.wall_s())
+            return price_periods(self._tariff, [Period(start, energy_wh, max(0, (elapsed_ms - idle_ms) // 1000),
+                                                       idle_ms // 1000)], offset).paid_minor
+        live = meta.pricer
+        base: SessionPricer = live.pricer.copy()
+        done_s = base.elapsed_s
+        extra_wh = max(0, energy_wh - (live.last_wh - meta.start_wh))
+        total_s = elapsed_ms // 1000
+        extra_s = max(0, total_s - done_s)
+        extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
+        base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
+        return base.breakdown().paid_minor
+
+
+_TICK = object()
+
+
+def _tick(time_ms: int):
+    return _TICK
+
+
+def _parking_so_far(pricer: SessionPricer) -> int:
+    dim = pricer.dims.get("PARKING_TIME")
+    return int(getattr(dim, "volume", 0) or 0) if dim is not None else 0
+
+
+def _to_minor(value_u: int, digits: int) -> int:
+    step = 10 ** (4 - digits)
+    return (value_u + step // 2) // step
+
+
+def _vendor(model: str) -> str:
+    m = model.lower()
+    for prefix, vendor in (("sdm", "Eastron"), ("abb", "ABB"), ("em3", "Carlo Gavazzi"),
+                           ("eem", "Phoenix Contact"), ("iem", "Schneider Electric")):
+        if m.startswith(prefix):
+            return vendor
+    return "unknown"
+
+
+class open_runtime:
+    """``async with open_runtime(config) as rt``: board up, relay open, journal reconciled, tasks running.
+
+    On the way out (normal exit, exception or cancellation) the relay is opened first, the
+    tasks stopped, the board released and the journal closed.
+    """
+
+    def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
+                 new_id: Callable[[], str] | None = None, identity: Identity | None = None,
+                 session_settings: SessionSettings | None = None,
+                 safety_settings: SafetySettings | None = None):
+        self.config = config
+        self.clock = clock or Clock()
+        self.board_profile = board_profile or config.board_profile
+        self.new_id = new_id
+        self.identity = identity
+        self.session_settings = session_settings
+        self.safety_settings = safety_settings
+        self._board_ctx = None
+        self.runtime: Runtime | None = None
+
+    async def __aenter__(self) -> Runtime:
+        from agent.tariff_file import load_tariff_file
+        from board.build import build_board
+
+        cfg = self.config
+        if cfg.tariff_file is None:
+            raise ConfigError(cfg.path, "tariff.file", "missing: the charger needs the site owner's tariff")
+        tariff = load_tariff_file(cfg.tariff_file)
+        identity = self.identity or load_identity(cfg)
+        journal_path = Path(cfg.journal_path)
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
+        board = await self._board_ctx.__aenter__()
+        journal = None
+        try:
+            journal = Journal.open(journal_path, clock=self.clock.wall_s)
+            self.runtime = Runtime(config=cfg, board=board, journal=journal, tariff=tariff, identity=identity,
+                                   clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
+                                   safety_settings=self.safety_settings)
+            await self.runtime.start()
+        except BaseException:
+            if self.runtime is not None:
+                await self.runtime.close()
+            if journal is not None:
+                journal.close()
+            await self._board_ctx.__aexit__(None, None, None)
+            raise
+        return self.runtime
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            if self.runtime is not None:
+                await self.runtime.close()
+        finally:
+            try:
+                await self._board_ctx.__aexit__(*exc)
+            finally:
+                if self.runtime is not None:
+                    self.runtime.journal.close()

@@ -1,0 +1,161 @@
+"""The charger as the protocols see it: one facade for the network binding, OCPI and the web page.
+
+Why a facade: Beckn handlers, the OCPI CPO module and the local page all need the same few
+things (what connectors exist and whether they are free, the tariff, start and stop a session,
+live and finished sessions, receipts, and change notifications), and none of them may reach
+into drivers or the safety gate. ``agent.runtime.Runtime`` implements this contract for a real
+or simulated board; protocol tests may use any other implementation that passes the same
+behaviour, but end-to-end tests run against the runtime.
+
+All times here are wall-clock epoch seconds (floats); money is integers in 1/10,000 of the
+currency unit (``*_u``) or in the currency's minor unit (``*_minor``, paise for INR), as in
+``agent.tariff``. Energy is integer Wh.
+
+CPython only (it is the edge the protocols bind to), so it may use typing.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from agent.errors import AgentError
+
+# OCPI 2.2.1 EVSE status values; Beckn availability is derived from them.
+CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "RESERVED", "UNKNOWN")
+
+# What a listener is told: ("connector", ConnectorView), ("session", SessionView) on any change of a
+# session, ("receipt", (session_id, receipt_dict)) once a finished session's receipt is signed.
+Listener = Callable[[str, Any], None]
+
+
+class ServiceError(AgentError):
+    """A request the charger refuses; ``code`` is one of the class attributes below.
+
+    The codes map onto OCPI CommandResultType / status codes and Beckn error codes.
+    """
+
+    OCCUPIED = "occupied"            # connector busy with another session or reservation
+    INOPERATIVE = "inoperative"      # faulted, out of order, or relay cannot be trusted
+    UNKNOWN_CONNECTOR = "unknown-connector"
+    UNKNOWN_SESSION = "unknown-session"
+    UNKNOWN_RESERVATION = "unknown-reservation"
+    REJECTED = "rejected"            # e.g. limits invalid, not allowed by site policy
+    NOT_SUPPORTED = "not-supported"  # e.g. unlock on a socket without a lock
+
+    code = "service-error"
+
+
+class ConnectorView:
+    """A snapshot of one connector (one EVSE with one connector on Urja's boards)."""
+
+    __slots__ = ("connector_id", "evse_uid", "standard", "format", "power_type", "max_voltage_v",
+                 "max_current_a", "max_power_w", "phases", "status", "last_updated_s", "session_id",
+                 "reservation_id", "pilot_state")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"ConnectorView({self.connector_id}, {self.status})"
+
+
+class SessionView:
+    """A snapshot of one charging session, live or finished.
+
+    ``status`` uses OCPI SessionStatus values (PENDING, ACTIVE, COMPLETED, INVALID, RESERVATION);
+    ``state`` is the session machine's own state name. ``cost`` is an ``agent.tariff.CostBreakdown``
+    (or None before the first reading); ``periods`` are the tariff's charging periods
+    (``agent.tariff.Period``) for CDRs.
+    """
+
+    __slots__ = ("session_id", "connector_id", "evse_uid", "auth_id", "source", "token", "reference",
+                 "status", "state", "start_s", "stop_s", "start_wh", "stop_wh", "energy_wh", "power_w",
+                 "current_a", "idle_s", "limits", "cost", "periods", "stop_reason", "last_updated_s",
+                 "currency", "tariff_id", "meter_serial", "meter_model")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+    def as_dict(self) -> dict:
+        d = {name: getattr(self, name) for name in self.__slots__ if name not in ("cost", "periods")}
+        d["cost"] = self.cost.as_dict() if self.cost is not None else None
+        return d
+
+    def __repr__(self) -> str:
+        return f"SessionView({self.session_id}, {self.status}, {self.energy_wh} Wh)"
+
+
+class ChargerService:
+    """The contract every protocol binding programs against.
+
+    Reads are synchronous snapshots (cheap, no I/O); actions are coroutines that return once the
+    charger has taken the decision (authorization handed to the safety gate, not once the car
+    draws power). Refusals raise ``ServiceError`` with a code from that class.
+    """
+
+    # --- what the charger is -------------------------------------------------------------
+    @property
+    def site(self):
+        """The ``agent.config.SiteConfig`` (identity, place, contact, payment)."""
+        raise NotImplementedError
+
+    def connectors(self) -> list[ConnectorView]:
+        raise NotImplementedError
+
+    def tariff(self) -> dict:
+        """The site owner's tariff as an OCPI 2.2.1 Tariff dict (with ``id``, ``currency``...)."""
+        raise NotImplementedError
+
+    def now_s(self) -> float:
+        """The charger's wall clock (injected; tests and simulations control it)."""
+        raise NotImplementedError
+
+    # --- actions -------------------------------------------------------------------------
+    async def start_session(self, *, source: str, reference: str, token: str | None = None,
+                            connector_id: str | None = None, energy_limit_wh: int | None = None,
+                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
+                            departure_s: float | None = None, reservation_id: str | None = None,
+                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+        """Authorize charging on a connector (``source`` as in ``agent.auth.SOURCES``;
+        ``reference`` is the contract/order id or OCPI session request id the caller tracks).
+
+        ``paid_minor`` is what the buyer already paid (prepaid network orders; the receipt states
+        the refund due); ``acceptance_digest`` is the digest of the buyer's signed acceptance
+        (the Beckn ``confirm`` body), bound into the receipt."""
+        raise NotImplementedError
+
+    async def stop_session(self, session_id: str, *, reason: str = "remote") -> SessionView:
+        raise NotImplementedError
+
+    async def reserve(self, *, reservation_id: str, connector_id: str | None, expires_s: float,
+                      token: str | None = None) -> ConnectorView:
+        raise NotImplementedError
+
+    async def cancel_reservation(self, reservation_id: str) -> None:
+        raise NotImplementedError
+
+    async def unlock(self, connector_id: str) -> None:
+        raise NotImplementedError
+
+    # --- sessions and receipts -----------------------------------------------------------
+    def session(self, session_id: str) -> SessionView | None:
+        raise NotImplementedError
+
+    def sessions(self, *, since_s: float | None = None, until_s: float | None = None) -> list[SessionView]:
+        """Live and finished sessions whose last update lies in [since_s, until_s), oldest first."""
+        raise NotImplementedError
+
+    def receipt(self, session_id: str) -> dict | None:
+        """The signed receipt of a finished session (see ``protocols.signing.receipt``)."""
+        raise NotImplementedError
+
+    # --- notifications -------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        raise NotImplementedError
+
+    def remove_listener(self, listener: Listener) -> None:
+        raise NotImplementedError

@@ -1,0 +1,29 @@
+"""Helpers for tests that run the real runtime on the simulated board."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agent.config import SiteConfig, load_config
+from tools.provision import provision_site
+
+
+def sim_config(tmp_path: Path, **overrides) -> SiteConfig:
+    """A provisioned simulated site in ``tmp_path`` (keys, certificate, tariff, config)."""
+    values = dict(site_id="in.test.site-1", name="Test site", lat=12.9352, lon=77.6245, tariff="flat",
+                  auth="free_vend", default_limit_wh=0)
+    values.update(overrides)
+    return load_config(provision_site(tmp_path / values["site_id"], **values))
+
+
+async def wait_until(predicate, *, timeout_s: float = 10.0, what: str = "condition", poll_s: float = 0.005):
+    """Wait for a condition the runtime reaches by itself (bounded; fails with what was awaited)."""
+
+    async def loop():
+        while not predicate():
+            await asyncio.sleep(poll_s)
+
+    try:
+        await asyncio.wait_for(loop(), timeout_s)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}") from None

@@ -1,0 +1,69 @@
+"""The runtime end to end on the simulated board: a real Modbus meter, the core, the journal, receipts."""
+from __future__ import annotations
+
+import pytest
+
+from agent.clock import Clock
+from agent.runtime import open_runtime
+from agent.service import ServiceError
+from protocols.signing.agency import read_agency_public_key
+from protocols.signing.receipt import verify_receipt
+from tests.support import sim_config, wait_until
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_free_vend_session_runs_to_its_energy_limit_and_signs_a_receipt(tmp_path):
+    cfg = sim_config(tmp_path, auth="free_vend", default_limit_wh=200)
+    receipts = []
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        rt.add_listener(lambda kind, obj: receipts.append(obj) if kind == "receipt" else None)
+        car = rt.board.sim.car
+        assert rt.connectors()[0].status == "AVAILABLE"
+        car.plug_in()
+        await wait_until(lambda: rt.core.session_id is not None, what="free-vend authorization")
+        car.request_power()
+        await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+        assert rt.connectors()[0].status == "CHARGING"
+        await wait_until(lambda: rt.core.stop_reason == "limit_energy", timeout_s=30, what="energy limit")
+        assert not rt.board.relay.closed
+        car.unplug()
+        await wait_until(lambda: receipts, what="receipt")
+    sid, receipt = receipts[0]
+    verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key), require_ocmf=True)
+    assert sid in receipt["receipt_id"]
+    energy = receipt["stop"]["meter_wh"] - receipt["start"]["meter_wh"]
+    assert energy == receipt["energy_wh"]
+    # Predictive stop: within 5 Wh of the limit (energy is whole Wh on the meter).
+    assert abs(energy - 200) <= 5, energy
+    # Flat tariff: Rs 18/kWh + 18 % GST, rounded once to paise.
+    assert receipt["cost_paise"]["total"] == (energy * 1800 * 118 + 50_000) // 100_000
+    assert receipt["cost_paise"]["total"] == receipt["paid_paise"]
+
+
+async def test_second_start_is_refused_while_busy(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        view = await rt.start_session(source="contract", reference="order-1", energy_limit_wh=100)
+        assert view.status == "ACTIVE"
+        with pytest.raises(ServiceError) as info:
+            await rt.start_session(source="contract", reference="order-2")
+        assert info.value.code == ServiceError.OCCUPIED
+        await rt.stop_session(view.session_id)
+
+
+async def test_restart_reconciles_an_unfinished_session(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        car = rt.board.sim.car
+        car.plug_in()
+        car.request_power()
+        view = await rt.start_session(source="contract", reference="order-9", energy_limit_wh=10_000)
+        await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+        sid = view.session_id
+        # Leaving without stopping: the relay opens, the journal keeps the session open,
+        # exactly what a crash leaves behind (the SIGKILL test covers the real crash).
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt2:
+        rec = rt2.journal.session(sid)
+        assert rec is not None and not rec.is_open
+        assert rt2.receipt(sid) is not None
