@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the tests talk to for real: an MQTT broker and a pty-linked serial pair.
 DEB_PACKAGES := mosquitto socat
+# MicroPython (WebAssembly build from npm) runs the portable core beside CPython in the tests.
+MPY_DIR := tests/micropython
+MPY_STAMP := $(MPY_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast bench deps venv clean
@@ -22,6 +25,7 @@ deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -31,10 +35,14 @@ deps:
 	  fi; \
 	fi
 
+$(MPY_STAMP): $(MPY_DIR)/package.json $(MPY_DIR)/package-lock.json
+	cd $(MPY_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(MPY_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/urja demo $(DEMO_ARGS)
 
-test: deps $(STAMP)
+test: deps $(STAMP) $(MPY_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -44,4 +52,4 @@ bench: deps $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(MPY_DIR)/node_modules

@@ -404,7 +404,10 @@ class Runtime(ChargerService):
             if task is not None:
                 task.cancel()
         elif isinstance(cmd, JournalRecord):
-            self._journal(cmd.record, cmd.data)
+            if cmd.record == "session_end":
+                await self._session_ended(cmd.data)
+            else:
+                self._journal(cmd.record, cmd.data)
         elif isinstance(cmd, PublishStatus):
             self._publish(cmd.status)
 
@@ -427,18 +430,16 @@ class Runtime(ChargerService):
                 self._meta[data["session_id"]] = meta
         if record == "session_start":
             self._session_started(data)
-        elif record == "session_end":
-            self._session_ended(data)
         elif record in ("fault", "fault_reset", "session_stop", "authorized"):
             log.info("%s %s", record, {k: v for k, v in data.items() if k != "limits"})
 
     def _session_started(self, data: dict) -> None:
         sid = data["session_id"]
         meta = self._meta.setdefault(sid, _Meta(source="unknown", reference=sid))
+        # The freshest reading, not the one the core last saw: the relay is still open here
+        # (the start is written before it closes), so the register cannot have moved since.
         reading = self._last_reading
-        start_wh = data.get("meter_wh")
-        if start_wh is None:
-            start_wh = reading.energy_import_wh if reading is not None else 0
+        start_wh = reading.energy_import_wh if reading is not None else data.get("meter_wh") or 0
         now_s = self.clock.wall_s()
         meta.start_s = now_s
         meta.start_wh = start_wh
@@ -456,13 +457,27 @@ class Runtime(ChargerService):
         log.info("session %s started at %d Wh (%s %s)", sid, start_wh, meta.source, meta.reference)
         self._update_view(sid)
 
-    def _session_ended(self, summary: dict) -> None:
+    async def _session_ended(self, summary: dict) -> None:
+        """Close the session with a reading taken after the contacts parted.
+
+        The core's last reading may predate the relay opening by up to a poll period; billing
+        from it would leave the tail of the session unbilled (and the next session would start
+        above this one's stop). So: wait for the relay to settle, read the meter once more.
+        """
+        from drivers.meter.base import MeterFault
+
         sid = summary["session_id"]
         meta = self._meta.get(sid)
+        await self.board.relay.wait_settled(timeout_ms=2000)
+        try:
+            self._last_reading = await self.board.meter.read()
+            self.post(lambda t, r=self._last_reading: self._reading_event(r, t))
+        except MeterFault as exc:
+            meter_log.warning("stop reading failed (%s); billing from the last good reading", exc.code)
         reading = self._last_reading
-        stop_wh = summary.get("meter_end_wh")
+        stop_wh = reading.energy_import_wh if reading is not None else summary.get("meter_end_wh")
         if stop_wh is None:
-            stop_wh = reading.energy_import_wh if reading is not None else (meta.start_wh if meta else 0)
+            stop_wh = meta.start_wh if meta else 0
         now_s = self.clock.wall_s()
         if meta is not None and meta.pricer is not None:
             try:

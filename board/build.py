@@ -64,7 +64,8 @@ class Board:
             from drivers.meter import make_meter
             from drivers.meter.simserver import SimMeterServer
 
-            server = SimMeterServer(meter_opts["model"], clock=clock)
+            server = SimMeterServer(meter_opts["model"], clock=clock,
+                                    register_file=meter_opts.get("register_file"))
             self._sim_server = server
             port = await server.start_tcp("127.0.0.1", 0)
             self.meter = make_meter(model=meter_opts["model"], transport="tcp", host="127.0.0.1", port=port,

@@ -156,6 +156,10 @@ def _meter(sec: Section, phases: int) -> DriverSettings:
         opts["port"] = sec.int("port", 502, min=1, max=65535)
     if backend != "sim":
         opts["unit_id"] = sec.int("unit_id", 1, min=1, max=247)
+    else:
+        register_file = sec.str("register_file", None)
+        if register_file is not None:
+            opts["register_file"] = register_file
     # timeouts and retries apply to the simulated link too (tests shorten them)
     opts["timeout_ms"] = sec.int("timeout_ms", 500, min=20, max=10000)
     opts["retries"] = sec.int("retries", 2, min=0, max=10)

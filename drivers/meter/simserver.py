@@ -36,7 +36,7 @@ class SimMeterServer:
 
     def __init__(self, model: str, *, clock: Callable[[], float] = time.monotonic,
                  serial_number: str = "10000001", voltage_v: float = 230.0, frequency_hz: float = 50.0,
-                 unit_id: int = 0, power_factor: float = 1.0):
+                 unit_id: int = 0, power_factor: float = 1.0, register_file: str | None = None):
         if not 0 <= unit_id <= 247:
             raise ValueError(f"unit_id {unit_id} out of range (allowed: 0 = answer any id, 1 to 247)")
         self.regmap: RegisterMap = load_map(model)
@@ -46,6 +46,15 @@ class SimMeterServer:
         self.unit_id = unit_id
         self._energy_wh = 0.0
         self._integrated_at_s: float | None = None
+        # A real meter's energy register is non-volatile: it survives the agent's crash and a
+        # power cut. ``register_file`` gives the simulation the same property (crash tests).
+        self.register_file = register_file
+        if register_file is not None:
+            try:
+                with open(register_file) as fh:
+                    self._energy_wh = float(fh.read().strip() or 0)
+            except FileNotFoundError:
+                pass
         self._voltage_v: list[float] = []
         self._current_a: list[float] = []
         self.power_factor = float(power_factor)
@@ -103,7 +112,20 @@ class SimMeterServer:
         now_s = self.clock()
         if self._integrated_at_s is not None and now_s > self._integrated_at_s:
             self._energy_wh += max(0.0, self.power_w) * (now_s - self._integrated_at_s) / 3600.0
+            if self.register_file is not None:
+                self._persist()
         self._integrated_at_s = now_s
+
+    def _persist(self) -> None:
+        """Write the register atomically (write, fsync, rename), as non-volatile memory would."""
+        import os
+
+        tmp = f"{self.register_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(repr(self._energy_wh))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.register_file)
 
     @property
     def energy_import_wh(self) -> float:
