@@ -1,0 +1,151 @@
+"""Beckn over real HTTP on loopback: endpoints, ACK/NACK statuses, signed callbacks, retries."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+from aiohttp import web
+
+from protocols.beckn import messages as m
+from protocols.beckn.bpp import Bpp, Outgoing
+from protocols.http.bap import BapReceiver
+from protocols.http.server import BecknHttpServer
+from protocols.signing.beckn import Verifier
+from protocols.signing.keys import StaticKeyLookup
+from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record, schema_errors
+
+
+class Net:
+    async def __aenter__(self):
+        self.clock = Clock()
+        self.charger_signer = charger_signer()
+        self.charger = FakeCharger(clock=self.clock, receipt_signer=self.charger_signer)
+        self.receiver = BapReceiver(verifier=Verifier(lookup=StaticKeyLookup([record(self.charger_signer)]),
+                                                      clock=self.clock))
+        bap_port = await self.receiver.start()
+        self.buyer = Buyer(clock=self.clock, bap_uri=f"http://127.0.0.1:{bap_port}/")
+        ids = iter(f"00000000-0000-4000-9000-{i:012d}" for i in range(1, 1000))
+        self.bpp = Bpp(service=self.charger, signer=self.charger_signer, bpp_uri="http://127.0.0.1/",
+                       verifier=Verifier(lookup=StaticKeyLookup([record(self.buyer.signer)]), clock=self.clock),
+                       clock=self.clock, new_id=lambda: next(ids))
+        self.server = BecknHttpServer(bpp=self.bpp, retry_delay_s=0.01)
+        port = await self.server.start()
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = aiohttp.ClientSession()
+        await self.bpp.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+        await self.bpp.close()
+        await self.server.close()
+        await self.receiver.close()
+
+    async def post(self, doc, *, headers=None, body=None):
+        b, h = self.buyer.sign(doc)
+        async with self.http.post(f"{self.base}/{doc['context']['action']}", data=body if body is not None else b,
+                                  headers=headers if headers is not None else {**h, "Content-Type": "application/json"}) as r:
+            return r.status, dict(r.headers), await r.json()
+
+
+async def test_full_contract_over_http_with_signed_callbacks():
+    async with Net() as n:
+        b = n.buyer
+        status, _, ack = await n.post(m.search(b.ctx("search", to_bpp=False), gps=(12.94, 77.62), radius_m=5000))
+        assert (status, ack) == (200, m.ack())
+        on_search = await n.receiver.wait_for("on_search", transaction_id=b.transaction_id)
+        assert on_search["message"]["catalog"]["providers"][0]["id"] == "in.test.charger"
+        for action, doc in [("select", m.select(b.ctx("select"), provider_id="in.test.charger", energy_wh=2000)),
+                            ("init", m.init(b.ctx("init"), provider_id="in.test.charger", energy_wh=2000)),
+                            ("confirm", m.confirm(b.ctx("confirm"), provider_id="in.test.charger", energy_wh=2000,
+                                                  amount_paise=4248, payment_ref="UPI-9"))]:
+            status, _, ack = await n.post(doc)
+            assert status == 200, ack
+            got = await n.receiver.wait_for("on_" + action, transaction_id=b.transaction_id)
+            assert got["context"]["message_id"] == doc["context"]["message_id"]
+            assert schema_errors(got) == []
+        order_id = got["message"]["order"]["id"]
+        mark = len(n.receiver.received)
+        await n.post(m.update(b.ctx("update"), order_id=order_id, command=m.START_CHARGING))
+        await n.receiver.wait_for("on_update", transaction_id=b.transaction_id, after=mark)
+        sid = n.bpp.transactions()[b.transaction_id]["session_id"]
+        n.charger.charge(sid, 2000)
+        mark = len(n.receiver.received)
+        await n.post(m.update(b.ctx("update"), order_id=order_id, command=m.END_CHARGING))
+
+        final = await asyncio.wait_for(_complete(n, mark), 5)
+        assert m.signed_documents(final["message"]["order"], m.TAG_RECEIPT)[0]["energy_wh"] == 2000
+        assert all(sender == "in.test.charger" for _, _, sender in n.receiver.received)
+        assert n.receiver.refused == 0
+
+
+async def _complete(n, mark):
+    while True:
+        for act, doc, _ in n.receiver.received[mark:]:
+            if act == "on_status" and doc["message"]["order"].get("status") == "COMPLETE":
+                return doc
+        n.receiver._changed.clear()
+        await n.receiver._changed.wait()
+
+
+async def test_signature_failure_is_401_with_www_authenticate():
+    async with Net() as n:
+        doc = m.select(n.buyer.ctx("select"), provider_id="in.test.charger", energy_wh=2000)
+        status, headers, ack = await n.post(doc, headers={"Content-Type": "application/json"})
+        assert status == 401 and ack["message"]["ack"]["status"] == "NACK"
+        assert headers["WWW-Authenticate"] == 'Signature realm="in.test.charger",headers="(created) (expires) digest"'
+        assert n.receiver.received == [] and n.bpp.transactions() == {}
+
+
+async def test_bad_request_and_oversized_and_unknown_path():
+    async with Net() as n:
+        doc = m.select(n.buyer.ctx("select"), provider_id="in.test.charger", energy_wh=2000)
+        doc["message"]["order"]["items"] = "energy"
+        status, _, ack = await n.post(doc)
+        assert status == 400 and ack["error"]["paths"] == "message.order.items"
+        status, _, ack = await n.post(doc, body=b"{" + b" " * 80_000 + b"}")
+        assert status == 413 and ack["error"]["code"] == "30000"
+        async with n.http.post(f"{n.base}/dance", data=b"{}") as r:
+            assert r.status in (404, 405)
+
+
+async def test_callback_delivery_retries_then_gives_up():
+    attempts = []
+
+    async def flaky(request):
+        attempts.append(request.headers.get("Authorization"))
+        if len(attempts) < 3:
+            return web.Response(status=503)
+        return web.json_response(m.ack())
+
+    app = web.Application()
+    app.router.add_post("/on_status", flaky)
+    async def broken(request):
+        attempts.append(1)
+        return web.Response(status=500)
+
+    app.router.add_post("/on_track", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with Net() as n:
+            out = Outgoing("on_status", b"{}", {"Authorization": "Signature x"}, "bap", f"http://127.0.0.1:{port}")
+            assert await n.server.deliver(out) is True and len(attempts) == 3
+            attempts.clear()
+            out = Outgoing("on_track", b"{}", {}, "bap", f"http://127.0.0.1:{port}/")
+            assert await n.server.deliver(out) is False and len(attempts) == 3  # bounded
+            assert n.server.counters == {"delivered": 1, "failed": 1}
+    finally:
+        await runner.cleanup()
+
+
+async def test_receiver_refuses_unsigned_callbacks():
+    async with Net() as n:
+        port = int(n.buyer.bap_uri.rsplit(":", 1)[1].strip("/"))
+        async with n.http.post(f"http://127.0.0.1:{port}/on_status", data=json.dumps({"context": {}})) as r:
+            assert r.status == 401 and "WWW-Authenticate" in r.headers
+        assert n.receiver.refused == 1 and n.receiver.received == []
