@@ -23,7 +23,6 @@ It also implements ``agent.service.ChargerService`` for the protocols.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import uuid
@@ -41,6 +40,7 @@ from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalR
                            MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
                            ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
                            TimerFired)
+from agent.tariff_file import tariff_digest
 from agent.tariff import LivePricer, Period, SessionPricer, Tariff, price_periods
 from board.checks import ConfigError
 
@@ -98,13 +98,6 @@ def load_identity(config: SiteConfig) -> Identity:
         except (OSError, ProtocolError) as exc:
             raise ConfigError(config.path, "identity.agency_key", str(exc)) from None
     return Identity(keyring=keyring, certificate=certificate, agency_public_key=agency_key)
-
-
-def tariff_digest(tariff: dict) -> str:
-    """Digest of the tariff's canonical JSON: binds a receipt to the exact prices it used."""
-    import rfc8785
-
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(tariff)).hexdigest()
 
 
 class _Meta:

@@ -24,8 +24,7 @@ after a restart nobody knows what state the contactor was left in.
 """
 
 from agent.errors import AgentError
-from agent.session import (CloseRelay, Event, Fault, GateChanged, JournalRecord, LimitReached, OpenRelay,
-                           Session, SetOfferedCurrent)
+from agent.session import CloseRelay, Fault, GateChanged, JournalRecord, LimitReached, OpenRelay, Session
 
 
 class SafetyConfigError(AgentError):

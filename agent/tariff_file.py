@@ -338,3 +338,13 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
                           min_p if min_p is not None else (avg_p if avg_p is not None else max_p),
                           max_p if max_p is not None else (avg_p if avg_p is not None else min_p)))
     return out
+
+
+def tariff_digest(tariff: dict) -> str:
+    """Digest of the tariff's canonical JSON (RFC 8785): binds offers, quotes and receipts to
+    the exact prices they used, whatever the JSON spelling on the way."""
+    import hashlib
+
+    import rfc8785
+
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(tariff)).hexdigest()

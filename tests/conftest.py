@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Machines here are shared and noisy: a per-example deadline would fail on load, not on bugs.
+# In CI (CI=true) examples are derandomized so a run is reproducible; locally they explore.
+settings.register_profile("local", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 
 @pytest.fixture(autouse=True)

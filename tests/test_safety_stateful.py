@@ -134,7 +134,8 @@ class SupervisorMachine(RuleBasedStateMachine):
         self._advance(dt)
         energy = max(0, self.energy_wh + delta)
         if self._feed(MeterReading(self.now, energy, power, (current, current / 2, 0.0))):
-            if energy < self.energy_wh:
+            # The first reading ever has nothing to run backwards from.
+            if self.reading_ms is not None and energy < self.energy_wh:
                 self.latched = True
                 self._end_auth()
             else:

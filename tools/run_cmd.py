@@ -5,7 +5,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 import tempfile
 from pathlib import Path
 

@@ -55,7 +55,6 @@ Public API::
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import logging
 import uuid
@@ -68,6 +67,7 @@ from agent import offers
 from agent.config import utc_offset_s
 from agent.service import ChargerService, ServiceError
 from agent.tariff import Tariff, TariffError, parse_fixed
+from agent.tariff_file import tariff_digest
 from board.checks import Section
 from protocols.beckn import messages as m
 from protocols.beckn.errors import (
@@ -95,7 +95,7 @@ from protocols.signing.beckn import (
     sign_body,
     www_authenticate,
 )
-from protocols.signing.detached import canonical_bytes, sign_object
+from protocols.signing.detached import sign_object
 from protocols.signing.errors import SignatureError
 from protocols.signing.replay import ReplayGuard
 
@@ -414,8 +414,8 @@ class Bpp:
 
     @staticmethod
     def _tariff_digest(tariff: dict) -> str:
-        """Same spelling as the receipt's tariff digest, so offer, quote and receipt can be matched."""
-        return "sha256:" + hashlib.sha256(canonical_bytes(tariff)).hexdigest()
+        """Same function as the receipt's tariff digest, so offer, quote and receipt can be matched."""
+        return tariff_digest(tariff)
 
     def _offset(self, t_s: float) -> int:
         tz = getattr(self.site.place, "timezone", None) or "UTC"

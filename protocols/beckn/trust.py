@@ -7,66 +7,25 @@ certified key to verify the message signature. Without a certificate the charger
 key lookup (registry, static keys) decides, and the buyer counts as not certified: it may buy
 prepaid, never on credit (``payment = "postpaid_certified"``).
 
-``protocols.signing.agency.verify_certificate`` accepts only charger (BPP) certificates; buyer
-certificates share the record format, so they are checked here with the same primitives
-(``verify_object`` for the agency signature, ``verify_revocations`` for the list).
+Buyer certificates share the charger's record format without place or metering key;
+``protocols.signing.agency.verify_certificate`` checks both kinds (``types=``).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import OrderedDict
 from typing import Any
 
-from protocols.signing.agency import verify_certificate, verify_revocations
-from protocols.signing.detached import verify_object
-from protocols.signing.errors import SignatureError
+from protocols.signing.agency import verify_certificate
 from protocols.signing.keys import KeyLookup, PublicKeyRecord
 
-from protocols.beckn.messages import parse_timestamp
-from protocols.beckn.errors import BecknError
 
 BUYER_TYPES = ("BAP", "BPP")
-
-
-def _time(cert: dict, name: str) -> int:
-    try:
-        return int(parse_timestamp(cert.get(name), name))
-    except BecknError as exc:
-        raise SignatureError("certificate-malformed", str(exc)) from None
 
 
 def verify_sender_certificate(cert: Any, agency_public_key: bytes, revocations: Any = None, *,
                               now_s: float) -> PublicKeyRecord:
     """The signing key an agency certificate vouches for; ``SignatureError`` if it does not."""
-    if not isinstance(cert, dict):
-        raise SignatureError("certificate-malformed", "certificate must be a JSON object")
-    if cert.get("type") == "BPP":
-        return verify_certificate(cert, agency_public_key, revocations, now_s=now_s).key
-    verify_object(cert, agency_public_key)
-    if cert.get("type") not in BUYER_TYPES:
-        raise SignatureError("wrong-type", f"certificate type {cert.get('type')!r} (allowed: BAP, BPP)")
-    for name in ("subscriber_id", "unique_key_id", "signing_public_key"):
-        if not isinstance(cert.get(name), str) or not cert[name]:
-            raise SignatureError("certificate-malformed", f"field {name!r} must be a non-empty string")
-    if cert.get("status") != "SUBSCRIBED":
-        raise SignatureError("certificate-status", f"status {cert.get('status')!r}, expected 'SUBSCRIBED'")
-    valid_from_s, valid_until_s = _time(cert, "valid_from"), _time(cert, "valid_until")
-    if now_s < valid_from_s:
-        raise SignatureError("not-yet-valid", f"certificate valid from {cert['valid_from']}")
-    if now_s >= valid_until_s:
-        raise SignatureError("expired", f"certificate expired at {cert['valid_until']}")
-    if revocations is not None:
-        hit = {cert["subscriber_id"], cert["unique_key_id"]} & verify_revocations(revocations, agency_public_key)
-        if hit:
-            raise SignatureError("revoked", f"{sorted(hit)[0]!r} is on the agency's revocation list")
-    try:
-        key = base64.b64decode(cert["signing_public_key"], validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("certificate-malformed", "signing_public_key is not base64") from None
-    if len(key) != 32:
-        raise SignatureError("certificate-malformed", "signing_public_key must be 32 bytes")
-    return PublicKeyRecord(cert["subscriber_id"], cert["unique_key_id"], key, valid_from_s, valid_until_s)
+    return verify_certificate(cert, agency_public_key, revocations, now_s=now_s, types=BUYER_TYPES).key
 
 
 class CertifiedKeys:

@@ -246,19 +246,33 @@ class Certificate:
     record: dict
 
 
+def _check_buyer_fields(record: dict) -> None:
+    """Apps and gateways have no place or metering key: only the identity and its key."""
+    for name in ("subscriber_id", "unique_key_id", "signing_public_key", "type"):
+        _require_str(record, name)
+    if any(c in record["subscriber_id"] + record["unique_key_id"] for c in '|" '):
+        raise SignatureError("certificate-malformed", "subscriber_id and unique_key_id must not contain '|', quotes or spaces")
+    b64decode(record["signing_public_key"], field="signing_public_key", length=32)
+
+
 def verify_certificate(
-    cert: Any, agency_public_key: bytes, revocations: Any = None, *, now_s: float
+    cert: Any, agency_public_key: bytes, revocations: Any = None, *, now_s: float,
+    types: tuple[str, ...] = ("BPP",),
 ) -> Certificate:
-    """Verify charger -> agency offline; refuses revoked, expired, not yet valid, forged, non-BPP."""
+    """Verify subscriber -> agency offline; refuses revoked, expired, not yet valid, forged, or a
+    type outside ``types`` (chargers are BPP; a charger checking a buyer passes ("BAP", "BPP"))."""
     if not isinstance(cert, dict):
         raise SignatureError("certificate-malformed", "certificate must be a JSON object")
     agency_key_id = verify_object(cert, agency_public_key)
+    if cert.get("type") not in types:
+        raise SignatureError("wrong-type", f"certificate is for a {cert.get('type')!r}, expected one of: {', '.join(types)}")
     try:
-        _check_record_fields(cert)
+        if cert["type"] == "BPP":
+            _check_record_fields(cert)
+        else:
+            _check_buyer_fields(cert)
     except SignatureError as exc:
         raise SignatureError("certificate-malformed", str(exc)) from None
-    if cert["type"] != "BPP":
-        raise SignatureError("wrong-type", f"certificate is for a {cert['type']!r}, expected a charger (BPP)")
     if cert.get("status") != "SUBSCRIBED":
         raise SignatureError("certificate-status", f"status {cert.get('status')!r}, expected 'SUBSCRIBED'")
     valid_from_s = parse_time(cert.get("valid_from"), field="valid_from")
