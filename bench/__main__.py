@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ("meter", "board", "core", "journal", "signing")
+AREAS = ("meter", "board", "core", "runtime", "journal", "signing")
 
 
 def machine() -> dict:
