@@ -49,6 +49,7 @@ meter_log = logging.getLogger("urja.meter")
 
 TICK_S = 0.05  # safety supervision period (real time): well inside IEC 61851's 100 ms
 CONNECTOR_ID = "1"
+PROGRESS_S = 15  # how often a charging session's progress is announced to listeners (clock time)
 
 
 class RuntimeError_(AgentError):
@@ -159,6 +160,7 @@ class Runtime(ChargerService):
         self._connector_updated_s = clock.wall_s()
         self._connector_status = None
         self._relay_lock = asyncio.Lock()
+        self._progress_s = 0.0
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -343,6 +345,11 @@ class Runtime(ChargerService):
                 self.journal.checkpoint(sid, reading.energy_import_wh, self.clock.wall_s())
             except AgentError as exc:
                 log.warning("checkpoint not written: %s", exc)
+            # Progress for status pages and eMSPs, at a pace that does not flood them.
+            now_s = self.clock.wall_s()
+            if now_s - self._progress_s >= PROGRESS_S:
+                self._progress_s = now_s
+                self._update_view(sid)
         return MeterReading(time_ms, reading.energy_import_wh, float(reading.power_w), tuple(reading.current_a))
 
     def _on_pilot(self, event) -> None:
@@ -489,6 +496,16 @@ class Runtime(ChargerService):
         sid = status.get("session_id")
         if sid:
             self._update_view(sid)
+        # An authorization that ended before the car ever drew power leaves no journaled
+        # session and no receipt: its view is closed as INVALID (nothing to bill).
+        for other, view in list(self._views.items()):
+            meta = self._meta.get(other)
+            if other != self.core.session_id and view.status == "ACTIVE" and (meta is None or meta.start_s is None):
+                view.status = "INVALID"
+                view.state = "finished"
+                view.stop_reason = self.core.stop_reason or "stopped_before_charging"
+                view.stop_s = view.last_updated_s = self.clock.wall_s()
+                self._notify("session", view)
         self._refresh_connector()
 
     # --- receipts ---------------------------------------------------------------------------
@@ -669,7 +686,12 @@ class Runtime(ChargerService):
         return views
 
     def receipt(self, session_id: str) -> dict | None:
-        text = self.journal.receipt(session_id)
+        from agent.journal import JournalError
+
+        try:
+            text = self.journal.receipt(session_id)
+        except JournalError:  # not journaled yet (the car has not asked for power) or unknown
+            return None
         if text is None:
             return None
         return json.loads(text) if isinstance(text, (str, bytes)) else text

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 
@@ -17,6 +16,7 @@ def say(text: str) -> None:
 
 
 async def _until(predicate, timeout_s: float, what: str) -> None:
+    """Wait for a state the runtime reaches by itself; bounded, and says what it waited for."""
     async def loop():
         while not predicate():
             await asyncio.sleep(0.02)
@@ -24,7 +24,50 @@ async def _until(predicate, timeout_s: float, what: str) -> None:
     try:
         await asyncio.wait_for(loop(), timeout_s)
     except asyncio.TimeoutError:
-        raise SystemExit(f"demo: gave up waiting for {what} after {timeout_s:.0f} s") from None
+        raise SystemExit(f"urja: gave up waiting for {what} after {timeout_s:.0f} s") from None
+
+
+async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, tell=say) -> dict:
+    """Script one car on the simulated board: arrive, charge to the limit, park, leave.
+
+    Returns the signed receipt. With ``token`` the car's driver presents an allow-listed token
+    (an RFID card, say) instead of relying on free vend.
+    """
+    car = rt.board.sim.car
+    receipts: list = []
+    done = asyncio.Event()
+
+    def on_event(kind, obj):
+        if kind == "receipt":
+            receipts.append(obj)
+            done.set()
+
+    rt.add_listener(on_event)
+    try:
+        car.plug_in()
+        if token is not None:
+            tell(f"a car plugs in (pilot A -> B); the driver shows token {token}")
+            await rt.start_session(source="allow_list", reference=f"token-{token}", token=token)
+        else:
+            tell("a car plugs in (pilot A -> B); free vend authorizes it")
+        await _until(lambda: rt.core.session_id is not None, 10, "authorization")
+        limits = rt.core.authorization.limits() if rt.core.authorization else {}
+        tell("limits: " + (", ".join(f"{k}={v}" for k, v in limits.items() if v is not None) or "none"))
+        tell("the car asks for power (pilot B -> C); the safety gate closes the relay")
+        car.request_power()
+        await _until(lambda: rt.board.relay.closed, 10, "relay closed")
+        energy_limit = limits.get("energy_limit_wh") or 1000
+        speed = rt.clock.speed
+        await _until(lambda: rt.core.stop_reason is not None, 60 + 3600 * energy_limit / 7000 / speed,
+                     "the session limit")
+        tell(f"limit reached ({rt.core.stop_reason}): relay open")
+        tell(f"the car stays parked for {park_s / 60:.0f} minutes (idle time is measured), then unplugs")
+        await rt.clock.sleep(park_s)
+        car.unplug()
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        rt.remove_listener(on_event)
+    return receipts[0][1]
 
 
 async def run_local_demo(folder: Path, *, speed: float, limit_wh: int, keep_running: bool) -> int:
@@ -42,27 +85,10 @@ async def run_local_demo(folder: Path, *, speed: float, limit_wh: int, keep_runn
                                         address="80 Feet Road, Koramangala", tariff="flat", auth="free_vend",
                                         default_limit_wh=limit_wh))
     say(f"simulated time runs {speed:g}x faster than real time")
-    receipts: list = []
     async with open_runtime(config, clock=Clock(speed=speed)) as rt:
-        rt.add_listener(lambda kind, obj: receipts.append(obj) if kind == "receipt" else None)
-        car = rt.board.sim.car
         say(f"charger up on board '{rt.board.profile.name}', meter {rt.board.meter.model} over Modbus TCP, "
             f"connector {rt.connectors()[0].status}")
-        say("a car plugs in (pilot A -> B); free vend authorizes it, up to %d Wh" % limit_wh)
-        car.plug_in()
-        await _until(lambda: rt.core.session_id is not None, 10, "authorization")
-        say("the car asks for power (pilot B -> C); the safety gate closes the relay")
-        car.request_power()
-        await _until(lambda: rt.board.relay.closed, 10, "relay closed")
-        await _until(lambda: rt.core.stop_reason is not None, 60 + 3600 * limit_wh / 7000 / speed,
-                     "the energy limit")
-        view = rt.session(rt.core.session_id)
-        say(f"limit reached ({rt.core.stop_reason}): relay open after {view.energy_wh} Wh")
-        say("the car stays parked for 3 minutes (idle time is measured), then unplugs")
-        await rt.clock.sleep(180)
-        car.unplug()
-        await _until(lambda: receipts, 10, "the receipt")
-        sid, receipt = receipts[0]
+        receipt = await charge_one_car(rt)
         cost = receipt["cost_paise"]
         say(f"receipt {receipt['receipt_id']}: {receipt['energy_wh']} Wh from meter {receipt['meter']['serial']} "
             f"({receipt['start']['meter_wh']} -> {receipt['stop']['meter_wh']} Wh)")
@@ -73,19 +99,15 @@ async def run_local_demo(folder: Path, *, speed: float, limit_wh: int, keep_runn
         except ProtocolError as exc:
             say(f"receipt does NOT verify: {exc}")
             return 1
-        path = folder / f"receipt-{sid}.json"
+        path = folder / f"{receipt['receipt_id']}.json"
         path.write_text(json.dumps(receipt, indent=2) + "\n")
         say(f"receipt signature, agency certificate and OCMF meter data verify; saved to {path}")
         say(f"check it yourself: urja verify {path} --agency-key {config.agency_key}")
         if keep_running:
-            say("agent keeps running; Ctrl-C to stop")
-            stop = asyncio.Event()
             from tools.run_cmd import _install_stop
 
+            say("agent keeps running; Ctrl-C to stop")
+            stop = asyncio.Event()
             _install_stop(stop)
             await stop.wait()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(asyncio.run(run_local_demo(Path(sys.argv[1]), speed=30, limit_wh=1000, keep_running=False)))

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,12 @@ def register(subparsers) -> None:
                      help="board profile, overriding the configuration's (e.g. sim)")
     run.add_argument("--duration-s", type=float, default=None, metavar="S",
                      help="stop after this many seconds (default: run until SIGTERM or Ctrl-C)")
+    run.add_argument("--sim-car", action="store_true",
+                     help="simulated board only: a car arrives, charges to the session limit, parks, leaves; "
+                          "the signed receipt is printed")
+    run.add_argument("--token", default=None, help="with --sim-car: the driver shows this allow-listed token")
+    run.add_argument("--speed", type=float, default=1.0,
+                     help="simulated board only: run simulated time this many times faster")
     run.set_defaults(func=run_handler)
 
     demo = subparsers.add_parser("demo", help="a whole charging session on the simulated board, all local")
@@ -50,21 +58,42 @@ def run_handler(args: argparse.Namespace) -> int:
         folder = Path(tempfile.mkdtemp(prefix="urja-sim-"))
         log.warning("no configuration at %s: running a temporary simulated site in %s", path, folder)
         path = provision_site(folder, site_id="in.local.sim-1", name="Simulated charger", lat=12.9352,
-                              lon=77.6245)
+                              lon=77.6245, default_limit_wh=500)
     config = load_config(path)
-    return asyncio.run(_run(config, args.board, args.duration_s))
+    if (args.sim_car or args.speed != 1.0) and (args.board or config.board_profile) != "sim":
+        print("urja run: --sim-car and --speed need the simulated board (--board sim)", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(config, args))
 
 
-async def _run(config, board, duration_s) -> int:
+async def _run(config, args) -> int:
+    from agent.clock import Clock
     from agent.runtime import open_runtime
 
     stop = asyncio.Event()
     _install_stop(stop)
-    async with open_runtime(config, board_profile=board):
+    async with open_runtime(config, board_profile=args.board, clock=Clock(speed=args.speed)) as rt:
+        car = None
+        if args.sim_car:
+            from tools.demo import charge_one_car
+
+            async def drive():
+                receipt = await charge_one_car(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))
+                print(json.dumps(receipt, indent=2), flush=True)
+                if args.duration_s is None:
+                    stop.set()
+
+            car = asyncio.get_running_loop().create_task(drive(), name="urja-sim-car")
         try:
-            await asyncio.wait_for(stop.wait(), duration_s)
+            await asyncio.wait_for(stop.wait(), args.duration_s)
         except asyncio.TimeoutError:
             pass
+        finally:
+            if car is not None:
+                car.cancel()
+                await asyncio.gather(car, return_exceptions=True)
+                if not car.cancelled() and car.exception() is not None:
+                    raise car.exception()
     return 0
 
 
