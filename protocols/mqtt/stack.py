@@ -1,0 +1,147 @@
+"""One charger's network stack: the Beckn provider, signing and the MQTT binding, wired together.
+
+The runtime (or fleet mode, or a test) supplies a ``ChargerService``, the charger's identity
+and the network settings; this module builds ``Bpp`` + ``ChargerLink`` + ``MqttTransport`` and
+owns their start and stop order: the provider's unsolicited-message pump starts after the link
+(so nothing is sent into a binding that is not listening) and stops before it.
+
+``[network]`` keys read here (the provider reads its own, e.g. ``payment``, from the same table)::
+
+    brokers = ["mqtts://broker.example.in:8883", "mqtt://backup.example.in:1883"]   # failover order
+    protocol = "5"                 # or "3.1.1"
+    topic_root = "urja/v1"
+    username = "..."               # with password; or client certificate:
+    password = "..."
+    ca_file = "/etc/urja/network-ca.pem"
+    cert_file = "/etc/urja/client.pem"
+    key_file = "/etc/urja/client.key"
+    keepalive_s = 30
+    agency_public_key = "base64..."   # nodes: the agency key to verify chargers by
+"""
+from __future__ import annotations
+
+import random as _random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from board.checks import ConfigError, Section
+from protocols.beckn.bpp import Bpp
+from protocols.mqtt.charger import ChargerLink
+from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
+from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
+from protocols.signing.beckn import Verifier
+from protocols.signing.keys import StaticKeyLookup
+
+DEFAULT_BROKERS = ("mqtt://127.0.0.1:1883",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    brokers: tuple[str, ...] = DEFAULT_BROKERS
+    protocol: str = "5"
+    topic_root: str = DEFAULT_ROOT
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: int = 30
+    agency_public_key: str | None = None
+
+    @classmethod
+    def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
+        """Validate the MQTT keys of a ``[network]`` table; errors name file, key and what is allowed."""
+        sec = Section(data or {}, file, "network")
+        brokers = sec.list("brokers", list(DEFAULT_BROKERS))
+        if not brokers or not all(isinstance(b, str) for b in brokers):
+            raise sec.error("brokers", "must be a non-empty list of broker URLs", "mqtt://host:port, mqtts://host:port")
+        base = Path(file).parent if str(file) != "<config>" else Path(".")
+
+        def path(name):
+            value = sec.str(name, None)
+            if value is None:
+                return None
+            p = Path(value)
+            return str(p if p.is_absolute() else base / p)
+
+        cfg = cls(brokers=tuple(brokers), protocol=sec.str("protocol", "5", choices=PROTOCOLS),
+                  topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
+                  password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
+                  key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
+                  agency_public_key=sec.str("agency_public_key", None))
+        try:
+            check_root(cfg.topic_root)
+            cfg.mqtt_settings(client_id="check")
+        except (TopicError, TransportError) as exc:
+            key = exc.details.get("field", "brokers")
+            raise ConfigError(file, f"network.{key}", str(exc)) from None
+        return cfg
+
+    @classmethod
+    def from_site(cls, site) -> "NetworkConfig":
+        return cls.from_table((getattr(site, "extra", None) or {}).get("network"), getattr(site, "path", "<config>"))
+
+    def mqtt_settings(self, *, client_id: str, **overrides) -> MqttSettings:
+        values = dict(brokers=self.brokers, client_id=client_id, protocol=self.protocol, username=self.username,
+                      password=self.password, ca_file=self.ca_file, cert_file=self.cert_file,
+                      key_file=self.key_file, keepalive_s=self.keepalive_s)
+        values.update(overrides)
+        return MqttSettings(**values)
+
+
+def _signer_for(signer) -> Callable[[float], Any]:
+    """A ``Keyring`` (rotation applies) or a fixed ``Ed25519Signer``."""
+    if hasattr(signer, "signer") and not hasattr(signer, "sign"):
+        return signer.signer
+    return lambda now_s: signer
+
+
+class ChargerNetwork:
+    """Bpp + ChargerLink + transport for one ``ChargerService``."""
+
+    def __init__(self, *, service, signer, certificate: dict | None, agency_public_key: bytes | None,
+                 settings: MqttSettings, topics: Topics | None = None, journal=None,
+                 clock: Callable[[], float] | None = None, rng: _random.Random | None = None,
+                 revocations: Any = None, buyer_keys: StaticKeyLookup | None = None, **link_options):
+        self.service = service
+        clock = clock or service.now_s
+        site = service.site
+        self.topics = topics or Topics()
+        self.transport = MqttTransport(settings, rng=rng)
+        self.verifier = Verifier(lookup=buyer_keys or StaticKeyLookup(), clock=clock)
+        subscriber_id = site.site_id
+        self.link = ChargerLink(transport=self.transport, provider=None, subscriber_id=subscriber_id,
+                                lat=site.place.lat, lon=site.place.lon, signer_for=_signer_for(signer), clock=clock,
+                                topics=self.topics, journal=journal, rng=rng, **link_options)
+        self.bpp = Bpp(service=service, signer=signer, verifier=self.verifier, bpp_uri=self.link.uri,
+                       clock=clock, bpp_id=subscriber_id, certificate=certificate,
+                       agency_public_key=agency_public_key, revocations=revocations, send=self.link.send)
+        self.link.provider = self.bpp
+
+    @classmethod
+    def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
+        """Wire the network for an ``agent.runtime.Runtime`` (keys, certificate, journal from it)."""
+        config = config or NetworkConfig.from_site(rt.site)
+        ident = rt.identity
+        settings = config.mqtt_settings(client_id=rt.site.site_id)
+        return cls(service=rt, signer=ident.keyring, certificate=ident.certificate,
+                   agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
+                   journal=rt.journal, **options)
+
+    async def start(self, *, connect_timeout_s: float | None = None) -> None:
+        await self.link.start()
+        await self.bpp.start()
+        if connect_timeout_s is not None:
+            await self.transport.wait_connected(connect_timeout_s)
+
+    async def close(self) -> None:
+        await self.bpp.close()
+        await self.link.close()
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()

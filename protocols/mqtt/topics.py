@@ -1,0 +1,101 @@
+"""The topic scheme: where a search, a directed message, a catalog and a presence live.
+
+Everything hangs under one root (``urja/v1`` unless the network configures another):
+
+    {root}/search/{c1}/{c2}/.../{cN}          a broadcast search for geohash cell c1c2...cN
+    {root}/inbox/{subscriber_id}              messages addressed to one participant
+    {root}/catalog/{c1}/.../{c5}/{subscriber_id}   a charger's retained, signed catalog
+    {root}/presence/{c1}/.../{c5}/{subscriber_id}  a charger's retained presence (last will: offline)
+
+A cell is spelt one character per topic level so that ``catalog/t/d/r/#`` gathers every
+retained catalog inside cell ``tdr`` with a single subscription, at any precision. A charger
+subscribes to the exact search topic of its own cell at each search precision, never to a
+wildcard, so a search published for a neighbouring cell does not reach it.
+"""
+from __future__ import annotations
+
+import re
+
+from protocols.errors import ProtocolError
+from protocols.mqtt import geohash
+
+DEFAULT_ROOT = "urja/v1"
+SEARCH_PRECISIONS = (2, 3, 4, 5)
+PLACE_PRECISION = 5
+MAX_SEARCH_CELLS = 16
+_SUBSCRIBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_ROOT_RE = re.compile(r"^[A-Za-z0-9._:-]+(/[A-Za-z0-9._:-]+)*$")
+
+
+class TopicError(ProtocolError):
+    code = "topic-invalid"
+
+
+def check_subscriber_id(subscriber_id: object) -> str:
+    """Subscriber ids become one topic level: no separators, no wildcards, bounded length."""
+    if not isinstance(subscriber_id, str) or not _SUBSCRIBER_RE.match(subscriber_id):
+        raise TopicError(
+            f"subscriber id {subscriber_id!r} cannot be a topic level "
+            "(allowed: 1-128 of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit)",
+            field="subscriber_id",
+        )
+    return subscriber_id
+
+
+def check_root(root: object) -> str:
+    if not isinstance(root, str) or not _ROOT_RE.match(root) or len(root) > 64:
+        raise TopicError(f"topic root {root!r} must be slash-separated levels of A-Z a-z 0-9 . _ : -", field="topic_root")
+    return root
+
+
+def cell_path(cell: str) -> str:
+    geohash.bounds(cell)  # validates
+    return "/".join(cell)
+
+
+class Topics:
+    """Builds and parses the topics of one network root."""
+
+    def __init__(self, root: str = DEFAULT_ROOT):
+        self.root = check_root(root)
+
+    def search(self, cell: str) -> str:
+        return f"{self.root}/search/{cell_path(cell)}"
+
+    def inbox(self, subscriber_id: str) -> str:
+        return f"{self.root}/inbox/{check_subscriber_id(subscriber_id)}"
+
+    def catalog(self, lat: float, lon: float, subscriber_id: str) -> str:
+        cell = geohash.encode(lat, lon, PLACE_PRECISION)
+        return f"{self.root}/catalog/{cell_path(cell)}/{check_subscriber_id(subscriber_id)}"
+
+    def presence(self, lat: float, lon: float, subscriber_id: str) -> str:
+        cell = geohash.encode(lat, lon, PLACE_PRECISION)
+        return f"{self.root}/presence/{cell_path(cell)}/{check_subscriber_id(subscriber_id)}"
+
+    def catalogs_in(self, cell: str) -> str:
+        """Filter gathering every retained catalog inside ``cell`` (any precision up to 5)."""
+        return f"{self.root}/catalog/{cell_path(cell)}/#"
+
+    def presences_in(self, cell: str) -> str:
+        return f"{self.root}/presence/{cell_path(cell)}/#"
+
+    def charger_search_filters(self, lat: float, lon: float) -> list[str]:
+        """The exact search topics a charger at (lat, lon) listens on, one per search precision."""
+        return [self.search(geohash.encode(lat, lon, p)) for p in SEARCH_PRECISIONS]
+
+    def search_cover(self, lat: float, lon: float, radius_km: float) -> list[str]:
+        """Topics a search of this circle is published to (the finest precision within the cell budget)."""
+        try:
+            _, cells = geohash.choose_cover(lat, lon, radius_km, SEARCH_PRECISIONS, MAX_SEARCH_CELLS)
+        except geohash.GeohashError as exc:
+            raise TopicError(str(exc), field="radius_km") from None
+        return [self.search(c) for c in cells]
+
+    def kind(self, topic: str) -> str | None:
+        """``search``, ``inbox``, ``catalog`` or ``presence`` for a topic under this root, else None."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return None
+        head = topic[len(prefix):].split("/", 1)[0]
+        return head if head in ("search", "inbox", "catalog", "presence") else None

@@ -1,0 +1,114 @@
+"""Building a node from command-line flags and the ``[network]`` / ``[node]`` tables.
+
+Shared by ``urja discover`` and ``urja charge`` so both read the same settings the same way::
+
+    [network]
+    brokers = ["mqtt://127.0.0.1:1883"]
+    agency_public_key = "base64 of the agency's Ed25519 key"   # or a path to agency.pub
+    protocol = "5"
+
+    [node]
+    subscriber_id = "app.example.in"
+    key_dir = "node-keys"          # a keyring made with `urja keygen`
+    certificate = "node-cert.json" # the agency's certificate for it (type BAP)
+
+Flags override the file. Without a certificate a node can still read the chargers' retained,
+signed catalogs (``urja discover`` does so); asking a charger anything needs one.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from board.checks import ConfigError, Section, load_toml
+from protocols.errors import ProtocolError
+from protocols.mqtt.identity import make_identity
+from protocols.mqtt.stack import NetworkConfig
+from protocols.mqtt.topics import Topics
+from protocols.mqtt.transport import MqttTransport
+from protocols.node.client import NetworkNode
+from protocols.signing.agency import load_agency, read_agency_public_key
+from protocols.signing.keys import Ed25519Signer
+
+DEFAULT_CONFIG = "/etc/urja/urja.toml"
+
+
+class SetupError(ProtocolError):
+    code = "node-setup"
+
+
+def add_node_options(p) -> None:
+    p.add_argument("--config", help=f"read [network] and [node] from this TOML file (default {DEFAULT_CONFIG} if present)")
+    p.add_argument("--broker", action="append", default=[], help="broker URL, e.g. mqtt://127.0.0.1:1883 (repeatable: failover order)")
+    p.add_argument("--agency-key", help="agency public key: base64 text, agency.pub or agency.json")
+    p.add_argument("--subscriber-id", help="this node's network subscriber id")
+    p.add_argument("--key-dir", help="this node's keyring (from `urja keygen`)")
+    p.add_argument("--certificate", help="the agency's certificate for this node's key (JSON)")
+    p.add_argument("--agency-dir", help="pilot networks: let this local agency certify a fresh node key")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers (default 3)")
+
+
+def _agency_key(value: str, where: str) -> bytes:
+    if Path(value).exists():
+        return read_agency_public_key(value)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise SetupError(f"{where}: agency key must be base64 of 32 bytes or a path to agency.pub/agency.json")
+    return raw
+
+
+def build_node(args, *, clock) -> NetworkNode:
+    """A node ready to ``start()``; raises ``ConfigError``/``SetupError`` naming what is missing."""
+    data: dict = {}
+    config_path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+    if config_path:
+        data = load_toml(config_path)
+    net = NetworkConfig.from_table(data.get("network"), config_path or "<flags>")
+    node_sec = Section(data.get("node") or {}, config_path or "<flags>", "node")
+    base = Path(config_path).parent if config_path else Path(".")
+
+    def rel(value):
+        return None if value is None else str(value if Path(value).is_absolute() else base / value)
+
+    subscriber_id = args.subscriber_id or node_sec.str("subscriber_id", None)
+    key_dir = args.key_dir or rel(node_sec.str("key_dir", None))
+    cert_file = args.certificate or rel(node_sec.str("certificate", None))
+    node_sec.finish()
+    brokers = tuple(args.broker) or net.brokers
+    agency_text = args.agency_key or net.agency_public_key
+    if args.agency_dir and not agency_text:
+        agency_text = str(Path(args.agency_dir) / "agency.pub")
+    if not agency_text:
+        raise ConfigError(config_path or "<flags>", "network.agency_public_key",
+                          "missing: give --agency-key or set it in the config", allowed="base64 key or agency.pub path")
+    agency_key = _agency_key(agency_text, "--agency-key" if args.agency_key else "network.agency_public_key")
+    now = clock()
+    certificate = None
+    if key_dir:
+        from protocols.signing.keys import load_keyring
+        keyring = load_keyring(key_dir)
+        signer = keyring.signer(now)
+        if cert_file:
+            certificate = json.loads(Path(cert_file).read_text(encoding="utf-8"))
+    else:
+        subscriber_id = subscriber_id or f"node-{uuid.uuid4().hex[:12]}"
+        if args.agency_dir:
+            ident = make_identity(load_agency(args.agency_dir), subscriber_id, lat=0.0, lon=0.0, now_s=now,
+                                  kind="BAP", valid_days=1)
+            signer, certificate = ident.signer, ident.certificate
+        else:
+            # no certificate: chargers will not answer this key, but retained catalogs can be read
+            signer = Ed25519Signer(subscriber_id=subscriber_id, key_id="ephemeral",
+                                   private_key=ed25519.Ed25519PrivateKey.generate())
+    settings = net.mqtt_settings(client_id=f"{signer.subscriber_id}-{uuid.uuid4().hex[:6]}", brokers=brokers)
+    return NetworkNode(transport=MqttTransport(settings), subscriber_id=signer.subscriber_id, signer=signer,
+                       agency_public_key=agency_key, clock=clock, certificate=certificate,
+                       topics=Topics(net.topic_root))

@@ -1,0 +1,164 @@
+"""The MQTT transport against a real mosquitto: both protocol versions, retained messages, the
+last will, TLS with a CA made here plus username/password, failover and reconnect."""
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from protocols.mqtt.transport import BrokerAddress, MqttSettings, MqttTransport, TransportError
+from tests.mqtt_broker import MOSQUITTO, Broker, free_port, make_tls_files
+
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)")
+
+
+class Inbox:
+    """Collects (topic, payload, retained) and lets a test wait for a condition without sleeping."""
+
+    def __init__(self):
+        self.items = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, topic, payload, retained):
+        self.items.append((topic, payload, retained))
+        self._changed.set()
+
+    async def wait(self, predicate, timeout_s=5.0):
+        async def loop():
+            while not predicate(self.items):
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(loop(), timeout_s)
+        return self.items
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Broker(tmp_path) as b:
+        yield b
+
+
+def settings(*urls, client_id, **kw):
+    kw.setdefault("backoff_initial_s", 0.05)
+    kw.setdefault("backoff_max_s", 0.2)
+    return MqttSettings(brokers=tuple(urls), client_id=client_id, **kw)
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+async def test_publish_subscribe_round_trip_keeps_exact_bytes(broker, protocol):
+    inbox = Inbox()
+    payload = b"Authorization: Signature x\n\n{\"a\": \"\\u00e9\", \"b\": 1}\x00\xff"
+    async with MqttTransport(settings(broker.url, client_id=f"sub-{protocol}", protocol=protocol),
+                             on_message=inbox) as sub, \
+            MqttTransport(settings(broker.url, client_id=f"pub-{protocol}", protocol=protocol)) as pub:
+        sub.subscribe("urja/v1/test/+")
+        await sub.wait_connected(5)
+        await pub.wait_connected(5)
+        # the subscription is in flight; a retained message makes the test independent of SUBACK timing
+        await pub.publish("urja/v1/test/x", payload, qos=1, retain=True, expiry_s=60)
+        items = await inbox.wait(lambda it: it)
+    assert items[0][0] == "urja/v1/test/x"
+    assert items[0][1] == payload
+
+
+async def test_retained_message_and_last_will_on_killed_connection(broker):
+    watcher_inbox = Inbox()
+    dying = MqttTransport(settings(broker.url, client_id="dying"))
+    dying.set_will("urja/v1/presence/x/charger-1", b"offline", qos=1, retain=True)
+    await dying.start()
+    try:
+        await dying.wait_connected(5)
+        await dying.publish("urja/v1/presence/x/charger-1", b"online", retain=True)
+        async with MqttTransport(settings(broker.url, client_id="watcher"), on_message=watcher_inbox) as watcher:
+            watcher.subscribe("urja/v1/presence/#")
+            await watcher_inbox.wait(lambda it: (("urja/v1/presence/x/charger-1", b"online", True) in it))
+            # kill the TCP connection without an MQTT DISCONNECT: the broker must publish the will
+            dying._client.socket().shutdown(2)
+            await watcher_inbox.wait(lambda it: any(p == b"offline" for _, p, _ in it))
+    finally:
+        await dying.close()
+    # a newcomer sees the will as the retained state
+    late = Inbox()
+    async with MqttTransport(settings(broker.url, client_id="late"), on_message=late) as t:
+        t.subscribe("urja/v1/presence/#")
+        await late.wait(lambda it: it)
+    assert late.items[0][1:] == (b"offline", True)
+
+
+async def test_clean_close_does_not_fire_the_will(broker):
+    t = MqttTransport(settings(broker.url, client_id="polite"))
+    t.set_will("urja/v1/presence/x/polite", b"offline", retain=True)
+    await t.start()
+    await t.wait_connected(5)
+    await t.publish("urja/v1/presence/x/polite", b"online", retain=True)
+    await t.close()
+    late = Inbox()
+    async with MqttTransport(settings(broker.url, client_id="late2"), on_message=late) as w:
+        w.subscribe("urja/v1/presence/x/polite")
+        await late.wait(lambda it: it)
+    assert late.items[0][1] == b"online"
+
+
+async def test_tls_with_generated_ca_and_password(tmp_path):
+    tls = make_tls_files(tmp_path / "pki")
+    with Broker(tmp_path, tls={k: str(v) for k, v in tls.items()}, passwords={"charger": "s3cret"}) as b:
+        good = settings(b.url, client_id="tls-ok", ca_file=str(tls["ca"]), username="charger", password="s3cret")
+        inbox = Inbox()
+        async with MqttTransport(good, on_message=inbox) as t:
+            t.subscribe("urja/v1/tls")
+            await t.wait_connected(5)
+            await t.publish("urja/v1/tls", b"over tls", retain=True)
+            await inbox.wait(lambda it: it)
+        # wrong password: refused, never connected
+        bad = MqttTransport(settings(b.url, client_id="tls-bad", ca_file=str(tls["ca"]), username="charger",
+                                     password="wrong"))
+        await bad.start()
+        await asyncio.wait_for(bad.failed.wait(), 10)
+        assert not bad.connected.is_set()
+        assert "refused" in bad.last_error or "not authorized" in bad.last_error.lower()
+        await bad.close()
+        # a server certificate not signed by our CA: refused by verification
+        other = make_tls_files(tmp_path / "other")
+        untrusted = MqttTransport(settings(b.url, client_id="tls-untrusted", ca_file=str(other["ca"]),
+                                           username="charger", password="s3cret"))
+        await untrusted.start()
+        await asyncio.wait_for(untrusted.failed.wait(), 10)
+        assert not untrusted.connected.is_set()
+        assert "certificate" in untrusted.last_error.lower()
+        await untrusted.close()
+
+
+async def test_failover_to_second_broker_when_first_is_down(broker):
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    t = MqttTransport(settings(dead, broker.url, client_id="failover"), rng=random.Random(1))
+    async with t:
+        await t.wait_connected(5)
+        assert t.broker == BrokerAddress.parse(broker.url)
+        assert t.failures >= 1
+
+
+async def test_reconnects_after_broker_restart_and_renews_subscriptions(broker):
+    inbox = Inbox()
+    async with MqttTransport(settings(broker.url, client_id="survivor"), on_message=inbox) as t:
+        t.subscribe("urja/v1/after")
+        await t.wait_connected(5)
+        broker.stop()
+        await asyncio.wait_for(t._lost.wait(), 5)
+        broker.start()
+        await t.wait_connected(10)
+        async with MqttTransport(settings(broker.url, client_id="later")) as p:
+            await p.wait_connected(5)
+            await p.publish("urja/v1/after", b"hello again", retain=True)
+        await inbox.wait(lambda it: it)
+    assert t.connections == 2
+
+
+def test_settings_refuse_bad_values():
+    with pytest.raises(TransportError, match="scheme"):
+        MqttSettings(brokers=("http://x",), client_id="a")
+    with pytest.raises(TransportError, match="protocol"):
+        MqttSettings(brokers=("mqtt://x",), client_id="a", protocol="4")
+    with pytest.raises(TransportError, match="brokers"):
+        MqttSettings(brokers="mqtt://x", client_id="a")
+    assert BrokerAddress.parse("mqtts://h").port == 8883
