@@ -161,6 +161,7 @@ class Runtime(ChargerService):
         self._connector_status = None
         self._relay_lock = asyncio.Lock()
         self._progress_s = 0.0
+        self.network = None  # the MQTT binding, when the site joined a network
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -881,8 +882,10 @@ class open_runtime:
     def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
                  new_id: Callable[[], str] | None = None, identity: Identity | None = None,
                  session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None):
+                 safety_settings: SafetySettings | None = None, bindings: bool = True):
         self.config = config
+        self.bindings = bindings
+        self._bindings: list = []
         self.clock = clock or Clock()
         self.board_profile = board_profile or config.board_profile
         self.new_id = new_id
@@ -912,7 +915,9 @@ class open_runtime:
                                    clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
                                    safety_settings=self.safety_settings)
             await self.runtime.start()
+            await self._start_bindings(self.runtime)
         except BaseException:
+            await self._stop_bindings()
             if self.runtime is not None:
                 await self.runtime.close()
             if journal is not None:
@@ -921,8 +926,34 @@ class open_runtime:
             raise
         return self.runtime
 
+    async def _start_bindings(self, rt: Runtime) -> None:
+        """The protocol bindings the configuration asks for: ``[network]`` joins the MQTT network.
+
+        They start after the runtime (the charger is safe and reconciled before anyone can
+        reach it) and stop before it; a broker that is down does not stop the charger, the
+        binding reconnects by itself.
+        """
+        if self.bindings is False or "network" not in self.config.extra:
+            return
+        from protocols.mqtt.stack import ChargerNetwork
+
+        net = ChargerNetwork.for_runtime(rt)
+        await net.start()
+        self._bindings.append(net)
+        rt.network = net
+        log.info("network binding started (MQTT)")
+
+    async def _stop_bindings(self) -> None:
+        while self._bindings:
+            binding = self._bindings.pop()
+            try:
+                await binding.close()
+            except Exception:  # the relay must still open below
+                log.exception("closing %r failed", binding)
+
     async def __aexit__(self, *exc) -> None:
         try:
+            await self._stop_bindings()
             if self.runtime is not None:
                 await self.runtime.close()
         finally:
