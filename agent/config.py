@@ -130,7 +130,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
 
     # Sections that later layers read through the raw table; kept so unknown-key checks stay strict.
     extra = {}
-    for name in ("network", "ocpi"):
+    for name in ("network", "http", "ocpi"):
         if root.has(name):
             extra[name] = root.section(name).data
     root.finish()

@@ -162,6 +162,7 @@ class Runtime(ChargerService):
         self._relay_lock = asyncio.Lock()
         self._progress_s = 0.0
         self.network = None  # the MQTT binding, when the site joined a network
+        self.http = None  # the Beckn HTTP binding, when the site serves it
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -933,15 +934,25 @@ class open_runtime:
         reach it) and stop before it; a broker that is down does not stop the charger, the
         binding reconnects by itself.
         """
-        if self.bindings is False or "network" not in self.config.extra:
+        if self.bindings is False:
             return
-        from protocols.mqtt.stack import ChargerNetwork
+        extra = self.config.extra
+        if "network" in extra:
+            from protocols.mqtt.stack import ChargerNetwork
 
-        net = ChargerNetwork.for_runtime(rt)
-        await net.start()
-        self._bindings.append(net)
-        rt.network = net
-        log.info("network binding started (MQTT)")
+            net = ChargerNetwork.for_runtime(rt)
+            await net.start()
+            self._bindings.append(net)
+            rt.network = net
+            log.info("network binding started (MQTT)")
+        if "http" in extra:
+            from protocols.http.binding import HttpBinding
+
+            http = HttpBinding.for_runtime(rt)
+            port = await http.start()
+            self._bindings.append(http)
+            rt.http = http
+            log.info("Beckn HTTP endpoints on %s:%d", http.host, port)
 
     async def _stop_bindings(self) -> None:
         while self._bindings:

@@ -149,3 +149,22 @@ async def test_receiver_refuses_unsigned_callbacks():
         async with n.http.post(f"http://127.0.0.1:{port}/on_status", data=json.dumps({"context": {}})) as r:
             assert r.status == 401 and "WWW-Authenticate" in r.headers
         assert n.receiver.refused == 1 and n.receiver.received == []
+
+
+async def test_site_config_http_table_serves_beckn_from_the_runtime(tmp_path):
+    """``[http]`` in urja.toml: the runtime starts the endpoints; a search gets a signed ACK or NACK."""
+    import aiohttp
+
+    from agent.clock import Clock
+    from agent.runtime import open_runtime
+    from tests.support import sim_config
+
+    cfg = sim_config(tmp_path, auth="network", extra_toml='\n[http]\nlisten = "127.0.0.1:0"\n')
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        assert rt.http is not None and rt.http.port > 0
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{rt.http.port}/search", data=b"{}") as r:
+                # Unsigned: refused with the reason, as BECKN-006 prescribes.
+                assert r.status == 401
+                assert "WWW-Authenticate" in r.headers
+    assert rt.http.server._runner is None

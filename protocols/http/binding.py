@@ -1,0 +1,55 @@
+"""The HTTP binding as a runtime component: ``[http]`` in the site configuration.
+
+A charger that is reachable (a public address, or a tunnel) can serve Beckn's HTTP endpoints
+beside, or instead of, the MQTT network. It gets its own ``Bpp`` over the same charger facade:
+transactions that arrive over HTTP are answered over HTTP (callbacks to the buyer's
+``bap_uri``), those from MQTT over MQTT, and both see the same connectors, tariff and sessions.
+
+    [http]
+    listen = "0.0.0.0:8080"                 # host:port to bind
+    public_url = "https://charger.example"  # what buyers call (bpp_uri); a proxy may sit between
+"""
+from __future__ import annotations
+
+from board.checks import Section
+from protocols.beckn.bpp import Bpp
+from protocols.http.server import BecknHttpServer
+from protocols.signing.beckn import Verifier
+from protocols.signing.keys import StaticKeyLookup
+
+
+class HttpBinding:
+    def __init__(self, *, bpp: Bpp, server: BecknHttpServer, host: str, port: int):
+        self.bpp = bpp
+        self.server = server
+        self.host = host
+        self.port = port
+
+    @classmethod
+    def for_runtime(cls, rt) -> "HttpBinding":
+        site = rt.site
+        sec = Section(site.extra.get("http", {}), site.path, "http")
+        listen = sec.str("listen", "127.0.0.1:8080")
+        host, sep, port_text = listen.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise sec.error("listen", f"not host:port: {listen!r}", "e.g. 0.0.0.0:8080, 127.0.0.1:0")
+        public_url = sec.str("public_url", f"http://{listen}")
+        if not public_url.startswith(("http://", "https://")):
+            raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
+        sec.finish()
+        ident = rt.identity
+        # Buyers are known by the agency certificate they carry; no static keys are configured.
+        bpp = Bpp(service=rt, signer=ident.keyring, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
+                  bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
+                  agency_public_key=ident.agency_public_key)
+        return cls(bpp=bpp, server=BecknHttpServer(bpp=bpp), host=host, port=int(port_text))
+
+    async def start(self) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        self.port = await self.server.start(self.host, self.port)
+        await self.bpp.start()
+        return self.port
+
+    async def close(self) -> None:
+        await self.bpp.close()
+        await self.server.close()
