@@ -31,11 +31,47 @@ OCPI semantics (where the spec is precise)
       the dimension's total priced volume, less what earlier runs already billed (the spec's
       step_size examples #1 and #2).
 
+Parking after charging (where only the spec's worked examples decide)
+    Charging time that TIME's step_size rounding adds to the bill (the cover) pays for a run of
+    parking that directly follows the charging, all or nothing: a run that fits entirely within
+    the cover costs nothing; a run that exceeds it is billed whole as PARKING_TIME, rounded by
+    PARKING_TIME's own step_size, the part that fitted included.
+
+    Why: it is the only rule that gives the total of every worked example of the spec. Step_size
+    example #1 charges 10 minutes, bills them as 15 and does not bill the 2 minutes parked after
+    them (0.50); the complex example charges 147 minutes, bills them as 150 and still bills all
+    42 minutes parked after them, as 45 (8.75; Saturday: 114 billed as 120, then all 71 parked
+    billed as 75, 12.50). Billing TIME and PARKING_TIME independently misses example #1;
+    covering parking up to the cover and billing only the excess misses the complex example.
+
+    Known consequence, the cliff: one second of parking beyond the cover bills the whole run
+    from its first second, not only that second (10 minutes charged per 15: 5 minutes parked
+    are free, 5 minutes and 1 second are billed as PARKING_TIME in full).
+
+    * The cover of a run is the billed charging time if the session ended now, less the charging
+      time and the parking already covered by earlier runs. It is re-evaluated at every parking
+      period, since TIME's active component (and so its step_size) may change while parked.
+    * A run starts when parking follows charging and ends when charging resumes (a period with
+      charging time; a period holding both is taken as charging first, then parking). A tariff
+      without TIME, or TIME billed per second (step_size 1), gives no cover; parking before any
+      charging has none either.
+    * Incrementally, the seconds of a run that still fits are held back (counted as parking time,
+      not priced), so a breakdown in the middle of a run shows it free, exactly as a session
+      ending there would be. The moment the run exceeds its cover, the held-back seconds are
+      priced with the PARKING_TIME component active at that moment and the run is no longer
+      coverable; the rest of it is priced as it comes. Live pricing, batch pricing and a
+      breakdown at any moment therefore agree, and splitting a period where no restriction
+      flips changes nothing.
+    * Approximation: when a run crossed a parking time window (say, parking free at night and
+      priced by day) before exceeding its cover, its held-back seconds are priced at the
+      component of the window where the cover ran out, not at the one they fell in.
+    * A run counts against the cover whether or not PARKING_TIME is priced while it lasts (the
+      billed charging time spans those minutes either way). A run that ended within its cover
+      stays free: charging that resumes later is billed by TIME as usual, its rounding never
+      raised by covered parking, and the next run's cover is reduced by it.
+
 Choices (where the spec leaves room)
     * FLAT is charged once per session, from the first matching element at the session start.
-    * TIME and PARKING_TIME are independent dimensions: billed charging time added by step_size
-      rounding does not absorb later parking time. (The spec's step_size example #1 prose does
-      absorb it and totals 0.50; this engine bills the 2 parking minutes, 0.75.)
     * Volume in a period without a matching component is free and does not count towards a
       later step_size rounding; billed volume beyond the consumed volume (from rounding) is a
       credit that later runs of the same dimension use up first.
@@ -594,10 +630,21 @@ class _Dimension:
             self._close(comp is None)
         self.comp = comp
 
-    def add(self, volume):
+    def add(self, volume, priced=None):
+        """Account ``volume``; ``priced`` (default all of it) is the part the component prices."""
         self.volume += volume
         if self.comp is not None:
-            self.priced += volume
+            self.priced += volume if priced is None else priced
+
+    def rounding_extra(self):
+        """Volume billed beyond the priced volume if the session ended now (step_size rounding)."""
+        billed = self.billed
+        comp = self.comp
+        if comp is not None:
+            target = _ceil_to(self.priced, comp.step_size)
+            if target > billed:
+                billed = target
+        return billed - self.priced
 
     def final(self):
         """(cost numerator, vat numerator, billed volume, vat missing) if the session ended now."""
@@ -671,7 +718,7 @@ class SessionPricer:
     """
 
     __slots__ = ("tariff", "utc_offset_s", "start_s", "energy_wh", "elapsed_s", "dims", "flat",
-                 "last_key", "periods")
+                 "last_key", "periods", "covered_s", "held_s", "run_open")
 
     def __init__(self, tariff, utc_offset_s=0, *, record_periods=False):
         if not isinstance(tariff, Tariff):
@@ -685,6 +732,12 @@ class SessionPricer:
         self.flat = None
         self.last_key = None
         self.periods = [] if record_periods else None
+        # Parking after charging (module docstring): seconds of earlier runs that ended within
+        # their cover, seconds of the current run held back while it fits, and whether the
+        # current run may still fit.
+        self.covered_s = 0
+        self.held_s = 0
+        self.run_open = True
 
     def copy(self):
         other = SessionPricer(self.tariff, self.utc_offset_s)
@@ -696,6 +749,9 @@ class SessionPricer:
             other.dims[key] = self.dims[key].copy()
         other.flat = self.flat
         other.last_key = self.last_key
+        other.covered_s = self.covered_s
+        other.held_s = self.held_s
+        other.run_open = self.run_open
         return other
 
     def begin(self, start_s, period=None):
@@ -726,9 +782,29 @@ class SessionPricer:
             comp = tariff.select(name, sod, day, weekday, energy_before, duration, period)
             dims[name].switch(comp)
             key.append(-1 if comp is None else comp.element_index)
+        if period.time_s > 0:
+            # Charging ends the parking run; one that still fitted stays free for good.
+            if self.run_open:
+                self.covered_s += self.held_s
+            self.held_s = 0
+            self.run_open = True
         dims[ENERGY].add(period.energy_wh)
         dims[TIME].add(period.time_s)
-        dims[PARKING_TIME].add(period.parking_s)
+        parking = period.parking_s
+        if parking:
+            # A period holding both is taken as charging first, then parking.
+            if self.run_open:
+                run = self.held_s + parking
+                if run <= dims[TIME].rounding_extra() - self.covered_s:
+                    self.held_s = run
+                    dims[PARKING_TIME].add(parking, 0)
+                else:
+                    # All or nothing: the seconds held back are billed with this period.
+                    self.held_s = 0
+                    self.run_open = False
+                    dims[PARKING_TIME].add(parking, run)
+            else:
+                dims[PARKING_TIME].add(parking)
         self.energy_wh += period.energy_wh
         self.elapsed_s += period.time_s + period.parking_s
         if self.periods is not None:

@@ -59,6 +59,8 @@ def test_price_recomputes_cdr(capsys):
     assert tools.cli.main(["tariff", "price", str(OCPI / "complex.tariff.json"),
                            str(OCPI / "complex.saturday.cdr.json")]) == 0
     out = json.loads(capsys.readouterr().out)
+    # the 71 parking minutes exceed the 6 added by the charging time's rounding (114 -> 120
+    # min), so all of them are billed, per 5 min: 75 min
     assert out["total_cost"] == {"excl_vat": 12.5, "incl_vat": 14.125}
     assert out["total_parking_cost"] == {"excl_vat": 7.5, "incl_vat": 8.25}
     assert out["total_fixed_cost"] == {"excl_vat": 2.5, "incl_vat": 2.875}

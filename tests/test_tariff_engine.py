@@ -122,6 +122,154 @@ def test_rounding_credit_is_used_by_later_runs():
     assert cost.billed_parking_s == 900  # 5 + 10 minutes, all inside the first 15-min block
 
 
+# --- parking after charging: all or nothing within TIME's rounding ----------------------------
+
+def time_and_parking(time_step, parking_step, time_price=6, parking_price=12):
+    """One element: TIME at 6/h, PARKING_TIME at 12/h (0.1 and 0.2 per minute), no VAT."""
+    comps = [{"type": "PARKING_TIME", "price": parking_price, "vat": 0, "step_size": parking_step}]
+    if time_step is not None:
+        comps.insert(0, {"type": "TIME", "price": time_price, "vat": 0, "step_size": time_step})
+    return tariff({"price_components": comps})
+
+
+def charge_then_park(charge_s, park_s):
+    return [(MON, {"energy_wh": 1000, "time_s": charge_s}), (MON + charge_s, {"parking_s": park_s})]
+
+
+def test_parking_within_the_rounded_charging_time_is_free():
+    # 10 min charged, billed per 15 min: the 5 extra minutes cover a run of up to 5 min parked.
+    cost = price_periods(time_and_parking(900, 300), charge_then_park(600, 240))
+    assert (cost.billed_time_s, cost.time_excl_u) == (900, 15000)  # 15 min x 0.1
+    assert (cost.parking_s, cost.billed_parking_s, cost.parking_excl_u) == (240, 0, 0)
+    exact = price_periods(time_and_parking(900, 300), charge_then_park(600, 300))
+    assert (exact.parking_s, exact.billed_parking_s, exact.parking_excl_u) == (300, 0, 0)
+
+
+def test_parking_beyond_the_cover_is_billed_whole():
+    # One second beyond the 5 min cover: all 5 min 1 s are billed, per 5 min -> 10 min x 0.2.
+    edge = price_periods(time_and_parking(900, 300), charge_then_park(600, 301))
+    assert (edge.billed_time_s, edge.time_excl_u) == (900, 15000)
+    assert (edge.parking_s, edge.billed_parking_s, edge.parking_excl_u) == (301, 600, 20000)
+    # 11 min parked: all 11 billed, per 5 min -> 15 min x 0.2 = 3.00; nothing is covered
+    cost = price_periods(time_and_parking(900, 300), charge_then_park(600, 660))
+    assert (cost.billed_parking_s, cost.parking_excl_u, cost.total_excl_u) == (900, 30000, 45000)
+
+
+def test_no_time_component_gives_no_cover():
+    cost = price_periods(time_and_parking(None, 300), charge_then_park(600, 240))
+    assert (cost.time_excl_u, cost.billed_parking_s, cost.parking_excl_u) == (0, 300, 10000)
+
+
+def test_time_billed_per_second_gives_no_cover():
+    cost = price_periods(time_and_parking(1, 300), charge_then_park(600, 1))
+    assert (cost.billed_time_s, cost.time_excl_u) == (600, 10000)
+    assert (cost.billed_parking_s, cost.parking_excl_u) == (300, 10000)
+
+
+def test_parking_before_any_charging_is_not_covered():
+    periods = [(MON, {"parking_s": 240}), (MON + 240, {"energy_wh": 1000, "time_s": 600})]
+    cost = price_periods(time_and_parking(900, 300), periods)
+    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_excl_u) == (900, 300, 10000)
+
+
+def test_each_run_gets_what_earlier_runs_left_of_the_cover():
+    t = time_and_parking(900, 60)
+    # 5 min charged (15 billed: 10 cover), park 4: free; charge 4 (9 charged, 15 billed: 6
+    # extra, 4 of them already spent) -> 2 min of cover; park 3: exceeds, all 3 billed.
+    periods = [(MON, {"energy_wh": 500, "time_s": 300}), (MON + 300, {"parking_s": 240}),
+               (MON + 540, {"energy_wh": 400, "time_s": 240}), (MON + 780, {"parking_s": 180})]
+    cost = price_periods(t, periods)
+    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_s) == (900, 180, 420)
+    # the same with 2 min parked at the end: fits, nothing billed
+    periods[-1] = (MON + 780, {"parking_s": 120})
+    assert price_periods(t, periods).billed_parking_s == 0
+    # 5 min charged, park 9 (fits), charge 4: the 9 minutes stay free and TIME is still billed
+    # on charging time only (9 min -> 15), never raised by the covered parking.
+    periods = [(MON, {"energy_wh": 500, "time_s": 300}), (MON + 300, {"parking_s": 540}),
+               (MON + 840, {"energy_wh": 400, "time_s": 240})]
+    cost = price_periods(t, periods)
+    assert (cost.billed_time_s, cost.billed_parking_s) == (900, 0)
+
+
+def test_a_run_billed_whole_does_not_spend_the_next_runs_cover():
+    t = time_and_parking(900, 60)
+    # 5 min charged (10 cover), park 11: billed whole; charge 4 (9 charged -> 6 cover, none
+    # spent), park 6: free.
+    periods = [(MON, {"energy_wh": 500, "time_s": 300}), (MON + 300, {"parking_s": 660}),
+               (MON + 960, {"energy_wh": 400, "time_s": 240}), (MON + 1200, {"parking_s": 360})]
+    cost = price_periods(t, periods)
+    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_s) == (900, 660, 1020)
+
+
+def test_splitting_periods_changes_nothing():
+    t = time_and_parking(900, 300)
+    for park_s in (240, 300, 301, 660):
+        whole = price_periods(t, charge_then_park(600, park_s))
+        for piece_s in (1, 60, 299, 300, 301):
+            split = [(MON, {"energy_wh": 400, "time_s": 240}),
+                     (MON + 240, {"energy_wh": 600, "time_s": 360})]
+            at = 0
+            while at < park_s:
+                step = min(piece_s, park_s - at)
+                split.append((MON + 600 + at, {"parking_s": step}))
+                at += step
+            assert price_periods(t, split) == whole, (park_s, piece_s)
+
+
+def test_cover_from_rounding_at_a_switch_to_free_charging_time():
+    # TIME priced per 30 min only before 10:30; charging 10:20-10:30 is rounded up at the switch
+    # (20 min of cover), so 15 min parked at 10:30 cost nothing, 21 min are all billed.
+    t = tariff({"price_components": [{"type": "TIME", "price": 6, "vat": 0, "step_size": 1800}],
+                "restrictions": {"start_time": "10:00", "end_time": "10:30"}},
+               comp("PARKING_TIME", 12, step=300, vat=0))
+    periods = [(MON + 1200, {"energy_wh": 1000, "time_s": 600}), (MON + 1800, {"parking_s": 900})]
+    cost = price_periods(t, periods, IST)
+    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_excl_u) == (1800, 0, 0)
+    periods[-1] = (MON + 1800, {"parking_s": 1260})
+    assert price_periods(t, periods, IST).billed_parking_s == 1500
+
+
+def test_held_back_parking_is_priced_where_the_cover_ran_out():
+    # Parking is priced from 06:00 only. Charging 05:40-05:50 per 30 min gives 20 min of cover;
+    # parked 05:50-06:00 (free window) and on to 06:15: the run of 25 min exceeds the cover, so
+    # all of it is priced at the day rate, the 10 min before 06:00 included (the documented
+    # approximation), per 5 min -> 25 min x 0.2.
+    t = tariff({"price_components": [{"type": "TIME", "price": 6, "vat": 0, "step_size": 1800}]},
+               comp("PARKING_TIME", 12, step=300, vat=0, start_time="06:00", end_time="23:00"))
+    dawn = MON - 4 * 3600 - 20 * 60  # 05:40 IST
+    periods = [(dawn, {"energy_wh": 1000, "time_s": 600}), (dawn + 600, {"parking_s": 600}),
+               (dawn + 1200, {"parking_s": 900})]
+    cost = price_periods(t, periods, IST)
+    assert (cost.billed_time_s, cost.parking_s) == (1800, 1500)
+    assert (cost.billed_parking_s, cost.parking_excl_u) == (1500, 50000)
+
+
+def test_live_breakdown_during_a_run_equals_batch():
+    t = time_and_parking(900, 300)
+    live = LivePricer(t)
+    live.reading(MON, 0, charging=True)
+    live.reading(MON + 600, 1000, charging=False)  # 10 min charged, parked from here
+    seen = []
+    for idle_s in (0, 120, 300, 301, 600, 601):
+        cost = live.breakdown(MON + 600 + idle_s)
+        seen.append((idle_s, cost.billed_parking_s, cost.parking_excl_u))
+        assert cost == price_periods(t, charge_then_park(600, idle_s))
+    assert seen == [(0, 0, 0), (120, 0, 0), (300, 0, 0), (301, 600, 20000), (600, 600, 20000),
+                    (601, 900, 30000)]
+    # readings: 4 min parked (fits, held back), then 2 min more (exceeds: all 6 billed)
+    live.reading(MON + 840, 1000, charging=False)
+    assert live.breakdown() == price_periods(t, charge_then_park(600, 240))
+    assert live.breakdown(MON + 900) == price_periods(t, charge_then_park(600, 300))
+    assert live.breakdown(MON + 960) == price_periods(t, charge_then_park(600, 360))
+    assert live.breakdown().billed_parking_s == 0  # looking ahead left the session as it was
+    live.reading(MON + 960, 1000, charging=False)
+    assert live.breakdown() == price_periods(t, charge_then_park(600, 360))
+    assert live.breakdown().billed_parking_s == 600
+    live.reading(MON + 1260, 1000, charging=False)
+    assert live.breakdown() == price_periods(t, charge_then_park(600, 660))
+    assert live.breakdown().billed_parking_s == 900
+
+
 # --- restrictions -----------------------------------------------------------------------------
 
 def priced(t, periods, offset=IST):
@@ -320,6 +468,11 @@ LIVE_TARIFFS = [
            comp("TIME", 30, step=600, max_duration=1800), comp("TIME", 45, step=60),
            comp("PARKING_TIME", 0, max_duration=3600), comp("PARKING_TIME", 100, step=900),
            max_price={"excl_vat": 500, "incl_vat": 590}),
+    # charging time rounded per 15 min or per 30 min by time of day covers parking; parking is
+    # priced per 5 min and free at night
+    tariff(comp("TIME", 60, step=1800, start_time="06:00", end_time="18:00"),
+           comp("TIME", 90, step=900, start_time="18:00", end_time="23:00"),
+           comp("PARKING_TIME", 120, step=300, start_time="06:00", end_time="23:00"), energy(15)),
 ]
 
 reading = st.tuples(st.integers(0, 1800), st.integers(0, 400), st.booleans(),

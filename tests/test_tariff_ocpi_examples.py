@@ -1,7 +1,9 @@
 """The worked examples of the OCPI 2.2.1 tariffs module, re-priced from CDRs built for each.
 
 Tariffs and CDRs are in tests/data/ocpi_tariffs/ (<tariff>.tariff.json, <tariff>.<case>.cdr.json).
-Totals are the spec's own; the working is written out so a reader can check it by hand.
+Totals are the spec's own; the working is written out so a reader can check it by hand. Parking
+after charging follows the all-or-nothing rule of agent.tariff's module docstring, the one rule
+that gives both step_size example #1 and the complex example their totals.
 CDR times are UTC and priced with a UTC site.
 """
 import json
@@ -40,12 +42,13 @@ CASES = [
     ("alt_text_190hour", "2h30", 47500, 49970, 500),
     # Monday 09:30, 147 min at most 16 A (element 2, per 15 min -> 150 min x 1.00 = 2.50,
     # +20 % = 3.00), start fee 2.50 (+15 % = 2.875), parking from 11:57 for 42 min on a weekday
-    # between 09:00 and 18:00 (per 5 min -> 45 min x 5.00 = 3.75, +10 % = 4.125)
-    # -> 8.75 / 10.00
+    # between 09:00 and 18:00: more than the 3 minutes added by the charging rounding, so all
+    # 42 are billed (per 5 min -> 45 min x 5.00 = 3.75, +10 % = 4.125) -> 8.75 / 10.00
     ("complex", "monday", 87500, 100000, 1000),
     # Saturday 13:30, 114 min at least 43 A (weekend element, per 10 min -> 120 min x 1.25 =
     # 2.50, +20 % = 3.00), start fee 2.50 (2.875), parking from 15:24 for 71 min on Saturday
-    # between 10:00 and 17:00 (per 5 min -> 75 min x 6.00 = 7.50, +10 % = 8.25)
+    # between 10:00 and 17:00: more than the 6 minutes added by the charging rounding, so all
+    # 71 are billed (per 5 min -> 75 min x 6.00 = 7.50, +10 % = 8.25)
     # -> 12.50 / 14.125 (paid 14.13, the spec's "14,13")
     ("complex", "saturday", 125000, 141250, 1413),
     # FLAT 0.00 -> nothing to pay
@@ -58,11 +61,11 @@ CASES = [
     # last element, 10 min -> 15 min total, 10 min left x 2.40/h = 0.40; parking after 20:00 is
     # in no element -> free. 0.60
     ("step_size", "free_parking", 6000, 6000, 60),
-    # step_size example #1: time as in the spec, 0.10 + 0.40 = 0.50; this engine bills TIME and
-    # PARKING_TIME independently (module docstring), so the 2 idle minutes at 17:05 are billed
-    # per 15 min at 1.00/h = 0.25, where the spec's prose lets the rounded charging time absorb
-    # them. 0.75
-    ("step_size", "switch1", 7500, 7500, 75),
+    # step_size example #1: 16:55-17:00 5 min x 1.20/h = 0.10 (switch to an element that also
+    # prices TIME: exact); 17:00-17:05 last element, per 15 min: 10 min -> 15 min total, 10 min
+    # left x 2.40/h = 0.40; the 2 idle minutes from 17:05 lie within the 5 minutes added by that
+    # rounding, all of them -> not billed. 0.50
+    ("step_size", "switch1", 5000, 5000, 50),
     # max_power: 1 kWh at 6 kW x 0.20 = 0.20; 40 kWh at 48 kW (fallback) x 0.50 = 20.00;
     # 0.5 kWh at 4 kW x 0.20 = 0.10 -> 20.30; +20 % = 24.36
     ("max_power", "6_48_4kw", 203000, 243600, 2436),
@@ -95,3 +98,12 @@ def test_missing_vat_is_flagged():
     tariff = Tariff(json.loads((DATA / "step_size.tariff.json").read_text()))
     cdr = json.loads((DATA / "step_size.switch2.cdr.json").read_text())
     assert price_periods(tariff, periods_from_cdr(cdr), 0).vat_missing
+
+
+def test_step_size_switch1_bills_no_parking():
+    tariff = Tariff(json.loads((DATA / "step_size.tariff.json").read_text()))
+    cdr = json.loads((DATA / "step_size.switch1.cdr.json").read_text())
+    cost = price_periods(tariff, periods_from_cdr(cdr), 0)
+    assert (cost.time_excl_u, cost.parking_excl_u) == (5000, 0)
+    assert (cost.billed_time_s, cost.time_s) == (15 * 60, 10 * 60)
+    assert (cost.billed_parking_s, cost.parking_s) == (0, 2 * 60)  # consumed time still reported

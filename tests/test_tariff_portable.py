@@ -22,4 +22,9 @@ def test_scenarios_run_and_are_stable():
     assert "quote flat +0h: excl=1800000 vat=324000 incl=2124000 paid=21240" in text
     assert "error bad price: elements[0].price_components[0].price" in text
     assert "error bad day: elements[0].restrictions.day_of_week[0]" in text
-    assert len(first) == 4 * (6 * 2 + 3) + 2 + 3
+    # 10 min charged, billed as 15 min x 6/h = 1.50, VAT 20 %; parked 4 + 1 min: within the 5
+    # rounded-up minutes, free; parked 4 + 7 min: beyond them, so all 11 are billed, per 5 min
+    # -> 15 min x 12/h = 3.00
+    assert "periods cover fits: excl=15000 vat=3000 incl=18000 paid=180" in text
+    assert "periods cover exceeds: excl=45000 vat=9000 incl=54000 paid=540" in text
+    assert len(first) == 4 * (6 * 2 + 3) + 4 + 3

@@ -89,6 +89,14 @@ def run():
         (MON_10_IST, {"energy_wh": 1000, "time_s": 600, "power_w": 6000}),
         (MON_10_IST + 600, {"energy_wh": 40000, "time_s": 3000, "power_w": 48000}),
         (MON_10_IST + 3600, {"parking_s": 2520, "current_ma": 0})], IST)))
+    cover = Tariff({"currency": "EUR", "elements": [{"price_components": [
+        {"type": "TIME", "price": 6, "vat": 20, "step_size": 900},
+        {"type": "PARKING_TIME", "price": 12, "vat": 20, "step_size": 300}]}]})
+    for label, more_s in (("fits", 60), ("exceeds", 420)):
+        lines.append(_fmt("periods cover " + label, price_periods(cover, [
+            (MON_10_IST, {"energy_wh": 1000, "time_s": 600}),
+            (MON_10_IST + 600, {"parking_s": 240}),
+            (MON_10_IST + 840, {"parking_s": more_s})], IST)))
     for label, data in (("bad price", {"elements": [_el("ENERGY", "0.00001")]}),
                         ("bad day", {"elements": [_el("ENERGY", 1, restrictions={"day_of_week": ["X"]})]}),
                         ("bad time", {"elements": [_el("ENERGY", 1, restrictions={"end_time": "25:00"})]})):
