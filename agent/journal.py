@@ -701,14 +701,18 @@ class Journal:
                                           now_s))
         return message_id
 
-    def due(self, now: float, limit: int = 50) -> list[OutboxEntry]:
+    def due(self, now: float, limit: int = 50, *, topic_prefix: str | None = None) -> list[OutboxEntry]:
+        """Messages due by ``now``; ``topic_prefix`` keeps each binding to its own messages
+        (the MQTT link and the OCPI pusher share one outbox and must never send each other's)."""
         _require_number("now", now)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidValue(f"limit must be a positive integer, got {limit!r}", field="limit", value=limit)
+        prefix = topic_prefix or ""
         rows = self._db().execute(
             """SELECT id, topic, payload, dedup_key, attempts, next_attempt_s, created_s FROM outbox
-               WHERE acked_s IS NULL AND next_attempt_s <= ? ORDER BY next_attempt_s, id LIMIT ?""",
-            (now, limit)).fetchall()
+               WHERE acked_s IS NULL AND next_attempt_s <= ? AND substr(topic, 1, ?) = ?
+               ORDER BY next_attempt_s, id LIMIT ?""",
+            (now, len(prefix), prefix, limit)).fetchall()
         return [OutboxEntry(id=r[0], topic=r[1], payload=bytes(r[2]), key=r[3], attempts=r[4],
                             next_attempt_s=r[5], created_s=r[6]) for r in rows]
 

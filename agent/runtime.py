@@ -163,6 +163,7 @@ class Runtime(ChargerService):
         self._progress_s = 0.0
         self.network = None  # the MQTT binding, when the site joined a network
         self.http = None  # the Beckn HTTP binding, when the site serves it
+        self.ocpi = None  # the OCPI CPO binding, when the site serves it
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -658,8 +659,13 @@ class Runtime(ChargerService):
             if session_id == self.core.session_id:
                 return self._update_view(session_id)
             return self._views[session_id]
-        rec = self.journal.session(session_id)
-        return self._view_from_record(rec) if rec is not None else None
+        from agent.journal import UnknownSession
+
+        try:
+            rec = self.journal.session(session_id)
+        except UnknownSession:
+            return None
+        return self._view_from_record(rec)
 
     def _view_from_record(self, rec) -> SessionView:
         auth = rec.auth or {}
@@ -953,6 +959,17 @@ class open_runtime:
             self._bindings.append(http)
             rt.http = http
             log.info("Beckn HTTP endpoints on %s:%d", http.host, port)
+        if "ocpi" in extra:
+            from protocols.ocpi.binding import OcpiBinding
+
+            ocpi = OcpiBinding.for_runtime(rt)
+            if ocpi.settings.enabled:
+                port = await ocpi.start()
+                self._bindings.append(ocpi)
+                rt.ocpi = ocpi
+                log.info("OCPI 2.2.1 CPO on port %d, public URL %s", port, ocpi.settings.public_url)
+            else:
+                ocpi.store.close()
 
     async def _stop_bindings(self) -> None:
         while self._bindings:

@@ -380,3 +380,16 @@ def test_policy_from_config_names_file_and_key():
     with pytest.raises(ConfigError) as info:
         CheckpointPolicy.from_section(bad)
     assert "agent.toml" in str(info.value) and "journal.checkpoint_min_interval_s" in str(info.value)
+
+
+def test_due_keeps_bindings_to_their_own_topics(tmp_path):
+    """Regression: the MQTT link and the OCPI pusher share one outbox; neither may take the other's."""
+    j = Journal.open(tmp_path / "j.sqlite", clock=lambda: 100.0)
+    try:
+        j.enqueue("urja/v1/inbox/app-1", b"m")
+        j.enqueue("ocpi/push", b"o")
+        assert [e.topic for e in j.due(200, topic_prefix="urja/v1/")] == ["urja/v1/inbox/app-1"]
+        assert [e.topic for e in j.due(200, topic_prefix="ocpi/")] == ["ocpi/push"]
+        assert len(j.due(200)) == 2
+    finally:
+        j.close()

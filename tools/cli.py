@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "keygen_cmd",
     "agency_cmd",
     "verify_cmd",
+    "ocpi_cmd",
     "discover_cmd", "charge_cmd",
 )
 

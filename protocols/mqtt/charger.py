@@ -17,7 +17,7 @@ The provider contract this binding programs against (``protocols.beckn`` provide
 
     await provider.receive(action, body: bytes, headers: dict) -> Reply
         Reply.ack: the ACK/NACK document (Reply.acked: bool); Reply.callbacks: [Outgoing]
-        Outgoing(action, body: bytes, headers: {"Authorization": ...}, receiver_id, receiver_uri)
+        Outgoing(action, body: bytes, headers: {"Authorization": ...}, receiver_id, receiver_uri, ttl_s=None)
     provider.catalog() -> Outgoing      # a signed on_search-shaped catalog for the retained topic
 """
 from __future__ import annotations
@@ -255,7 +255,7 @@ class ChargerLink:
         try:
             topic = self.topics.inbox(_field(outgoing, "receiver_id"))
             payload = frame_message(body, headers["Authorization"], headers.get("X-Gateway-Authorization"))
-            ttl = framing.peek_routing(body).ttl_s or self.default_ttl_s
+            ttl = _field(outgoing, "ttl_s") or framing.peek_routing(body).ttl_s or self.default_ttl_s
             await self.transport.publish(topic, payload, qos=1, expiry_s=ttl, timeout_s=ttl)
             self.stats["published"] += 1
         except (ProtocolError, KeyError):
@@ -339,7 +339,7 @@ class ChargerLink:
         while True:
             if not self.transport.connected.is_set():
                 await self.transport.connected.wait()
-            entries = self.journal.due(self.clock(), self.outbox_batch)
+            entries = self.journal.due(self.clock(), self.outbox_batch, topic_prefix=self.topics.root + "/")
             if not entries:
                 self._kick.clear()
                 try:

@@ -1,0 +1,56 @@
+"""OCPI as a runtime component: ``[ocpi]`` in the site configuration starts the CPO side.
+
+It starts after the runtime (relay open, journal reconciled) and stops before it. Pushes go
+through the runtime's own journal outbox (topics ``ocpi/...``), so they survive restarts and
+share its clock; registrations live in their own store beside the journal.
+"""
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+from aiohttp import web
+
+from protocols.ocpi.cpo import OcpiCpo
+from protocols.ocpi.settings import OcpiSettings
+from protocols.ocpi.store import OcpiStore
+
+
+class OcpiBinding:
+    def __init__(self, *, cpo: OcpiCpo, store: OcpiStore, settings: OcpiSettings):
+        self.cpo = cpo
+        self.store = store
+        self.settings = settings
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def for_runtime(cls, rt, *, settings: OcpiSettings | None = None) -> "OcpiBinding":
+        settings = settings or OcpiSettings.from_site(rt.site)
+        store = OcpiStore.open(settings.store_path(rt.site))
+        cpo = OcpiCpo(service=rt, store=store, outbox=rt.journal, base_url=settings.public_url,
+                      country_code=settings.country_code, party_id=settings.party_id,
+                      http_session_factory=aiohttp.ClientSession, clock=rt.now_s,
+                      new_id=lambda: str(uuid.uuid4()))
+        return cls(cpo=cpo, store=store, settings=settings)
+
+    async def start(self) -> int:
+        """Serve on ``listen`` (TLS when configured); returns the bound port."""
+        runner = web.AppRunner(self.cpo.make_app(), access_log=None)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self.settings.listen_host, self.settings.listen_port,
+                           ssl_context=self.settings.ssl_context())
+        await site.start()
+        self.port = runner.addresses[0][1]
+        await self.cpo.start()
+        return self.port
+
+    async def close(self) -> None:
+        try:
+            await self.cpo.close()
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+            self.store.close()

@@ -1,0 +1,337 @@
+"""The charger's own objects rendered as OCPI 2.2.1 objects.
+
+Pure functions of the facade's snapshots: the same session, tariff and receipt that feed the
+network binding and the receipt are shown to eMSPs, so the numbers cannot drift apart.
+"""
+from __future__ import annotations
+
+import base64
+import re
+
+from protocols.ocpi.wire import format_time
+
+CONNECTOR_TYPES = frozenset((
+    "CHADEMO", "CHAOJI", *(f"DOMESTIC_{c}" for c in "ABCDEFGHIJKLMNO"), "GBT_AC", "GBT_DC",
+    "IEC_60309_2_single_16", "IEC_60309_2_three_16", "IEC_60309_2_three_32", "IEC_60309_2_three_64",
+    "IEC_62196_T1", "IEC_62196_T1_COMBO", "IEC_62196_T2", "IEC_62196_T2_COMBO", "IEC_62196_T3A",
+    "IEC_62196_T3C", "NEMA_5_20", "NEMA_6_30", "NEMA_6_50", "NEMA_10_30", "NEMA_10_50", "NEMA_14_30",
+    "NEMA_14_50", "PANTOGRAPH_BOTTOM_UP", "PANTOGRAPH_TOP_DOWN", "TESLA_R", "TESLA_S"))
+
+# Names boards and site files use for sockets, mapped onto OCPI ConnectorType. Indian 3-pin
+# sockets: 6 A (IS 1293 / BS 546 small) is type D, 16 A (BS 546 large) is type M.
+_STANDARD_ALIASES = {
+    "type2": "IEC_62196_T2", "t2": "IEC_62196_T2", "iec_62196_t2": "IEC_62196_T2",
+    "type1": "IEC_62196_T1", "ccs2": "IEC_62196_T2_COMBO", "ccs1": "IEC_62196_T1_COMBO",
+    "chademo": "CHADEMO", "gbt_ac": "GBT_AC", "gbt_dc": "GBT_DC",
+    "is_1293": "DOMESTIC_M", "is1293": "DOMESTIC_M", "india_16a": "DOMESTIC_M", "in_16a": "DOMESTIC_M",
+    "domestic_16a": "DOMESTIC_M", "bs546_15a": "DOMESTIC_M", "type_m": "DOMESTIC_M",
+    "india_6a": "DOMESTIC_D", "in_6a": "DOMESTIC_D", "domestic_6a": "DOMESTIC_D", "type_d": "DOMESTIC_D",
+    "socket": "DOMESTIC_M", "3pin": "DOMESTIC_M", "industrial_16a": "IEC_60309_2_single_16",
+}
+
+EVSE_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "PLANNED", "REMOVED",
+                 "RESERVED", "UNKNOWN")
+
+
+def connector_standard(value) -> str:
+    """OCPI ConnectorType for a board's connector name; a socket without a name is taken as the
+    common Indian 16 A 3-pin socket, since that is what a pilot-less charger offers here."""
+    if isinstance(value, str):
+        if value in CONNECTOR_TYPES:
+            return value
+        key = value.strip().lower().replace("-", "_").replace(" ", "_")
+        if key.upper() in CONNECTOR_TYPES:
+            return key.upper()
+        if key in _STANDARD_ALIASES:
+            return _STANDARD_ALIASES[key]
+    return "DOMESTIC_M"
+
+
+def evse_id(country_code: str, party_id: str, evse_uid) -> str:
+    """eMI3 EVSE id (``IN*URJ*E...``) built from our EVSE uid."""
+    tail = re.sub(r"[^A-Z0-9]", "", str(evse_uid).upper())[:30] or "1"
+    return f"{country_code}*{party_id}*E{tail}"
+
+
+def location_id(site) -> str:
+    return str(site.site_id)[:36]
+
+
+def _coord(value: float) -> str:
+    return f"{float(value):.6f}"
+
+
+class Renderer:
+    """Builds OCPI objects for one charger (country code, party id and site fixed)."""
+
+    def __init__(self, *, service, country_code: str, party_id: str):
+        self.service = service
+        self.country_code = country_code
+        self.party_id = party_id
+
+    # ----------------------------------------------------------------- locations
+    @property
+    def location_id(self) -> str:
+        return location_id(self.service.site)
+
+    def connector(self, view) -> dict:
+        phases = view.phases or 1
+        power_type = view.power_type or ("AC_3_PHASE" if phases == 3 else "AC_1_PHASE")
+        out = {
+            "id": str(view.connector_id),
+            "standard": connector_standard(view.standard),
+            "format": view.format if view.format in ("SOCKET", "CABLE") else "SOCKET",
+            "power_type": power_type,
+            "max_voltage": int(view.max_voltage_v or 230),
+            "max_amperage": int(view.max_current_a or 16),
+            "last_updated": format_time(self._updated(view)),
+        }
+        if view.max_power_w:
+            out["max_electric_power"] = int(view.max_power_w)
+        tariff_id = self.tariff_id()
+        if tariff_id:
+            out["tariff_ids"] = [tariff_id]
+        return out
+
+    def _updated(self, view) -> float:
+        return float(view.last_updated_s) if view.last_updated_s is not None else self.service.now_s()
+
+    def evse(self, views) -> dict:
+        """One EVSE from its connectors; its ``last_updated`` is the newest of theirs."""
+        first = views[0]
+        status = first.status if first.status in EVSE_STATUSES else "UNKNOWN"
+        out = {
+            "uid": str(first.evse_uid),
+            "evse_id": evse_id(self.country_code, self.party_id, first.evse_uid),
+            "status": status,
+            "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
+            "connectors": [self.connector(v) for v in views],
+            "last_updated": format_time(max(self._updated(v) for v in views)),
+        }
+        return out
+
+    def evses(self) -> list[dict]:
+        groups: dict = {}
+        for view in self.service.connectors():
+            groups.setdefault(str(view.evse_uid), []).append(view)
+        return [self.evse(views) for views in groups.values()]
+
+    def location(self, *, config_updated_s: float = 0.0) -> dict:
+        site = self.service.site
+        place = site.place
+        evses = self.evses()
+        newest = max([config_updated_s] + [_epoch(e["last_updated"]) for e in evses])
+        out = {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "id": self.location_id,
+            "publish": True,
+            "name": (site.name or site.site_id)[:255],
+            "address": (place.address or site.name or "-")[:45],
+            "city": (place.city or "-")[:45],
+            "country": place.country,
+            "coordinates": {"latitude": _coord(place.lat), "longitude": _coord(place.lon)},
+            "evses": evses,
+            "time_zone": place.timezone,
+            "last_updated": format_time(newest),
+        }
+        if place.postal_code:
+            out["postal_code"] = place.postal_code[:10]
+        if place.state:
+            out["state"] = place.state[:20]
+        if site.operator:
+            out["operator"] = {"name": site.operator[:100]}
+        return out
+
+    def connector_view(self, evse_uid: str, connector_id: str | None = None):
+        for view in self.service.connectors():
+            if str(view.evse_uid) == evse_uid and (connector_id is None or str(view.connector_id) == connector_id):
+                return view
+        return None
+
+    # ----------------------------------------------------------------- tariffs
+    def tariff_id(self) -> str | None:
+        try:
+            return str(self.service.tariff().get("id") or "")[:36] or None
+        except Exception:  # noqa: BLE001 - a charger without a tariff still shows its location
+            return None
+
+    def tariff(self) -> dict:
+        data = dict(self.service.tariff())
+        data["country_code"] = self.country_code
+        data["party_id"] = self.party_id
+        data.setdefault("last_updated", format_time(self.service.now_s()))
+        return data
+
+    # ----------------------------------------------------------------- sessions
+    def cdr_token(self, session, ref) -> dict:
+        if ref is not None:
+            return dict(ref.cdr_token)
+        uid = str(session.token or session.auth_id or session.session_id)[:36]
+        kind = {"allow_list": "RFID", "contract": "AD_HOC_USER", "ocpi": "APP_USER"}.get(session.source, "AD_HOC_USER")
+        return {"country_code": self.country_code, "party_id": self.party_id, "uid": uid, "type": kind,
+                "contract_id": uid}
+
+    @staticmethod
+    def auth_method(session, ref) -> str:
+        if ref is not None:
+            return ref.auth_method
+        return "WHITELIST" if session.source in ("allow_list", "free_vend") else "COMMAND"
+
+    def charging_periods(self, session) -> list[dict]:
+        out = []
+        for period in session.periods or ():
+            dims = [{"type": "ENERGY", "volume": period.energy_wh / 1000}]
+            if period.time_s:
+                dims.append({"type": "TIME", "volume": period.time_s / 3600})
+            if period.parking_s:
+                dims.append({"type": "PARKING_TIME", "volume": period.parking_s / 3600})
+            if period.min_current_ma is not None:
+                dims.append({"type": "MIN_CURRENT", "volume": period.min_current_ma / 1000})
+            if period.max_current_ma is not None:
+                dims.append({"type": "MAX_CURRENT", "volume": period.max_current_ma / 1000})
+            if period.min_power_w is not None:
+                dims.append({"type": "MIN_POWER", "volume": period.min_power_w / 1000})
+            if period.max_power_w is not None:
+                dims.append({"type": "MAX_POWER", "volume": period.max_power_w / 1000})
+            item = {"start_date_time": format_time(period.start_s), "dimensions": dims}
+            if session.tariff_id:
+                item["tariff_id"] = str(session.tariff_id)[:36]
+            out.append(item)
+        return out
+
+    def session(self, session, ref=None) -> dict:
+        currency = session.currency or (session.cost.currency if session.cost is not None else "INR")
+        out = {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "id": str(session.session_id)[:36],
+            "start_date_time": format_time(session.start_s if session.start_s is not None else session.last_updated_s),
+            "kwh": (session.energy_wh or 0) / 1000,
+            "cdr_token": self.cdr_token(session, ref),
+            "auth_method": self.auth_method(session, ref),
+            "location_id": self.location_id,
+            "evse_uid": str(session.evse_uid),
+            "connector_id": str(session.connector_id),
+            "currency": currency,
+            "status": session.status if session.status in ("ACTIVE", "COMPLETED", "INVALID", "PENDING",
+                                                           "RESERVATION") else "PENDING",
+            "last_updated": format_time(session.last_updated_s if session.last_updated_s is not None
+                                        else self.service.now_s()),
+        }
+        if session.stop_s is not None:
+            out["end_date_time"] = format_time(session.stop_s)
+        if ref is not None and ref.authorization_reference:
+            out["authorization_reference"] = ref.authorization_reference
+        if session.meter_serial:
+            out["meter_id"] = str(session.meter_serial)[:255]
+        periods = self.charging_periods(session)
+        if periods:
+            out["charging_periods"] = periods
+        if session.cost is not None:
+            out["total_cost"] = session.cost.to_ocpi()["total_cost"]
+        return out
+
+    # ----------------------------------------------------------------- CDRs
+    def cdr(self, session, receipt: dict, ref=None) -> dict:
+        """A CDR from the signed receipt: its readings, times and totals are the billed ones."""
+        view = self.connector_view(str(session.evse_uid), str(session.connector_id))
+        site = self.service.site
+        place = site.place
+        start_s = _epoch(receipt["start"]["time"]) if "start" in receipt else session.start_s
+        stop_s = _epoch(receipt["stop"]["time"]) if "stop" in receipt else session.stop_s
+        energy_wh = receipt.get("energy_wh", session.energy_wh or 0)
+        cdr_id = str(receipt.get("receipt_id") or session.session_id)
+        if len(cdr_id) > 36:
+            cdr_id = str(session.session_id)[:36]
+        currency = receipt.get("currency") or session.currency or "INR"
+        out = {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "id": cdr_id,
+            "start_date_time": format_time(start_s),
+            "end_date_time": format_time(stop_s),
+            "session_id": str(session.session_id)[:36],
+            "cdr_token": self.cdr_token(session, ref),
+            "auth_method": self.auth_method(session, ref),
+            "cdr_location": {
+                "id": self.location_id,
+                "name": (site.name or site.site_id)[:255],
+                "address": (place.address or site.name or "-")[:45],
+                "city": (place.city or "-")[:45],
+                "country": place.country,
+                "coordinates": {"latitude": _coord(place.lat), "longitude": _coord(place.lon)},
+                "evse_uid": str(session.evse_uid),
+                "evse_id": evse_id(self.country_code, self.party_id, session.evse_uid),
+                "connector_id": str(session.connector_id),
+                "connector_standard": connector_standard(view.standard if view else None),
+                "connector_format": (view.format if view and view.format in ("SOCKET", "CABLE") else "SOCKET"),
+                "connector_power_type": (view.power_type if view and view.power_type else
+                                         ("AC_3_PHASE" if view and view.phases == 3 else "AC_1_PHASE")),
+            },
+            "currency": currency,
+            "total_energy": energy_wh / 1000,
+            "total_time": max(0.0, stop_s - start_s) / 3600,
+            "last_updated": format_time(_epoch(receipt["issued_at"]) if "issued_at" in receipt else stop_s),
+        }
+        if ref is not None and ref.authorization_reference:
+            out["authorization_reference"] = ref.authorization_reference
+        meter = receipt.get("meter") or {}
+        if meter.get("serial") or session.meter_serial:
+            out["meter_id"] = str(meter.get("serial") or session.meter_serial)[:255]
+        if place.postal_code:
+            out["cdr_location"]["postal_code"] = place.postal_code[:10]
+        if place.state:
+            out["cdr_location"]["state"] = place.state[:20]
+        try:
+            out["tariffs"] = [self.tariff()]
+        except Exception:  # noqa: BLE001 - a CDR stays valid without the tariff copy
+            pass
+        periods = self.charging_periods(session)
+        out["charging_periods"] = periods or [{
+            "start_date_time": format_time(start_s),
+            "dimensions": [{"type": "ENERGY", "volume": energy_wh / 1000},
+                           {"type": "TIME", "volume": max(0.0, stop_s - start_s) / 3600}]}]
+        if session.cost is not None:
+            totals = session.cost.to_ocpi()
+            for key in ("total_cost", "total_energy_cost", "total_time_cost", "total_parking_cost",
+                        "total_fixed_cost", "total_parking_time"):
+                out[key] = totals[key]
+        else:
+            cost = receipt.get("cost_paise") or {}
+            total = cost.get("total", 0) / 100
+            tax = cost.get("tax", 0) / 100
+            out["total_cost"] = {"excl_vat": round(total - tax, 2), "incl_vat": total}
+        if receipt.get("receipt_id") and len(str(receipt["receipt_id"])) <= 39:
+            out["invoice_reference_id"] = str(receipt["receipt_id"])
+        signed = signed_data(receipt)
+        if signed is not None:
+            out["signed_data"] = signed
+        return out
+
+
+def signed_data(receipt: dict) -> dict | None:
+    """OCPI SignedData from the receipt's OCMF document.
+
+    OCMF keeps start and end readings in one signed document, so both signed values carry the
+    whole document (base64) and a plain-text line with their own reading.
+    """
+    ocmf = receipt.get("ocmf")
+    if not isinstance(ocmf, str) or not ocmf:
+        return None
+    blob = base64.b64encode(ocmf.encode("utf-8")).decode("ascii")
+    if len(blob) > 5000:
+        return None
+    values = []
+    for nature, key in (("Start", "start"), ("End", "stop")):
+        reading = receipt.get(key) or {}
+        plain = f"{reading.get('time', '')} {reading.get('meter_wh', '')} Wh"
+        values.append({"nature": nature, "plain_data": plain[:512], "signed_data": blob})
+    out = {"encoding_method": "OCMF", "encoding_method_version": 1, "signed_values": values}
+    return out
+
+
+def _epoch(text: str) -> float:
+    from protocols.ocpi.wire import parse_time
+
+    return parse_time(text, "time")

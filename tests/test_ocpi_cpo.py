@@ -1,0 +1,753 @@
+"""OCPI 2.2.1 CPO side over real HTTP: handshake both ways, every module, commands, tokens, pushes.
+
+The charger is a small honest ``ChargerService`` defined here; the eMSP is a small aiohttp
+server defined here too (it checks the tokens it receives and records what it was sent).
+Every body the CPO produces is validated against the official 2.2.1 schemas.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from agent.config import Place, SiteConfig
+from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
+from agent.tariff import Period, Tariff, price_periods
+from protocols.ocpi.testing import start_cpo
+
+SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "ocpi-2.2.1"
+
+pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")
+
+T0 = 1_780_000_000.0
+TARIFF = {"country_code": "IN", "party_id": "URJ", "id": "t1", "currency": "INR",
+          "elements": [{"price_components": [{"type": "ENERGY", "price": 12.5, "vat": 18.0, "step_size": 1}]}],
+          "last_updated": "2026-01-01T00:00:00Z"}
+
+
+# ---------------------------------------------------------------------------- schema validation
+class Schemas:
+    def __init__(self):
+        from jsonschema import Draft202012Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        resources = []
+        for path in SPECS.rglob("*.yaml"):
+            resources.append((path.resolve().as_uri(),
+                              Resource.from_contents(yaml.safe_load(path.read_text()), default_specification=DRAFT202012)))
+        self.registry = Registry().with_resources(resources)
+        self.validator_cls = Draft202012Validator
+
+    def check(self, instance, module: str, name: str, *, file: str = "schema.yaml"):
+        uri = (SPECS / module / file).resolve().as_uri() if module == "components" else \
+            (SPECS / "modules" / module / file).resolve().as_uri()
+        validator = self.validator_cls({"$ref": f"{uri}#/components/schemas/{name}"}, registry=self.registry)
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+        assert not errors, f"{module}/{name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+    def envelope(self, body):
+        uri = (SPECS / "components" / "schema.yaml").resolve().as_uri()
+        self.check(body, "components", "OCPIResponse")
+        assert isinstance(body["status_code"], int) and "timestamp" in body
+        validator = self.validator_cls({"$ref": f"{uri}#/components/schemas/StatusCode"}, registry=self.registry)
+        assert not list(validator.iter_errors(body["status_code"])), body
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    return Schemas()
+
+
+# ---------------------------------------------------------------------------- the charger
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeCharger(ChargerService):
+    """One socket-outlet EVSE; sessions price their energy with the real tariff engine."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._site = SiteConfig(site_id="in.test.site-1", name="Koramangala Socket", operator="Test Owner",
+                                phone="", email="", journal_path="/tmp/j.sqlite",
+                                place=Place(lat=12.9352, lon=77.6245, address="80 Feet Road", city="Bengaluru",
+                                            state="Karnataka", postal_code="560034", country="IND",
+                                            timezone="Asia/Kolkata"), extra={})
+        self.view = ConnectorView(connector_id="1", evse_uid="EVSE-1", standard="IS_1293", format="SOCKET",
+                                  power_type="AC_1_PHASE", max_voltage_v=230, max_current_a=16, max_power_w=3680,
+                                  phases=1, status="AVAILABLE", last_updated_s=T0 - 100)
+        self._sessions: dict = {}
+        self._receipts: dict = {}
+        self._listeners = []
+        self.reservations = {}
+        self.calls = []
+        self.refuse_with = None
+        self.n = 0
+
+    @property
+    def site(self):
+        return self._site
+
+    def connectors(self):
+        return [ConnectorView(**self.view.as_dict())]
+
+    def tariff(self):
+        return dict(TARIFF)
+
+    def now_s(self):
+        return self.clock()
+
+    def _notify(self, kind, obj):
+        for fn in list(self._listeners):
+            fn(kind, obj)
+
+    def set_status(self, status):
+        self.view.status = status
+        self.view.last_updated_s = self.clock()
+        self._notify("connector", ConnectorView(**self.view.as_dict()))
+
+    async def start_session(self, *, source, reference, token=None, connector_id=None, **limits):
+        self.calls.append(("start", source, reference, token, connector_id))
+        if self.refuse_with:
+            raise ServiceError("refused", code=self.refuse_with)
+        if self.view.status in ("CHARGING", "OCCUPIED"):
+            raise ServiceError("connector busy", code=ServiceError.OCCUPIED)
+        self.n += 1
+        s = SessionView(session_id=f"S{self.n}", connector_id="1", evse_uid="EVSE-1", auth_id=f"A{self.n}",
+                        source=source, token=token, reference=reference, status="ACTIVE", state="charging",
+                        start_s=self.clock(), start_wh=1000, energy_wh=0, last_updated_s=self.clock(),
+                        currency="INR", tariff_id="t1", meter_serial="SIM-1", periods=[])
+        self._sessions[s.session_id] = s
+        self._notify("session", s)
+        self.view.session_id = s.session_id
+        self.set_status("CHARGING")
+        return s
+
+    def charge(self, session_id, energy_wh, duration_s, *, notify=True):
+        s = self._sessions[session_id]
+        period = Period(int(self.clock()), energy_wh=energy_wh, time_s=duration_s)
+        self.clock.now += duration_s
+        s.periods = s.periods + [period]
+        s.energy_wh += energy_wh
+        s.cost = price_periods(Tariff(TARIFF), s.periods, 19800)
+        s.last_updated_s = self.clock()
+        if notify:
+            self._notify("session", s)
+
+    async def stop_session(self, session_id, *, reason="remote"):
+        self.calls.append(("stop", session_id))
+        s = self._sessions.get(session_id)
+        if s is None:
+            raise ServiceError("unknown", code=ServiceError.UNKNOWN_SESSION)
+        s.status, s.stop_s, s.stop_wh, s.last_updated_s = "COMPLETED", self.clock(), 1000 + s.energy_wh, self.clock()
+        self.view.session_id = None
+        self._notify("session", s)
+        self.set_status("AVAILABLE")
+        receipt = {"kind": "urja.receipt", "receipt_id": f"R-{session_id}", "order_id": s.reference,
+                   "meter": {"vendor": "sim", "model": "sim", "serial": "SIM-1"},
+                   "start": {"time": "2026-05-28T20:26:40Z", "meter_wh": 1000},
+                   "stop": {"time": "2026-05-28T21:26:40Z", "meter_wh": 1000 + s.energy_wh},
+                   "energy_wh": s.energy_wh, "currency": "INR",
+                   "cost_paise": {"energy": 0, "time": 0, "parking": 0, "flat": 0, "tax": 0, "total": 0},
+                   "issued_at": "2026-05-28T21:26:41Z",
+                   "ocmf": 'OCMF|{"FV":"1.0","RD":[{"TX":"B"},{"TX":"E"}]}|{"SA":"ECDSA-secp256r1-SHA256","SD":"00"}',
+                   "signature": {"alg": "ed25519", "key_id": "a|b", "value": "x"}}
+        self._receipts[session_id] = receipt
+        self._notify("receipt", (session_id, receipt))
+        return s
+
+    async def reserve(self, *, reservation_id, connector_id, expires_s, token=None):
+        self.calls.append(("reserve", reservation_id, connector_id, expires_s, token))
+        self.reservations[reservation_id] = expires_s
+        self.set_status("RESERVED")
+        return self.connectors()[0]
+
+    async def cancel_reservation(self, reservation_id):
+        self.calls.append(("cancel", reservation_id))
+        if self.reservations.pop(reservation_id, None) is None:
+            raise ServiceError("no such reservation", code=ServiceError.UNKNOWN_RESERVATION)
+        self.set_status("AVAILABLE")
+
+    async def unlock(self, connector_id):
+        self.calls.append(("unlock", connector_id))
+        raise ServiceError("socket has no lock", code=ServiceError.NOT_SUPPORTED)
+
+    def session(self, session_id):
+        return self._sessions.get(session_id)
+
+    def sessions(self, *, since_s=None, until_s=None):
+        return [s for s in sorted(self._sessions.values(), key=lambda s: s.last_updated_s)
+                if (since_s is None or s.last_updated_s >= since_s) and (until_s is None or s.last_updated_s < until_s)]
+
+    def receipt(self, session_id):
+        return self._receipts.get(session_id)
+
+    def add_listener(self, listener):
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener):
+        self._listeners.remove(listener)
+
+
+# ---------------------------------------------------------------------------- the eMSP
+def _token_of(request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Token "):
+        return None
+    return base64.b64decode(header[6:]).decode()
+
+
+class FakeEmsp:
+    """Just enough of an eMSP: versions, credentials, receivers, authorize, command results."""
+
+    def __init__(self, *, party_id="EMS", version="2.2.1", with_credentials=True):
+        self.party_id = party_id
+        self.version = version
+        self.with_credentials = with_credentials
+        self.verify_callback = True
+        self.token_b = f"emsp-token-b-{party_id}"       # what the CPO must use to call us
+        self.token_a = f"emsp-token-a-{party_id}"       # what we hand out when the CPO registers with us
+        self.cpo_token = None                           # what we use to call the CPO
+        self.received = []
+        self.fail_pushes = 0
+        self.authorize_answer = "ALLOWED"
+        self.changed = asyncio.Event()
+        self.runner = None
+        self.url = None
+
+    def roles(self):
+        return [{"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": self.party_id,
+                 "country_code": "IN"}]
+
+    def credentials(self):
+        return {"token": self.token_b, "url": f"{self.url}/versions", "roles": self.roles()}
+
+    async def start(self):
+        app = web.Application()
+        app.router.add_route("*", "/emsp/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/emsp"
+        return self
+
+    async def close(self):
+        await self.runner.cleanup()
+
+    @staticmethod
+    def ok(data=None, status=200, code=1000):
+        body = {"status_code": code, "timestamp": "2026-01-01T00:00:00Z"}
+        if data is not None:
+            body["data"] = data
+        return web.json_response(body, status=status)
+
+    async def _handle(self, request):
+        tail = request.match_info["tail"]
+        token = _token_of(request)
+        allowed = {self.token_b, self.token_a}
+        if token not in allowed:
+            return self.ok(status=401, code=2000)
+        if tail == "versions":
+            return self.ok([{"version": self.version, "url": f"{self.url}/2.2.1"}])
+        if tail == "2.2.1":
+            eps = [("locations", "RECEIVER"), ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"), ("tokens", "SENDER"),
+                   ("commands", "SENDER")]
+            if self.with_credentials:
+                eps.append(("credentials", "RECEIVER"))
+            return self.ok({"version": "2.2.1", "endpoints": [
+                {"identifier": i, "role": r, "url": f"{self.url}/2.2.1/{i}"} for i, r in eps]})
+        if tail == "2.2.1/credentials" and request.method == "POST":
+            if token != self.token_a:
+                return self.ok(status=405, code=2000)
+            creds = await request.json()
+            if self.verify_callback:
+                # Check the CPO's token B works before answering, as a real eMSP does.
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(creds["url"], headers={"Authorization": "Token " + base64.b64encode(
+                            creds["token"].encode()).decode()}) as resp:
+                        assert resp.status == 200, await resp.text()
+            self.cpo_token = creds["token"]
+            self.token_a = None
+            return self.ok(self.credentials())
+        body = await request.json() if request.can_read_body else None
+        tail = tail.removeprefix("2.2.1/")
+        self.received.append((request.method, tail, body, dict(request.query)))
+        self.changed.set()
+        if tail.startswith(("locations", "sessions", "cdrs")) and self.fail_pushes > 0:
+            self.fail_pushes -= 1
+            return self.ok(status=503, code=3000)
+        if tail.startswith("tokens/") and tail.endswith("/authorize"):
+            uid = tail.split("/")[1]
+            return self.ok({"allowed": self.authorize_answer, "authorization_reference": "auth-ref-1",
+                            "token": {"uid": uid}})
+        return self.ok(status=201 if request.method == "POST" else 200)
+
+    async def wait_for(self, predicate, what, timeout_s=5.0):
+        async def loop():
+            while True:
+                found = [r for r in self.received if predicate(r)]
+                if found:
+                    return found
+                self.changed.clear()
+                await self.changed.wait()
+        try:
+            return await asyncio.wait_for(loop(), timeout_s)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"eMSP never received {what}; got {[r[:2] for r in self.received]}") from None
+
+
+# ---------------------------------------------------------------------------- fixtures
+class Harness:
+    def __init__(self, base, token_a, cpo, charger, emsp, http, schemas, clock):
+        self.base, self.token_a, self.cpo, self.charger, self.emsp = base, token_a, cpo, charger, emsp
+        self.http, self.schemas, self.clock = http, schemas, clock
+        self.token_c = None
+
+    async def call(self, method, path, *, token=None, body=None, raw=None, headers=None, plain=False, params=None):
+        token = token if token is not None else self.token_c
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Token " + (token if plain else base64.b64encode(token.encode()).decode())
+        url = path if path.startswith("http") else self.base + path
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        async with self.http.request(method, url, data=data, headers=h, params=params) as resp:
+            payload = await resp.json(content_type=None)
+            self.schemas.envelope(payload)
+            assert resp.headers.get("X-Request-ID") and resp.headers.get("X-Correlation-ID")
+            return resp.status, payload, resp.headers
+
+    async def register(self):
+        status, body, _ = await self.call("POST", "/2.2.1/credentials", token=self.token_a,
+                                          body=self.emsp.credentials())
+        assert status == 200 and body["status_code"] == 1000, body
+        self.schemas.check(body["data"], "credentials", "Credentials")
+        self.token_c = body["data"]["token"]
+        return body
+
+
+@pytest.fixture
+async def h(tmp_path, schemas):
+    clock = Clock()
+    charger = FakeCharger(clock)
+    emsp = await FakeEmsp().start()
+    counter = iter(range(1, 1_000_000))
+    base, token_a, cpo = await start_cpo(charger, tmp_path, clock=clock, new_id=lambda: f"id-{next(counter)}",
+                                         push_poll_s=0.05, command_timeout_s=5)
+    http = aiohttp.ClientSession()
+    harness = Harness(base, token_a, cpo, charger, emsp, http, schemas, clock)
+    try:
+        yield harness
+    finally:
+        await http.close()
+        await cpo.close()
+        await emsp.close()
+
+
+# ---------------------------------------------------------------------------- versions and credentials
+async def test_versions_and_details_list_only_served_modules(h):
+    status, body, headers = await h.call("GET", "/versions", token=h.token_a, headers={"X-Request-ID": "r-1"})
+    assert status == 200 and headers["X-Request-ID"] == "r-1"
+    for v in body["data"]:
+        h.schemas.check(v, "versions", "Version")
+    assert body["data"] == [{"version": "2.2.1", "url": f"{h.base}/2.2.1"}]
+    status, body, _ = await h.call("GET", "/2.2.1", token=h.token_a)
+    h.schemas.check(body["data"], "versions", "VersionDetails")
+    served = {(e["identifier"], e["role"]) for e in body["data"]["endpoints"]}
+    assert ("locations", "SENDER") in served and ("commands", "RECEIVER") in served
+    assert not any(i in ("chargingprofiles", "hubclientinfo") for i, _ in served)
+
+
+async def test_registration_as_receiver_swaps_tokens_and_retires_token_a(h):
+    await h.register()
+    assert h.token_c and h.token_c != h.token_a
+    status, body, _ = await h.call("GET", "/2.2.1/locations", token=h.token_a)
+    assert status == 401
+    status, body, _ = await h.call("GET", "/versions", token=h.token_a)
+    assert status == 401, "token A must stop working after registration"
+    status, body, _ = await h.call("GET", "/2.2.1/credentials")
+    assert status == 200 and body["data"]["token"] == h.token_c
+    assert body["data"]["roles"][0]["party_id"] == "URJ"
+    # POST again while registered: 405, and nothing changes.
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", body=h.emsp.credentials())
+    assert status == 405
+    status, _, _ = await h.call("GET", "/2.2.1/locations")
+    assert status == 200
+
+
+async def test_plain_token_accepted_unknown_and_missing_rejected(h):
+    await h.register()
+    status, _, _ = await h.call("GET", "/2.2.1/locations", plain=True)
+    assert status == 200
+    status, body, _ = await h.call("GET", "/2.2.1/locations", token="nope")
+    assert status == 401
+    async with h.http.get(h.base + "/2.2.1/locations") as resp:
+        assert resp.status == 401
+
+
+async def test_put_rotates_and_delete_unregisters(h):
+    await h.register()
+    old = h.token_c
+    status, body, _ = await h.call("PUT", "/2.2.1/credentials", body=h.emsp.credentials())
+    assert status == 200 and body["data"]["token"] != old
+    status, _, _ = await h.call("GET", "/2.2.1/locations", token=old)
+    assert status == 401
+    h.token_c = body["data"]["token"]
+    status, body, _ = await h.call("DELETE", "/2.2.1/credentials")
+    assert status == 200 and body["status_code"] == 1000
+    status, _, _ = await h.call("GET", "/2.2.1/locations")
+    assert status == 401
+
+
+async def test_put_and_delete_with_token_a_are_405(h):
+    status, _, _ = await h.call("PUT", "/2.2.1/credentials", token=h.token_a, body=h.emsp.credentials())
+    assert status == 405
+    status, _, _ = await h.call("DELETE", "/2.2.1/credentials", token=h.token_a)
+    assert status == 405
+
+
+@pytest.mark.parametrize("problem, code", [("version", 3002), ("endpoints", 3003), ("unreachable", 3001)])
+async def test_registration_fails_with_the_code_that_names_the_problem(h, problem, code):
+    creds = h.emsp.credentials()
+    if problem == "version":
+        h.emsp.version = "2.1.1"
+    elif problem == "endpoints":
+        h.emsp.with_credentials = False
+    else:
+        creds["url"] = "http://127.0.0.1:9/emsp/versions"
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", token=h.token_a, body=creds)
+    assert status == 400 and body["status_code"] == code, body
+    # Nothing registered; token A still works for another attempt.
+    status, _, _ = await h.call("GET", "/versions", token=h.token_a)
+    assert status == 200
+
+
+async def test_bad_credentials_body_is_2001(h):
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", token=h.token_a, raw=b"{not json")
+    assert status == 400 and body["status_code"] == 2001
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", token=h.token_a, body={"token": "x", "roles": []})
+    assert status == 400 and body["status_code"] == 2001 and "url" in body["status_message"]
+
+
+async def test_registration_as_initiator(h, tmp_path):
+    party = await h.cpo.register(f"{h.emsp.url}/versions", h.emsp.token_a)
+    assert party.state == "registered" and party.outgoing_token == h.emsp.token_b
+    # The eMSP now calls us with the token we offered (B) and is known by its roles.
+    status, body, _ = await h.call("GET", "/2.2.1/locations", token=h.emsp.cpo_token)
+    assert status == 200 and body["data"][0]["id"] == "in.test.site-1"
+    # and receives the location push.
+    await h.emsp.wait_for(lambda r: r[0] == "PUT" and r[1].startswith("locations/IN/URJ/"), "a location PUT")
+
+
+async def test_registrations_survive_a_restart(h, tmp_path):
+    await h.register()
+    from protocols.ocpi.store import OcpiStore
+    from protocols.ocpi.wire import token_hash
+
+    store = OcpiStore.open(tmp_path / "ocpi.sqlite")
+    try:
+        party = store.party_by_hash(token_hash(h.token_c))
+        assert party is not None and party.outgoing_token == h.emsp.token_b
+        assert party.endpoint("sessions", "RECEIVER").endswith("/2.2.1/sessions")
+    finally:
+        store.close()
+    assert (tmp_path / "ocpi.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------------------- locations and tariffs
+async def test_location_tree_validates_and_last_updated_bubbles_up(h):
+    await h.register()
+    status, body, headers = await h.call("GET", "/2.2.1/locations")
+    assert headers["X-Total-Count"] == "1" and headers["X-Limit"] == "50"
+    loc = body["data"][0]
+    h.schemas.check(loc, "locations", "Location")
+    connector = loc["evses"][0]["connectors"][0]
+    assert connector["standard"] == "DOMESTIC_M" and connector["power_type"] == "AC_1_PHASE"
+    h.clock.now += 500
+    h.charger.set_status("OUTOFORDER")
+    status, body, _ = await h.call("GET", f"/2.2.1/locations/{loc['id']}")
+    h.schemas.check(body["data"], "locations", "Location")
+    assert body["data"]["evses"][0]["status"] == "OUTOFORDER"
+    assert body["data"]["last_updated"] == body["data"]["evses"][0]["last_updated"] == \
+        body["data"]["evses"][0]["connectors"][0]["last_updated"] > loc["last_updated"]
+    status, body, _ = await h.call("GET", f"/2.2.1/locations/{loc['id']}/EVSE-1")
+    h.schemas.check(body["data"], "locations", "EVSE")
+    status, body, _ = await h.call("GET", f"/2.2.1/locations/{loc['id']}/EVSE-1/1")
+    h.schemas.check(body["data"], "locations", "Connector")
+    for path in (f"/2.2.1/locations/nowhere", f"/2.2.1/locations/{loc['id']}/EVSE-9",
+                 f"/2.2.1/locations/{loc['id']}/EVSE-1/7"):
+        status, body, _ = await h.call("GET", path)
+        assert status == 404 and body["status_code"] == 2003
+
+
+async def test_tariffs_carry_our_party(h, schemas):
+    await h.register()
+    _, body, _ = await h.call("GET", "/2.2.1/tariffs")
+    schemas.check(body["data"][0], "tariffs", "Tariff")
+    assert body["data"][0]["country_code"] == "IN" and body["data"][0]["party_id"] == "URJ"
+
+
+async def test_routing_headers_and_bad_query(h):
+    await h.register()
+    status, body, _ = await h.call("GET", "/2.2.1/locations", headers={
+        "OCPI-from-country-code": "IN", "OCPI-from-party-id": "EMS", "OCPI-to-country-code": "IN",
+        "OCPI-to-party-id": "URJ"})
+    assert status == 200
+    status, body, _ = await h.call("GET", "/2.2.1/locations", headers={
+        "OCPI-from-country-code": "NL", "OCPI-from-party-id": "XYZ"})
+    assert status == 400 and body["status_code"] == 2001 and "OCPI-from" in body["status_message"]
+    status, body, _ = await h.call("GET", "/2.2.1/locations", headers={
+        "OCPI-to-country-code": "IN", "OCPI-to-party-id": "ABC"})
+    assert status == 400 and body["status_code"] == 2001
+    status, body, _ = await h.call("GET", "/2.2.1/sessions", params={"limit": "-1"})
+    assert status == 400 and body["status_code"] == 2001 and "limit" in body["status_message"]
+    status, body, _ = await h.call("GET", "/2.2.1/sessions", params={"date_from": "yesterday"})
+    assert status == 400 and "date_from" in body["status_message"]
+    status, body, _ = await h.call("GET", "/2.2.1/nothing")
+    assert status == 404
+
+
+# ---------------------------------------------------------------------------- commands, sessions, CDRs
+def _token(uid="RFID-1", whitelist="ALLOWED", valid=True, party="EMS"):
+    return {"country_code": "IN", "party_id": party, "uid": uid, "type": "RFID", "contract_id": f"IN-EMS-{uid}",
+            "issuer": "Test eMSP", "valid": valid, "whitelist": whitelist, "last_updated": "2026-01-01T00:00:00Z"}
+
+
+async def _command(h, name, body, schemas):
+    status, reply, _ = await h.call("POST", f"/2.2.1/commands/{name}", body=body)
+    assert status == 200, reply
+    schemas.check(reply["data"], "commands", "CommandResponse")
+    return reply["data"]
+
+
+async def test_whole_session_by_commands_with_pushes_and_cdr(h, schemas):
+    await h.register()
+    start = {"response_url": f"{h.emsp.url}/2.2.1/commands/START_SESSION/c1", "token": _token(),
+             "location_id": "in.test.site-1", "evse_uid": "EVSE-1", "connector_id": "1",
+             "authorization_reference": "ref-1"}
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    result = await h.emsp.wait_for(lambda r: r[1] == "commands/START_SESSION/c1", "the START result")
+    schemas.check(result[0][2], "commands", "CommandResult")
+    assert result[0][2]["result"] == "ACCEPTED"
+    assert h.charger.calls[0][:2] == ("start", "ocpi") and h.charger.calls[0][3] == "RFID-1"
+    # Replaying the same command answers the same and does not start a second session.
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    assert len([c for c in h.charger.calls if c[0] == "start"]) == 1
+
+    await h.emsp.wait_for(lambda r: r[0] == "PATCH" and r[1] == "locations/IN/URJ/in.test.site-1/EVSE-1"
+                          and r[2]["status"] == "CHARGING", "the EVSE status push")
+    h.charger.charge("S1", 4200, 3600)
+    _, body, _ = await h.call("GET", "/2.2.1/sessions")
+    session = body["data"][0]
+    schemas.check(session, "sessions", "Session")
+    assert session["kwh"] == 4.2 and session["status"] == "ACTIVE" and session["auth_method"] == "COMMAND"
+    assert session["cdr_token"]["uid"] == "RFID-1" and session["authorization_reference"] == "ref-1"
+    assert session["total_cost"]["excl_vat"] == pytest.approx(52.5)
+
+    stop = {"response_url": f"{h.emsp.url}/2.2.1/commands/STOP_SESSION/c2", "session_id": "S1"}
+    assert (await _command(h, "STOP_SESSION", stop, schemas))["result"] == "ACCEPTED"
+    await h.emsp.wait_for(lambda r: r[1] == "commands/STOP_SESSION/c2" and r[2]["result"] == "ACCEPTED",
+                          "the STOP result")
+    cdrs = await h.emsp.wait_for(lambda r: r[0] == "POST" and r[1] == "cdrs", "the CDR push")
+    cdr = cdrs[0][2]
+    schemas.check(cdr, "cdrs", "CDR")
+    assert cdr["total_energy"] == 4.2 and cdr["signed_data"]["encoding_method"] == "OCMF"
+    assert [v["nature"] for v in cdr["signed_data"]["signed_values"]] == ["Start", "End"]
+    assert cdr["total_energy_cost"]["incl_vat"] == pytest.approx(61.95)
+    sessions = await h.emsp.wait_for(lambda r: r[0] == "PUT" and r[1] == "sessions/IN/URJ/S1"
+                                     and r[2]["status"] == "COMPLETED", "the finished session push")
+    schemas.check(sessions[-1][2], "sessions", "Session")
+    _, body, _ = await h.call("GET", "/2.2.1/cdrs")
+    schemas.check(body["data"][0], "cdrs", "CDR")
+    # Stopping a finished session again is refused without touching the charger.
+    stop2 = dict(stop, response_url=f"{h.emsp.url}/2.2.1/commands/STOP_SESSION/c3")
+    assert (await _command(h, "STOP_SESSION", stop2, schemas))["result"] == "REJECTED"
+    assert len([c for c in h.charger.calls if c[0] == "stop"]) == 1
+
+
+async def test_start_refused_by_charger_reports_evse_occupied(h, schemas):
+    await h.register()
+    h.charger.refuse_with = ServiceError.OCCUPIED
+    start = {"response_url": f"{h.emsp.url}/2.2.1/commands/START_SESSION/x", "token": _token(),
+             "location_id": "in.test.site-1"}
+    await _command(h, "START_SESSION", start, schemas)
+    result = await h.emsp.wait_for(lambda r: r[1].endswith("START_SESSION/x"), "the result")
+    assert result[0][2]["result"] == "EVSE_OCCUPIED"
+
+
+async def test_command_input_errors(h, schemas):
+    await h.register()
+    status, body, _ = await h.call("POST", "/2.2.1/commands/START_SESSION", body={
+        "response_url": f"{h.emsp.url}/r", "token": _token(), "location_id": "elsewhere"})
+    assert status == 400 and body["status_code"] == 2003
+    status, body, _ = await h.call("POST", "/2.2.1/commands/START_SESSION", body={
+        "response_url": f"{h.emsp.url}/r2", "location_id": "in.test.site-1"})
+    assert status == 400 and body["status_code"] == 2001 and "token" in body["status_message"]
+    status, body, _ = await h.call("POST", "/2.2.1/commands/SELF_DESTRUCT", body={"response_url": "http://x/y"})
+    assert status == 400 and body["status_code"] == 2001
+    status, body, _ = await h.call("POST", "/2.2.1/commands/STOP_SESSION", raw=b"[1, 2")
+    assert status == 400 and body["status_code"] == 2001
+    status, body, _ = await h.call("POST", "/2.2.1/commands/STOP_SESSION", raw=b"{" + b" " * 70000 + b"}")
+    assert status == 413 and body["status_code"] == 2001
+    status, body, _ = await h.call("POST", "/2.2.1/commands/CANCEL_RESERVATION", body={
+        "response_url": f"{h.emsp.url}/r4", "reservation_id": "r" * 37})
+    assert status == 400 and body["status_code"] == 2001 and "reservation_id" in body["status_message"]
+    reply = await _command(h, "STOP_SESSION", {"response_url": f"{h.emsp.url}/r3", "session_id": "nope"}, schemas)
+    assert reply["result"] == "UNKNOWN_SESSION"
+    assert h.charger.calls == []
+
+
+async def test_reserve_cancel_and_unlock(h, schemas):
+    await h.register()
+    reserve = {"response_url": f"{h.emsp.url}/2.2.1/commands/RESERVE_NOW/r1", "token": _token(),
+               "expiry_date": "2026-05-28T21:00:00Z", "reservation_id": "77", "location_id": "in.test.site-1",
+               "evse_uid": "EVSE-1"}
+    assert (await _command(h, "RESERVE_NOW", reserve, schemas))["result"] == "ACCEPTED"
+    await h.emsp.wait_for(lambda r: r[1].endswith("RESERVE_NOW/r1") and r[2]["result"] == "ACCEPTED", "reserve")
+    cancel = {"response_url": f"{h.emsp.url}/2.2.1/commands/CANCEL_RESERVATION/r2", "reservation_id": "77"}
+    await _command(h, "CANCEL_RESERVATION", cancel, schemas)
+    await h.emsp.wait_for(lambda r: r[1].endswith("CANCEL_RESERVATION/r2") and r[2]["result"] == "ACCEPTED", "cancel")
+    cancel2 = dict(cancel, response_url=f"{h.emsp.url}/2.2.1/commands/CANCEL_RESERVATION/r3")
+    await _command(h, "CANCEL_RESERVATION", cancel2, schemas)
+    await h.emsp.wait_for(lambda r: r[1].endswith("/r3") and r[2]["result"] == "UNKNOWN_RESERVATION", "unknown")
+    unlock = {"response_url": f"{h.emsp.url}/2.2.1/commands/UNLOCK_CONNECTOR/u1", "location_id": "in.test.site-1",
+              "evse_uid": "EVSE-1", "connector_id": "1"}
+    await _command(h, "UNLOCK_CONNECTOR", unlock, schemas)
+    await h.emsp.wait_for(lambda r: r[1].endswith("/u1") and r[2]["result"] == "NOT_SUPPORTED", "unlock result")
+
+
+# ---------------------------------------------------------------------------- tokens
+async def test_token_put_patch_get(h, schemas):
+    await h.register()
+    path = "/2.2.1/tokens/IN/EMS/RFID-9"
+    status, body, _ = await h.call("PUT", path, body=_token("RFID-9"))
+    assert status == 201 and body["status_code"] == 1000
+    status, body, _ = await h.call("PUT", path, body=_token("RFID-9"))
+    assert status == 200
+    status, body, _ = await h.call("PATCH", path, body={"valid": False, "last_updated": "2026-01-02T00:00:00Z"})
+    assert status == 200
+    status, body, _ = await h.call("GET", path)
+    schemas.check(body["data"], "tokens", "Token")
+    assert body["data"]["valid"] is False
+    status, body, _ = await h.call("GET", "/2.2.1/tokens/IN/EMS/NOPE")
+    assert status == 404 and body["status_code"] == 2004
+    status, body, _ = await h.call("PATCH", "/2.2.1/tokens/IN/EMS/NOPE", body={"last_updated": "2026-01-02T00:00:00Z"})
+    assert status == 404 and body["status_code"] == 2004
+    status, body, _ = await h.call("PUT", "/2.2.1/tokens/NL/ABC/X", body=_token("X"))
+    assert status == 400 and body["status_code"] == 2001
+    status, body, _ = await h.call("PUT", path, body={**_token("RFID-9"), "whitelist": "SOMETIMES"})
+    assert status == 400 and "whitelist" in body["status_message"]
+    status, body, _ = await h.call("GET", path)
+    assert body["data"]["valid"] is False, "a refused PUT must not change the token"
+
+
+async def test_whitelist_semantics_and_real_time_authorization(h):
+    await h.register()
+    for uid, whitelist in (("ALW", "ALWAYS"), ("OFF", "ALLOWED_OFFLINE"), ("NEV", "NEVER")):
+        status, _, _ = await h.call("PUT", f"/2.2.1/tokens/IN/EMS/{uid}", body=_token(uid, whitelist))
+        assert status == 201
+    assert (await h.cpo.authorize("ALW")).allowed
+    assert not [r for r in h.emsp.received if r[1].startswith("tokens")]
+    decision = await h.cpo.authorize("NEV", evse_uid="EVSE-1")
+    assert decision.allowed and decision.authorization_reference == "auth-ref-1"
+    ask = h.emsp.received[-1]
+    assert ask[1] == "tokens/NEV/authorize" and ask[3] == {"type": "RFID"} and ask[2]["evse_uids"] == ["EVSE-1"]
+    # A local start after that decision carries the eMSP's token and authorization reference.
+    h.cpo.remember_authorization("card-start-1", decision)
+    s = await h.charger.start_session(source="allow_list", reference="card-start-1", token="NEV")
+    _, body, _ = await h.call("GET", "/2.2.1/sessions")
+    mine = [x for x in body["data"] if x["id"] == s.session_id][0]
+    assert mine["cdr_token"]["uid"] == "NEV" and mine["auth_method"] == "AUTH_REQUEST"
+    assert mine["authorization_reference"] == "auth-ref-1"
+    await h.charger.stop_session(s.session_id)
+    h.emsp.authorize_answer = "BLOCKED"
+    assert not (await h.cpo.authorize("NEV")).allowed
+    assert not (await h.cpo.authorize("UNKNOWN")).allowed
+    # eMSP down: ALLOWED_OFFLINE falls back to allowed, NEVER is refused.
+    await h.emsp.close()
+    assert (await h.cpo.authorize("OFF")).allowed
+    assert not (await h.cpo.authorize("NEV")).allowed
+    await h.emsp.start()  # so the fixture can close it
+
+
+# ---------------------------------------------------------------------------- pagination and pushes
+async def test_pagination_links_and_date_filters(h, schemas):
+    await h.register()
+    for i in range(5):
+        h.clock.now += 10
+        s = await h.charger.start_session(source="free_vend", reference=f"local-{i}")
+        await h.charger.stop_session(s.session_id)
+    seen, url = [], "/2.2.1/sessions?limit=2"
+    while url:
+        status, body, headers = await h.call("GET", url)
+        assert headers["X-Total-Count"] == "5" and headers["X-Limit"] == "2"
+        for item in body["data"]:
+            schemas.check(item, "sessions", "Session")
+        seen += [s["id"] for s in body["data"]]
+        link = headers.get("Link")
+        url = link[1:link.index(">")] if link else None
+        assert link is None or 'rel="next"' in link
+    assert seen == ["S1", "S2", "S3", "S4", "S5"]
+    _, body, headers = await h.call("GET", "/2.2.1/sessions", params={
+        "date_from": "2026-05-28T20:27:00Z", "date_to": "2026-05-28T20:27:30Z"})
+    assert [s["id"] for s in body["data"]] == ["S2", "S3", "S4"]
+    _, body, headers = await h.call("GET", "/2.2.1/cdrs", params={"offset": "3", "limit": "10"})
+    assert headers["X-Total-Count"] == "5" and len(body["data"]) == 2 and "Link" not in headers
+
+
+async def test_pushes_retry_with_backoff_and_survive_outage(h):
+    await h.register()
+    await h.emsp.wait_for(lambda r: r[0] == "PUT", "the initial location push")
+    await h.cpo.push_once()
+    assert h.cpo.outbox.pending_count() == 0
+    h.emsp.fail_pushes = 2
+    h.charger.set_status("OUTOFORDER")
+    await h.emsp.wait_for(lambda r: r[0] == "PATCH", "a first attempt")
+    assert h.cpo.outbox.pending_count() >= 1
+    # Backoff: the next attempt is due only later on the charger's clock.
+    assert await h.cpo.push_once() == 0
+    for _ in range(2):
+        h.clock.now += 700
+        await h.cpo.push_once()
+    patches = [r for r in h.emsp.received if r[0] == "PATCH"]
+    assert len(patches) == 3 and patches[-1][2]["status"] == "OUTOFORDER"
+    assert h.cpo.outbox.pending_count() == 0
+
+
+async def test_running_session_progress_is_pushed_without_notifications(h, schemas):
+    """The facade announces state changes only; kWh of a running session still reach the eMSP."""
+    await h.register()
+    s = await h.charger.start_session(source="free_vend", reference="local")
+    await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{s.session_id}", "the first session push")
+    h.charger.charge(s.session_id, 1500, 30, notify=False)
+    h.clock.now += 61
+    pushes = await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{s.session_id}" and r[2]["kwh"] == 1.5,
+                                   "a session push with 1.5 kWh")
+    schemas.check(pushes[0][2], "sessions", "Session")
+
+
+async def test_stop_of_unknown_session_when_the_facade_raises(h, schemas):
+    """Regression: the runtime raises the journal's UnknownSession for unknown ids; that is a
+    CommandResponse UNKNOWN_SESSION, not an HTTP 500."""
+    from agent.journal import UnknownSession
+
+    await h.register()
+
+    def session(session_id):
+        raise UnknownSession(f"unknown session {session_id!r}")
+
+    h.charger.session = session
+    reply = await _command(h, "STOP_SESSION", {"response_url": f"{h.emsp.url}/r", "session_id": "zzz"}, schemas)
+    assert reply["result"] == "UNKNOWN_SESSION"

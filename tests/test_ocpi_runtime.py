@@ -1,0 +1,105 @@
+"""OCPI against the real runtime on the simulated board: a remote start, real energy from the
+Modbus meter, a remote stop, and the CDR built from the signed receipt with its OCMF data."""
+from __future__ import annotations
+
+import base64
+
+import aiohttp
+import pytest
+
+from agent.clock import Clock
+from agent.runtime import open_runtime
+from protocols.ocpi.testing import start_cpo
+from tests.support import sim_config, wait_until
+from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
+
+pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")
+
+
+async def test_remote_session_on_the_simulated_board_ends_in_a_signed_cdr(tmp_path):
+    schemas = Schemas()
+    cfg = sim_config(tmp_path, auth="network")
+    emsp = await FakeEmsp().start()
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                             push_poll_s=0.05)
+        http = aiohttp.ClientSession()
+        try:
+            async def call(method, path, token, body=None):
+                headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
+                async with http.request(method, base + path, json=body, headers=headers) as resp:
+                    payload = await resp.json()
+                    schemas.envelope(payload)
+                    return resp.status, payload
+
+            status, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
+            assert status == 200, body
+            token = body["data"]["token"]
+            _, body = await call("GET", "/2.2.1/locations", token)
+            location = body["data"][0]
+            schemas.check(location, "locations", "Location")
+            evse = location["evses"][0]
+            assert evse["status"] == "AVAILABLE"
+
+            car = rt.board.sim.car
+            car.plug_in()
+            start = {"response_url": f"{emsp.url}/2.2.1/commands/START_SESSION/1", "token": _token(),
+                     "location_id": location["id"], "evse_uid": evse["uid"]}
+            status, body = await call("POST", "/2.2.1/commands/START_SESSION", token, start)
+            assert body["data"]["result"] == "ACCEPTED"
+            result = await emsp.wait_for(lambda r: r[1] == "commands/START_SESSION/1", "the START result", 10)
+            assert result[0][2]["result"] == "ACCEPTED", result
+            car.request_power()
+            await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+            await emsp.wait_for(lambda r: r[0] == "PATCH" and r[2].get("status") == "CHARGING", "CHARGING push", 10)
+            await wait_until(lambda: (rt.sessions()[-1].energy_wh or 0) >= 20, timeout_s=20, what="20 Wh")
+            _, body = await call("GET", "/2.2.1/sessions", token)
+            session = body["data"][-1]
+            schemas.check(session, "sessions", "Session")
+            assert session["status"] == "ACTIVE" and session["cdr_token"]["uid"] == "RFID-1"
+
+            stop = {"response_url": f"{emsp.url}/2.2.1/commands/STOP_SESSION/2", "session_id": session["id"]}
+            status, body = await call("POST", "/2.2.1/commands/STOP_SESSION", token, stop)
+            assert body["data"]["result"] == "ACCEPTED"
+            await emsp.wait_for(lambda r: r[1] == "commands/STOP_SESSION/2" and r[2]["result"] == "ACCEPTED",
+                                "the STOP result", 10)
+            car.unplug()
+            cdrs = await emsp.wait_for(lambda r: r[0] == "POST" and r[1] == "cdrs", "the CDR", 15)
+            cdr = cdrs[0][2]
+            schemas.check(cdr, "cdrs", "CDR")
+            receipt = rt.receipt(session["id"])
+            assert cdr["total_energy"] == receipt["energy_wh"] / 1000 > 0
+            assert round(cdr["total_cost"]["incl_vat"] * 100) == receipt["cost_paise"]["total"]
+            assert cdr["signed_data"]["encoding_method"] == "OCMF"
+            ocmf = base64.b64decode(cdr["signed_data"]["signed_values"][0]["signed_data"]).decode()
+            assert ocmf == receipt["ocmf"]
+            assert cdr["session_id"] == session["id"] and cdr["auth_method"] == "COMMAND"
+            _, body = await call("GET", "/2.2.1/cdrs", token)
+            schemas.check(body["data"][0], "cdrs", "CDR")
+        finally:
+            await http.close()
+            await cpo.close()
+    await emsp.close()
+
+
+async def test_site_config_ocpi_table_serves_versions_from_the_runtime(tmp_path):
+    """``[ocpi]`` in urja.toml: the runtime serves OCPI; a token A from the store is accepted."""
+    import aiohttp
+
+    from agent.clock import Clock
+    from agent.runtime import open_runtime
+    from tests.support import sim_config
+
+    cfg = sim_config(tmp_path, auth="network", extra_toml='\n[ocpi]\nlisten = "127.0.0.1:0"\n')
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        assert rt.ocpi is not None
+        token = rt.ocpi.cpo.create_token_a("test")
+        url = f"http://127.0.0.1:{rt.ocpi.port}/ocpi/versions"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as r:
+                assert r.status == 401
+            async with http.get(url, headers={"Authorization": f"Token {token}"}) as r:
+                assert r.status == 200, await r.text()
+                body = await r.json()
+                assert body["status_code"] == 1000
+                assert any(v["version"] == "2.2.1" for v in body["data"])
