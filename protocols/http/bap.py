@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from protocols.http.serve import serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BecknError
@@ -42,11 +43,8 @@ class BapReceiver:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        return site._server.sockets[0].getsockname()[1]
+        self._runner, bound = await serve(self.app(), host, port)
+        return bound
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -22,6 +22,7 @@ import logging
 
 import aiohttp
 from aiohttp import web
+from protocols.http.serve import serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
@@ -57,11 +58,8 @@ class BecknHttpServer:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        return site._server.sockets[0].getsockname()[1]
+        self._runner, bound = await serve(self.app(), host, port)
+        return bound
 
     async def close(self) -> None:
         tasks, self._tasks = list(self._tasks), set()

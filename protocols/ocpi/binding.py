@@ -10,6 +10,7 @@ import uuid
 
 import aiohttp
 from aiohttp import web
+from protocols.http.serve import serve
 
 from protocols.ocpi.cpo import OcpiCpo
 from protocols.ocpi.settings import OcpiSettings
@@ -36,13 +37,8 @@ class OcpiBinding:
 
     async def start(self) -> int:
         """Serve on ``listen`` (TLS when configured); returns the bound port."""
-        runner = web.AppRunner(self.cpo.make_app(), access_log=None)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, self.settings.listen_host, self.settings.listen_port,
-                           ssl_context=self.settings.ssl_context())
-        await site.start()
-        self.port = runner.addresses[0][1]
+        self._runner, self.port = await serve(self.cpo.make_app(), self.settings.listen_host,
+                                              self.settings.listen_port, ssl_context=self.settings.ssl_context())
         await self.cpo.start()
         return self.port
 
