@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 
 import pytest
 
@@ -162,3 +163,23 @@ def test_settings_refuse_bad_values():
     with pytest.raises(TransportError, match="brokers"):
         MqttSettings(brokers="mqtt://x", client_id="a")
     assert BrokerAddress.parse("mqtts://h").port == 8883
+
+
+async def test_burst_of_qos1_messages_flows_without_nagle_stalls(broker):
+    """Many small QoS 1 messages to one subscriber: every PUBACK leaves at once (no Nagle), and
+    writes queued in one turn of the loop go out together."""
+    inbox = Inbox()
+    async with MqttTransport(settings(broker.url, client_id="burst-sub"), on_message=inbox) as sub, \
+            MqttTransport(settings(broker.url, client_id="burst-pub")) as pub:
+        sub.subscribe("urja/v1/burst")
+        await sub.wait_connected(5)
+        await pub.wait_connected(5)
+        for t in (sub, pub):
+            assert t._client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        await pub.publish("urja/v1/burst", b"first", qos=1, retain=True, expiry_s=60)
+        await inbox.wait(lambda it: it)
+        mids = [pub.publish_nowait("urja/v1/burst", f"m{i}".encode(), qos=1) for i in range(200)]
+        assert len(set(mids)) == 200
+        items = await inbox.wait(lambda it: len(it) >= 201)
+        assert [p for _, p, _ in items[1:]] == [f"m{i}".encode() for i in range(200)]
+        await pub.publish("urja/v1/burst", b"", qos=1, retain=True)  # clear the retained message

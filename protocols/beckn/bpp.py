@@ -38,7 +38,8 @@ Public API::
 
     Policy(*, payment="prepaid", reservation_grace_s=900, cancellation_fee_paise=0,
            quote_ttl_s=300, max_advance_s=86400)            Policy.from_site(site)
-    Outgoing(action, body: bytes, headers: dict, receiver_id: str | None, receiver_uri: str | None)
+    Outgoing(action, body: bytes, headers: dict, receiver_id: str | None, receiver_uri: str | None,
+             ttl_s: int | None = None)
     Reply(ack: dict, callbacks: list[Outgoing], http_status: int = 200, headers: dict = {})
     Bpp(*, service, signer, verifier, bpp_uri, domain=DEFAULT_DOMAIN, clock=None, new_id=uuid4 text,
         bpp_id=None, policy=None, certificate=None, agency_public_key=None, revocations=None,
@@ -46,8 +47,18 @@ Public API::
       await bpp.receive(action, body, headers) -> Reply
       bpp.catalog() -> Outgoing          the retained, signed catalog (an unsolicited on_search)
       await bpp.start() / await bpp.close()   the unsolicited-message pump (uses bpp.send)
-      bpp.counters: dict[str, int]        received, ack, nack, nack:<code>, nack:<kind>, ...
+      bpp.counters: dict[str, int]        received, ack, nack, nack:<code>, nack:<kind>, offers_signed, ...
       bpp.transactions() -> dict          a read-only snapshot for tests and the status page
+      bpp.invalidate_catalog()            drop the cached signed catalog (also done on "connector"
+                                          and "tariff" service events)
+      bpp.certificate_cache               buyer certificates already verified (trust.CertificateCache)
+      bpp.revocations = new_list          takes effect with the next message
+
+What is reused between messages, and why that weakens nothing: the catalog with its signed
+offer, until the tariff, a connector, the site, the certificate or the signing key changes or
+half the offer's window has run (every reply around it is signed afresh with its own
+created/expires); and the check of a buyer's certificate, for that exact certificate text,
+inside its own window, under the same revocation list.
 
 ``signer`` is an ``Ed25519Signer`` or anything with ``signer(now_s) -> Ed25519Signer`` (a
 ``Keyring``, so key rotation applies); ``verifier`` a ``protocols.signing.beckn.Verifier``.
@@ -56,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import uuid
 from collections import OrderedDict, deque
@@ -87,7 +99,7 @@ from protocols.beckn.errors import (
     UPDATE_NOT_POSSIBLE,
     BecknError,
 )
-from protocols.beckn.trust import CertifiedKeys, verify_sender_certificate
+from protocols.beckn.trust import CertificateCache, CertifiedKeys, revocations_marker
 from protocols.signing.beckn import (
     AUTHORIZATION,
     GATEWAY_AUTHORIZATION,
@@ -95,7 +107,7 @@ from protocols.signing.beckn import (
     sign_body,
     www_authenticate,
 )
-from protocols.signing.detached import sign_object
+from protocols.signing.detached import load_json, sign_object
 from protocols.signing.errors import SignatureError
 from protocols.signing.replay import ReplayGuard
 
@@ -141,6 +153,7 @@ class Outgoing:
     headers: dict
     receiver_id: str | None
     receiver_uri: str | None
+    ttl_s: int | None = None  # the body's context.ttl, so a binding need not parse the body for it
 
 
 @dataclass
@@ -155,6 +168,16 @@ class Reply:
     @property
     def acked(self) -> bool:
         return self.ack.get("message", {}).get("ack", {}).get("status") == "ACK"
+
+
+@dataclass
+class _CatalogCache:
+    key: tuple
+    signed_s: float
+    refresh_s: float
+    message: dict
+    message_json: bytes
+    certificate: Any  # held, so the id in the key cannot be reused by another object
 
 
 class _Tx:
@@ -215,6 +238,10 @@ class Bpp:
         self.certificate = certificate
         self.agency_public_key = agency_public_key
         self.revocations = revocations
+        self.certificate_cache = CertificateCache()
+        self._revocations_seen: tuple[Any, tuple | None] = (revocations, revocations_marker(revocations))
+        self._catalog_cache: _CatalogCache | None = None
+        self._certificate_tag: tuple[Any, dict] | None = None
         self.replay = replay or ReplayGuard(clock=self.clock)
         self.send = send
         self.max_body_bytes = max_body_bytes
@@ -281,16 +308,35 @@ class Bpp:
         s = self._signer
         return s.signer(self.clock()) if hasattr(s, "signer") and not hasattr(s, "sign") else s
 
-    def _outgoing(self, doc: dict, receiver_id: str | None, receiver_uri: str | None) -> Outgoing:
-        body = m.encode(doc)
+    def _outgoing(self, doc: dict, receiver_id: str | None, receiver_uri: str | None, *,
+                  message_json: bytes | None = None) -> Outgoing:
+        """Sign ``doc`` afresh (created/expires from now). ``message_json``, when given, is
+        ``m.encode(doc["message"])`` already made: compact JSON nests, so the body is the same
+        bytes ``m.encode(doc)`` would give, without encoding the unchanged catalog again."""
+        if message_json is None:
+            body = m.encode(doc)
+        else:
+            body = b'{"context":' + m.encode(doc["context"]) + b',"message":' + message_json + b"}"
         created_s = int(self.clock())
         auth = sign_body(body, self._current_signer(), created_s=created_s,
                          expires_s=created_s + self.signature_ttl_s)
+        ttl = doc["context"].get("ttl")
         return Outgoing(doc["context"]["action"], body,
-                        {AUTHORIZATION: auth, "Content-Type": "application/json"}, receiver_id, receiver_uri)
+                        {AUTHORIZATION: auth, "Content-Type": "application/json"}, receiver_id, receiver_uri,
+                        m.parse_duration(ttl, "context.ttl") if ttl is not None else None)
 
-    def _sign_doc(self, doc: dict) -> dict:
-        return sign_object(doc, self._current_signer())
+    def _sign_doc(self, doc: dict, signer=None) -> dict:
+        return sign_object(doc, signer or self._current_signer())
+
+    def _own_certificate_tag(self) -> dict | None:
+        """The charger's certificate as a tag: canonical JSON computed once per certificate."""
+        cert = self.certificate
+        if cert is None:
+            return None
+        held = self._certificate_tag
+        if held is None or held[0] is not cert:
+            held = self._certificate_tag = (cert, m.signed_tag(m.TAG_CERTIFICATE, cert))
+        return held[1]
 
     # ------------------------------------------------------------------ entry point
 
@@ -336,15 +382,23 @@ class Bpp:
         doc = m.decode(body, max_bytes=self.max_body_bytes)
         # A carried certificate is read from the raw document only to find the key; the
         # message itself is parsed into domain objects after its signature verified.
-        carried = _peek_certificate(doc)
+        carried_text = _peek_certificate_text(doc)
         record = None
-        if carried is not None and self.agency_public_key is not None:
-            try:
-                record = verify_sender_certificate(carried, self.agency_public_key, self.revocations,
-                                                   now_s=self.clock())
-            except SignatureError as exc:
-                raise BecknError(INVALID_REQUEST, f"sender certificate refused: {exc}", kind="uncertified",
-                                 http_status=401) from None
+        if self.agency_public_key is not None:
+            self._follow_revocations()
+        if carried_text is not None and self.agency_public_key is not None:
+            now_s = self.clock()
+            # the very certificate text verified before needs no parsing and no agency signature check
+            record = self.certificate_cache.cached(carried_text, self.agency_public_key, self.revocations,
+                                                   now_s=now_s)
+            carried = _parse_certificate(carried_text) if record is None else None
+            if carried is not None:
+                try:
+                    record = self.certificate_cache.verify(carried, self.agency_public_key, self.revocations,
+                                                           now_s=now_s, text=carried_text)
+                except SignatureError as exc:
+                    raise BecknError(INVALID_REQUEST, f"sender certificate refused: {exc}", kind="uncertified",
+                                     http_status=401) from None
         lookup_before = None
         if record is not None:
             lookup_before = self.certified_keys.known(record.subscriber_id, record.key_id)
@@ -396,6 +450,17 @@ class Bpp:
         self.replay.settle(ctx.message_id, reply)
         return reply
 
+    def _follow_revocations(self) -> None:
+        """A new revocation list (assigned to ``self.revocations``, or re-signed in place) takes
+        effect at once: cached certificate checks are dropped and revoked keys forgotten."""
+        held, marker = self._revocations_seen
+        if held is self.revocations and marker == revocations_marker(self.revocations):
+            return
+        self._revocations_seen = (self.revocations, revocations_marker(self.revocations))
+        self.certificate_cache.clear()
+        self.certified_keys.apply_revocations(self.revocations, self.agency_public_key)
+        self._count("revocations_changed")
+
     # ------------------------------------------------------------------ shared pieces
 
     def _currency(self) -> str:
@@ -404,10 +469,12 @@ class Bpp:
         except Exception:
             return "INR"
 
-    def _reply(self, req: m.Request, action: str, message: dict, *, message_id: str | None = None) -> Outgoing:
+    def _reply(self, req: m.Request, action: str, message: dict, *, message_id: str | None = None,
+               message_json: bytes | None = None) -> Outgoing:
         ctx = m.reply_context(req.context.raw, action=action, timestamp_s=self.clock(), bpp_id=self.bpp_id,
                               bpp_uri=self.bpp_uri, message_id=message_id)
-        return self._outgoing(m.callback(ctx, message), req.context.bap_id, req.context.bap_uri)
+        return self._outgoing(m.callback(ctx, message), req.context.bap_id, req.context.bap_uri,
+                              message_json=message_json)
 
     def _ack(self, *callbacks: Outgoing) -> Reply:
         return Reply(m.ack(), list(callbacks))
@@ -495,7 +562,7 @@ class Bpp:
 
     # ------------------------------------------------------------------ catalog
 
-    def _offer(self, tariff: dict, now_s: float) -> dict:
+    def _offer(self, tariff: dict, now_s: float, signer=None) -> dict:
         doc = {
             "kind": OFFER_KIND, "bpp_id": self.bpp_id, "location_id": self.site.site_id,
             "item_id": m.ITEM_ID, "tariff": tariff, "tariff_id": str(tariff.get("id", "")),
@@ -507,17 +574,59 @@ class Bpp:
         price = self._energy_price_paise(tariff)
         if price is not None:
             doc["energy_price_paise_per_kwh"] = price
-        signed = self._sign_doc(doc)
+        signed = self._sign_doc(doc, signer)
+        self._count("offers_signed")
         return {"id": f"tariff:{doc['tariff_id'] or 'default'}",
                 "descriptor": {"code": "tariff", "name": f"Tariff {doc['tariff_id']}"},
                 "item_ids": [m.ITEM_ID], "location_ids": [self.site.site_id],
                 "time": {"range": {"start": doc["valid_from"], "end": doc["valid_until"]}},
                 "tags": [m.signed_tag(m.TAG_OFFER, signed)]}
 
-    def _catalog_message(self, now_s: float) -> dict:
+    def invalidate_catalog(self) -> None:
+        """Drop the cached signed catalog (the next search or announcement builds a fresh one)."""
+        self._catalog_cache = None
+
+    def _catalog_key(self, tariff: dict, conns: list, signer) -> tuple:
+        """Everything the catalog is made of, cheaply: the tariff's exact JSON, what each
+        connector shows, the site, the policy, the certificate and the signing key."""
+        place = self.site.place
+        return (
+            json.dumps(tariff, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False),
+            tuple((c.connector_id, c.status, c.standard, c.power_type, c.max_power_w, c.max_voltage_v,
+                   c.max_current_a, c.phases) for c in conns),
+            (self.site.site_id, self.site.name, getattr(self.site, "operator", ""), self.site.upi_vpa,
+             place.lat, place.lon, place.address, place.city, place.state, place.country, place.postal_code),
+            self.policy, self.bpp_id, id(self.certificate),
+            # by the key itself: a keyring hands out a new signer object for every call
+            signer.subscriber_id, signer.key_id, getattr(signer, "public_key_bytes", None) or signer,
+        )
+
+    def _catalog(self, now_s: float, *, fresh: bool = False) -> "_CatalogCache":
+        """The catalog, signed offer included, reused while nothing it shows has changed.
+
+        Why: building it means canonical JSON of the whole tariff and an Ed25519 signature,
+        most of what a search costs; a charger answers many searches between changes. The
+        offer is re-signed before half of its ``quote_ttl_s`` has run, so a buyer always gets
+        at least half the window; the message around it is signed afresh for every reply.
+        ``fresh`` signs a new offer regardless (a retained catalog is read long after it is
+        published, so it starts with the whole window).
+        """
         tariff = self.service.tariff()
-        currency = tariff.get("currency", "INR")
         conns = list(self._connectors().values())
+        signer = self._current_signer()
+        key = self._catalog_key(tariff, conns, signer)
+        held = self._catalog_cache
+        if not fresh and held is not None and held.key == key and held.signed_s <= now_s < held.refresh_s \
+                and held.certificate is self.certificate:
+            return held
+        message = self._build_catalog_message(now_s, tariff, conns, signer)
+        held = self._catalog_cache = _CatalogCache(
+            key=key, signed_s=now_s, refresh_s=now_s + self.policy.quote_ttl_s / 2, message=message,
+            message_json=m.encode(message), certificate=self.certificate)
+        return held
+
+    def _build_catalog_message(self, now_s: float, tariff: dict, conns: list, signer) -> dict:
+        currency = tariff.get("currency", "INR")
         place = self.site.place
         location = {"id": self.site.site_id, "gps": self._gps(),
                     "descriptor": {"name": self.site.name}}
@@ -539,14 +648,14 @@ class Bpp:
         provider = {
             "id": self.bpp_id, "descriptor": self._provider_descriptor(), "locations": [location],
             "fulfillments": [self._fulfillment(c) for c in conns], "items": [item],
-            "offers": [self._offer(tariff, now_s)],
+            "offers": [self._offer(tariff, now_s, signer)],
             "payments": [{"collected_by": "BPP", "type": "PRE-ORDER" if self.policy.payment == "prepaid"
                           else "POST-FULFILLMENT", "params": {"currency": currency}}],
         }
         if self.site.upi_vpa:
             provider["payments"][0]["params"]["virtual_payment_address"] = self.site.upi_vpa
         if self.certificate is not None:
-            provider["tags"] = [m.signed_tag(m.TAG_CERTIFICATE, self.certificate)]
+            provider["tags"] = [self._own_certificate_tag()]
         return {"catalog": {"descriptor": {"name": self.site.name}, "providers": [provider]}}
 
     def catalog(self) -> Outgoing:
@@ -558,7 +667,8 @@ class Bpp:
                "version": m.CORE_VERSION, "bpp_id": self.bpp_id, "bpp_uri": self.bpp_uri,
                "transaction_id": self.new_id(), "message_id": self.new_id(),
                "timestamp": m.format_timestamp(now_s), "ttl": m.duration_text(self.policy.quote_ttl_s)}
-        return self._outgoing(m.callback(ctx, self._catalog_message(now_s)), None, None)
+        held = self._catalog(now_s, fresh=True)
+        return self._outgoing(m.callback(ctx, held.message), None, None, message_json=held.message_json)
 
     # ------------------------------------------------------------------ search
 
@@ -587,8 +697,8 @@ class Bpp:
             if price is None or price > intent.max_price_paise_per_kwh:
                 raise BecknError(BUSINESS_ERROR, "energy price is above the ceiling asked", kind="no-match",
                                  http_status=200)
-        message = self._catalog_message(self.clock())
-        return self._ack(self._reply(req, "on_search", message))
+        held = self._catalog(self.clock())
+        return self._ack(self._reply(req, "on_search", held.message, message_json=held.message_json))
 
     # ------------------------------------------------------------------ select / init / confirm
 
@@ -859,8 +969,7 @@ class Bpp:
         order = self._order_body(tx, state=state, status="ACTIVE",
                                  instructions=f"Plug in at connector {tx.connector_id}, then start charging "
                                               "from your app",
-                                 extra_tags=[m.signed_tag(m.TAG_CERTIFICATE, self.certificate)]
-                                 if self.certificate else None)
+                                 extra_tags=[self._own_certificate_tag()] if self.certificate else None)
         order["payments"] = [self._payment(tx, status=pay.status)]
         order["cancellation_terms"] = self._cancellation_terms(
             self._cancellation_fee_paise(self.service.tariff()), tx.currency)
@@ -1076,6 +1185,10 @@ class Bpp:
                 if self._connector_states.get(obj.connector_id) == obj.status:
                     return
                 self._connector_states[key[0]] = key[1]
+                self.invalidate_catalog()
+                self._enqueue(self.catalog())
+            elif kind == "tariff":
+                self.invalidate_catalog()
                 self._enqueue(self.catalog())
         except Exception:
             self._count("listener_error")
@@ -1097,16 +1210,28 @@ class Bpp:
                 log.warning("beckn: could not deliver %s to %s: %s", out.action, out.receiver_id, exc)
 
 
-def _peek_certificate(doc: dict) -> dict | None:
-    """A carried certificate, if any, without trusting anything else in the document."""
+def _peek_certificate_text(doc: dict) -> str | None:
+    """A carried certificate's text, if any, without trusting anything else in the document."""
     msg = doc.get("message")
     if not isinstance(msg, dict):
         return None
     holder = msg.get("order") if isinstance(msg.get("order"), dict) else msg.get("intent")
-    if not isinstance(holder, dict):
+    if not isinstance(holder, dict) or not isinstance(holder.get("tags"), list):
         return None
-    docs = m.signed_documents({"tags": holder.get("tags")}, m.TAG_CERTIFICATE, max_depth=1)
-    return docs[0] if docs else None
+    values = m.tag_values(holder["tags"], m.TAG_CERTIFICATE)
+    text = values.get(m.SIGNED_VALUE) if values else None
+    return text if isinstance(text, str) else None
+
+
+def _parse_certificate(text: str) -> dict | None:
+    """The carried certificate as an object; None when it is not a JSON object (the strict read
+    of the message then refuses it with the path)."""
+    try:
+        doc = load_json(text)
+    except SignatureError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
 
 
 _SERVICE_CODES = {

@@ -255,6 +255,20 @@ def signed_documents(obj: Any, code: str, *, max_depth: int = 12) -> list[dict]:
     ``protocols.signing.detached.verify_object`` (or ``receipt.verify_receipt``).
     """
     found: list[dict] = []
+    for text in signed_document_texts(obj, code, max_depth=max_depth):
+        try:
+            doc = load_json(text)
+        except SignatureError:
+            continue
+        if isinstance(doc, dict):
+            found.append(doc)
+    return found
+
+
+def signed_document_texts(obj: Any, code: str, *, max_depth: int = 12) -> list[str]:
+    """The text of every signed document in a tag group ``code`` inside ``obj``, unparsed, so a
+    reader that has seen the very same text before can skip parsing and checking it again."""
+    found: list[str] = []
 
     def walk(node: Any, depth: int) -> None:
         if depth > max_depth:
@@ -263,17 +277,15 @@ def signed_documents(obj: Any, code: str, *, max_depth: int = 12) -> list[dict]:
             tags = node.get("tags")
             values = tag_values(tags, code) if isinstance(tags, list) else None
             if values and SIGNED_VALUE in values:
-                try:
-                    doc = load_json(values[SIGNED_VALUE])
-                except SignatureError:
-                    doc = None
-                if isinstance(doc, dict):
-                    found.append(doc)
-            for value in node.values():
-                walk(value, depth + 1)
+                found.append(values[SIGNED_VALUE])
+            for key, value in node.items():
+                # text and numbers carry no tags, and a tag group holds its documents as text
+                if key != "tags" and isinstance(value, (dict, list)):
+                    walk(value, depth + 1)
         elif isinstance(node, list):
             for value in node[:256]:
-                walk(value, depth + 1)
+                if isinstance(value, (dict, list)):
+                    walk(value, depth + 1)
 
     walk(obj, 0)
     return found

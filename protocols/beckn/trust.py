@@ -12,10 +12,12 @@ Buyer certificates share the charger's record format without place or metering k
 """
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any
 
-from protocols.signing.agency import verify_certificate
+from protocols.signing.agency import verify_certificate, verify_revocations
+from protocols.signing.errors import SignatureError
 from protocols.signing.keys import KeyLookup, PublicKeyRecord
 
 
@@ -26,6 +28,101 @@ def verify_sender_certificate(cert: Any, agency_public_key: bytes, revocations: 
                               now_s: float) -> PublicKeyRecord:
     """The signing key an agency certificate vouches for; ``SignatureError`` if it does not."""
     return verify_certificate(cert, agency_public_key, revocations, now_s=now_s, types=BUYER_TYPES).key
+
+
+def _exact_text(doc: Any) -> str | None:
+    """One spelling per JSON value (keys sorted), so two certificates share a cache entry only
+    when every field, the signature included, is the same; None for what is not plain JSON."""
+    try:
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def revocations_marker(revocations: Any) -> tuple | None:
+    """What identifies the revocation list in force: the object itself (lists are replaced,
+    never edited), its sequence and its signature (a list re-signed in place is a new list)."""
+    if revocations is None:
+        return None
+    if not isinstance(revocations, dict):
+        return (id(revocations),)
+    sig = revocations.get("signature")
+    value = sig.get("value") if isinstance(sig, dict) else None
+    return (id(revocations), str(revocations.get("sequence")), str(value))
+
+
+class CertificateCache:
+    """Buyer certificates already verified, so a buyer that carries its certificate in every
+    message costs one agency-signature check, not one per message.
+
+    Why it weakens nothing: an entry is keyed by the exact certificate (every field and the
+    agency's signature), the agency key and the revocation list in force; it answers only
+    inside the certificate's own validity window (outside it the full check runs and refuses
+    with its reason); a new revocation list empties the cache, so the next message with a
+    revoked certificate is checked against the new list. Refusals are never cached: a
+    certificate that fails is checked in full every time. Bounded, least recently used first.
+    """
+
+    def __init__(self, *, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, PublicKeyRecord] = OrderedDict()
+        self._revocations: Any = None
+        self._revocations_marker: tuple | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _follow_revocations(self, revocations: Any) -> None:
+        marker = revocations_marker(revocations)
+        if marker != self._revocations_marker or revocations is not self._revocations:
+            self._entries.clear()
+            # the reference keeps the list alive, so its id in the marker cannot be reused
+            self._revocations, self._revocations_marker = revocations, marker
+
+    def cached(self, text: str, agency_public_key: bytes, revocations: Any = None, *,
+               now_s: float) -> PublicKeyRecord | None:
+        """The key a certificate carried as exactly ``text`` vouches for, if that very text was
+        verified before under this agency key and revocation list and ``now_s`` lies in its window."""
+        self._follow_revocations(revocations)
+        return self._hit(("text", bytes(agency_public_key), text), now_s)
+
+    def verify(self, cert: Any, agency_public_key: bytes, revocations: Any = None, *,
+               now_s: float, text: str | None = None) -> PublicKeyRecord:
+        """Like ``verify_sender_certificate``, answering repeats from the cache. ``text`` is the
+        certificate exactly as carried (the cache key then, so a repeat needs no parsing)."""
+        self._follow_revocations(revocations)
+        if text is not None:
+            key = ("text", bytes(agency_public_key), text)
+        else:
+            exact = _exact_text(cert) if isinstance(cert, dict) else None
+            key = None if exact is None else ("json", bytes(agency_public_key), exact)
+        if key is not None:
+            record = self._hit(key, now_s)
+            if record is not None:
+                return record
+        self.misses += 1
+        record = verify_sender_certificate(cert, agency_public_key, revocations, now_s=now_s)
+        if key is not None:
+            self._entries[key] = record
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return record
+
+    def _hit(self, key: tuple, now_s: float) -> PublicKeyRecord | None:
+        record = self._entries.get(key)
+        if record is None:
+            return None
+        if not record.covers(now_s):
+            del self._entries[key]  # outside its window: the full check runs and says why
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return record
 
 
 class CertifiedKeys:
@@ -53,6 +150,22 @@ class CertifiedKeys:
 
     def discard(self, subscriber_id: str, key_id: str) -> None:
         self._records.pop((subscriber_id, key_id), None)
+
+    def clear(self) -> None:
+        self._records.clear()
+
+    def apply_revocations(self, revocations: Any, agency_public_key: bytes) -> None:
+        """Forget keys whose subscriber or key id a new revocation list names; a list that does
+        not verify leaves nothing certified (a buyer shows its certificate again)."""
+        if revocations is None:
+            return
+        try:
+            revoked = verify_revocations(revocations, agency_public_key)
+        except SignatureError:
+            self._records.clear()
+            return
+        for key in [k for k in self._records if k[0] in revoked or k[1] in revoked]:
+            del self._records[key]
 
     def certified(self, subscriber_id: str, key_id: str, now_s: float) -> bool:
         record = self._records.get((subscriber_id, key_id))

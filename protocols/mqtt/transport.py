@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Callable
@@ -126,6 +127,9 @@ class MqttTransport:
         self._subscriptions: dict[str, int] = {}
         self._will: tuple[str, bytes, int, bool] | None = None
         self._pending: dict[int, asyncio.Future] = {}
+        self._expiry_properties: dict[int, Properties] = {}
+        self._flush_scheduled = False
+        self._writer_watched = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
         self._tasks: list[asyncio.Task] = []
@@ -202,12 +206,23 @@ class MqttTransport:
             raise TransportError(f"not connected; {topic!r} not sent", code="not-connected")
         props = None
         if expiry_s is not None and self.settings.protocol == "5":
-            props = Properties(PacketTypes.PUBLISH)
-            props.MessageExpiryInterval = max(1, int(expiry_s))
+            props = self._expiry(max(1, int(expiry_s)))
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise TransportError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}", code="not-connected")
         return info.mid
+
+    def _expiry(self, expiry_s: int) -> Properties:
+        """Publish properties per expiry value, made once: paho only reads them (to pack each
+        send and resend), and building them is a noticeable part of a publish."""
+        props = self._expiry_properties.get(expiry_s)
+        if props is None:
+            if len(self._expiry_properties) >= 32:
+                self._expiry_properties.clear()
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = expiry_s
+            self._expiry_properties[expiry_s] = props
+        return props
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                       expiry_s: int | None = None, timeout_s: float = 10.0) -> None:
@@ -247,10 +262,10 @@ class MqttTransport:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         loop = self._loop
-        client.on_socket_open = lambda c, ud, sock: loop.add_reader(sock, self._readable)
+        client.on_socket_open = lambda c, ud, sock: self._socket_opened(sock)
         client.on_socket_close = lambda c, ud, sock: loop.remove_reader(sock)
-        client.on_socket_register_write = lambda c, ud, sock: loop.add_writer(sock, self._writable)
-        client.on_socket_unregister_write = lambda c, ud, sock: loop.remove_writer(sock)
+        client.on_socket_register_write = lambda c, ud, sock: self._want_write(sock)
+        client.on_socket_unregister_write = lambda c, ud, sock: self._unwant_write(sock)
         return client
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -259,6 +274,17 @@ class MqttTransport:
         if s.cert_file is not None:
             ctx.load_cert_chain(s.cert_file, s.key_file)
         return ctx
+
+    def _socket_opened(self, sock) -> None:
+        """Watch the new socket, with Nagle's algorithm off. Why: MQTT sends many small packets
+        (PUBACKs, short answers) and a broker stops forwarding once too many QoS 1 messages
+        wait for their PUBACK; a PUBACK held back until the previous segment is acknowledged
+        (delayed ACK, tens of ms) then stalls the whole stream."""
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (e.g. a Unix socket): nothing to tune
+        self._loop.add_reader(sock, self._readable)
 
     def _readable(self) -> None:
         client = self._client
@@ -275,11 +301,36 @@ class MqttTransport:
         if self._client is not None:
             self._client.loop_write()
 
+    def _want_write(self, sock) -> None:
+        """paho has bytes to send. Why not register with the selector at once: on loopback and
+        most links the socket takes them straight away, so one write on the next turn of the
+        loop (covering every packet queued meanwhile) saves two selector updates per message;
+        only a socket that is full gets watched for writability."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush, sock)
+
+    def _flush(self, sock) -> None:
+        self._flush_scheduled = False
+        client = self._client
+        if client is None or client.socket() is not sock:
+            return
+        client.loop_write()
+        if client.want_write() and client.socket() is sock and not self._writer_watched:
+            self._loop.add_writer(sock, self._writable)
+            self._writer_watched = True
+
+    def _unwant_write(self, sock) -> None:
+        if self._writer_watched:
+            self._writer_watched = False
+            self._loop.remove_writer(sock)
+
     def _drop_client(self) -> None:
         client, self._client = self._client, None
         if client is None:
             return
         sock = client.socket()
+        self._writer_watched = False
         if sock is not None:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)

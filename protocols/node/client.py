@@ -26,9 +26,13 @@ from protocols.mqtt.topics import Topics, check_subscriber_id
 from protocols.mqtt.transport import MqttTransport
 from protocols.signing.agency import CertificateLookup
 from protocols.signing.beckn import Verifier, parse_signature_header
+from protocols.signing.detached import load_json
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer
 from protocols.signing.receipt import ReceiptCheck, verify_receipt
+
+
+MAX_CERT_TEXTS = 4096
 
 
 class NodeError(ProtocolError):
@@ -157,6 +161,7 @@ class NetworkNode:
         self._browse = None
         self._probe = asyncio.Event()
         self._certs_held: set[tuple] = set()
+        self._cert_texts: dict[str, dict] = {}
         transport.on_message = self._on_message
 
     async def start(self, *, connect_timeout_s: float = 10.0) -> None:
@@ -338,15 +343,7 @@ class NetworkNode:
                 raise NodeError("no context.action", code="refused")
             action = ctx["action"]
             # a charger proves who it is with its agency certificate, carried in its catalog
-            for cert in messages.signed_documents(doc, messages.TAG_CERTIFICATE):
-                marker = (cert.get("subscriber_id"), cert.get("unique_key_id"), str(cert.get("signature")))
-                if marker in self._certs_held:
-                    continue  # the very same signed certificate was verified before
-                try:
-                    self.certs.add(cert)
-                    self._certs_held.add(marker)
-                except SignatureError as exc:
-                    self.last_rejection = f"certificate: {exc}"
+            certs = self._certificates_in(doc)
             try:
                 verified = await self.verifier.verify_message(frame.body, frame.authorization,
                                                               frame.gateway_authorization)
@@ -373,7 +370,7 @@ class NetworkNode:
         self._seen.add(seen_key)
         answer = Answer(action, doc, ctx, doc.get("message") or {}, doc.get("error"), sender)
         if action == "on_search":
-            self._on_catalog(answer, verified.sender.key_id)
+            self._on_catalog(answer, verified.sender.key_id, certs)
         future = self._waiting.get((ctx.get("transaction_id"), ctx.get("message_id")))
         if future is not None and not future.done() and action != "on_search":
             future.set_result(answer)
@@ -382,11 +379,44 @@ class NetworkNode:
         if future is None and action != "on_search" and ctx.get("transaction_id") not in self._listeners:
             self.stats["unmatched"] += 1
 
-    def _on_catalog(self, answer: Answer, key_id: str) -> None:
+    def _certificates_in(self, doc: dict) -> list[dict]:
+        """The certificates a message carries, each added to the lookup once it verifies.
+
+        A charger sends the same certificate text with every answer: that text is verified
+        (agency signature, window, revocation list) the first time and recognised after, with
+        no parsing. The lookup still refuses a key whose certificate window has ended or that a
+        newer revocation list names, whatever was cached here.
+        """
+        certs = []
+        for text in messages.signed_document_texts(doc, messages.TAG_CERTIFICATE):
+            cert = self._cert_texts.get(text)
+            if cert is not None:
+                certs.append(cert)
+                continue
+            try:
+                cert = load_json(text)
+            except SignatureError:
+                continue
+            if not isinstance(cert, dict):
+                continue
+            certs.append(cert)
+            marker = (cert.get("subscriber_id"), cert.get("unique_key_id"), str(cert.get("signature")))
+            if marker not in self._certs_held:
+                try:
+                    self.certs.add(cert)
+                except SignatureError as exc:
+                    self.last_rejection = f"certificate: {exc}"
+                    continue
+                self._certs_held.add(marker)
+            if len(self._cert_texts) >= MAX_CERT_TEXTS:
+                self._cert_texts.pop(next(iter(self._cert_texts)))
+            self._cert_texts[text] = cert
+        return certs
+
+    def _on_catalog(self, answer: Answer, key_id: str, certs: list) -> None:
         txn = answer.context.get("transaction_id")
         search = self._searches.get(txn)
         near = search[2] if search else None
-        certs = messages.signed_documents(answer.doc, messages.TAG_CERTIFICATE)
         cert = next((c for c in certs if c.get("subscriber_id") == answer.sender), {})
         info = summarize_catalog(answer.doc, near=near)
         charger = Charger(answer.sender, key_id, info["name"], info["lat"], info["lon"], info["distance_km"],
