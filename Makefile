@@ -10,7 +10,7 @@ MPY_DIR := tests/micropython
 MPY_STAMP := $(MPY_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench deps venv clean
+.PHONY: demo test test-fast bench deps deps-demo venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,14 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 # Install the Debian packages when root, otherwise say exactly what is missing.
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# The demo needs the broker; the tests also need socat and Node (MicroPython runs in it).
+define need_packages
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ "$(2)" = node ]; then \
+	  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -34,12 +37,19 @@ deps:
 	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps:
+	$(call need_packages,$(DEB_PACKAGES),node)
+
+deps-demo:
+	$(call need_packages,mosquitto,)
 
 $(MPY_STAMP): $(MPY_DIR)/package.json $(MPY_DIR)/package-lock.json
 	cd $(MPY_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(MPY_STAMP)
 
-demo: $(STAMP)
+demo: deps-demo $(STAMP)
 	$(VENV)/bin/urja demo $(DEMO_ARGS)
 
 test: deps $(STAMP) $(MPY_STAMP)

@@ -130,9 +130,9 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
 
     # Sections that later layers read through the raw table; kept so unknown-key checks stay strict.
     extra = {}
-    for name in ("network", "http", "ocpi"):
-        if root.has(name):
-            extra[name] = root.section(name).data
+    for table in ("network", "http", "ocpi"):
+        if root.has(table):
+            extra[table] = root.section(table).data
     root.finish()
 
     return SiteConfig(

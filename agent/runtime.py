@@ -207,10 +207,7 @@ class Runtime(ChargerService):
             async with self._relay_lock:
                 await self.board.relay.open()
         finally:
-            tasks = list(self._tasks.values()) + list(self._timers.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(list(self._tasks.values()) + list(self._timers.values()))
             self._tasks.clear()
             self._timers.clear()
             for _, fut in self._waiters:
@@ -311,7 +308,7 @@ class Runtime(ChargerService):
 
         period_s = self.config.meter_poll_ms / 1000
         polls = 0
-        while True:
+        while not self._stopping:
             try:
                 reading = await self.board.meter.read()
             except MeterEnergyBackwards as exc:
@@ -559,7 +556,9 @@ class Runtime(ChargerService):
             stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "", tariff_digest=self._tariff_digest,
             costs=ReceiptCost(energy_paise=parts["energy"], time_paise=parts["time"],
                               parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
-            paid_paise=paid if isinstance(paid, int) and paid >= total else total,
+            # What the buyer actually paid (prepaid orders); the receipt then states the refund
+            # or the balance due. Without a prepayment the total is what is paid.
+            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else total,
             issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf)
         return json.dumps(receipt, sort_keys=True)
 
@@ -851,6 +850,26 @@ class Runtime(ChargerService):
         extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
         base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
         return base.breakdown().paid_minor
+
+
+async def _cancel_all(tasks, rounds: int = 20) -> None:
+    """Cancel and await ``tasks``, cancelling again while any survives.
+
+    On Python 3.11 ``asyncio.wait_for`` can swallow a cancellation that lands just as its inner
+    future completes (pymodbus waits for every answer that way), so one ``cancel()`` may leave a
+    poll loop running and a plain ``gather`` would wait for it forever.
+    """
+    pending = [t for t in tasks if not t.done()]
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=0.5)
+        pending = list(still)
+    if pending:
+        log.error("tasks still running after shutdown: %s", ", ".join(t.get_name() for t in pending))
+    await asyncio.gather(*tasks, return_exceptions=True) if not pending else None
 
 
 _TICK = object()

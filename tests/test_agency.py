@@ -165,3 +165,85 @@ def test_unreadable_agency_key_named(tmp_path):
     with pytest.raises(SignatureError) as info:
         read_agency_public_key(tmp_path / "pub")
     assert info.value.reason == "agency-key-unreadable" and "pub" in str(info.value)
+
+
+# --------------------------------------------------------------------------- apps (BAP)
+
+
+@pytest.fixture
+def app_keyring(tmp_path):
+    return create_keyring(
+        tmp_path / "app-keys", subscriber_id="app.example.in", valid_days=365, now_s=T0,
+        profile=Profile(type="BAP"), new_key_id=lambda: "app-k1",
+    )
+
+
+def test_app_certificate_is_what_a_charger_accepts_from_a_buyer(agency, app_keyring):
+    from protocols.beckn.trust import verify_sender_certificate
+
+    cert = certify(app_keyring.subscription_request(), agency, valid_days=30, now_s=T0, kind="BAP")
+    assert cert["type"] == "BAP" and cert["status"] == "SUBSCRIBED"
+    assert "metering_public_key" not in cert and "gps" not in cert  # an app has no meter and no place
+    key = verify_sender_certificate(json.loads(json.dumps(cert)), agency.public_key, now_s=T0 + DAY)
+    assert (key.subscriber_id, key.key_id, key.valid_until_s) == ("app.example.in", "app-k1", T0 + 30 * DAY)
+    # a node looking for chargers must not mistake an app for one
+    with pytest.raises(SignatureError) as info:
+        verify_certificate(cert, agency.public_key, now_s=T0 + DAY)
+    assert info.value.reason == "wrong-type"
+
+
+def test_certify_kind_must_match_the_request(agency, app_keyring, keyring):
+    with pytest.raises(SignatureError) as info:
+        certify(app_keyring.subscription_request(), agency, valid_days=1, now_s=T0)
+    assert info.value.reason == "wrong-type" and "'BAP'" in str(info.value)
+    with pytest.raises(SignatureError) as info:
+        certify(keyring.subscription_request(), agency, valid_days=1, now_s=T0, kind="BAP")
+    assert info.value.reason == "wrong-type"
+    with pytest.raises(SignatureError) as info:
+        certify(app_keyring.subscription_request(), agency, valid_days=1, now_s=T0, kind="BG")
+    assert info.value.reason == "wrong-type" and "BPP, BAP" in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [("signing_public_key", "abc"), ("subscriber_id", "a b"),
+                                          ("gps", "north"), ("domain", 7)])
+def test_bad_app_requests_refused_with_field_named(agency, app_keyring, field, value):
+    request = dict(app_keyring.subscription_request(), **{field: value})
+    with pytest.raises(SignatureError) as info:
+        certify(request, agency, valid_days=1, now_s=T0, kind="BAP")
+    assert field in str(info.value)
+
+
+def _cli(argv, clock=lambda: T0) -> int:
+    import argparse
+
+    from tools import agency_cmd, keygen_cmd
+
+    parser = argparse.ArgumentParser(prog="urja")
+    sub = parser.add_subparsers(dest="command")
+    for module in (keygen_cmd, agency_cmd):
+        module.register(sub)
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args, clock=clock)
+
+
+def test_agency_certify_cli_type_bap(tmp_path, capsys):
+    from protocols.beckn.trust import verify_sender_certificate
+
+    keys, agency_dir = tmp_path / "app-keys", tmp_path / "agency"
+    assert _cli(["keygen", "--key-dir", keys, "--subscriber-id", "app.example.in"]) == 0
+    assert _cli(["agency", "init", "--dir", agency_dir]) == 0
+    request = keys / "subscription-request.json"
+    # keygen writes a charger's request (no place): as a charger it is refused, naming the field
+    assert _cli(["agency", "certify", request, "--dir", agency_dir]) == 1
+    assert "city" in capsys.readouterr().err
+    assert _cli(["agency", "certify", request, "--dir", agency_dir, "--type", "BAP", "-o", tmp_path / "app.json"]) == 0
+    assert "(BAP)" in capsys.readouterr().out
+    cert = json.loads((tmp_path / "app.json").read_text())
+    assert cert["type"] == "BAP" and "metering_public_key" not in cert
+    key = verify_sender_certificate(cert, read_agency_public_key(agency_dir / "agency.pub"), now_s=T0 + 60)
+    assert key.subscriber_id == "app.example.in"
+    # a request that says BAP is not silently certified as a charger
+    (tmp_path / "bap-request.json").write_text(json.dumps(dict(json.loads(request.read_text()), type="BAP",
+                                                                city="std:080", gps="12.9,77.6")))
+    assert _cli(["agency", "certify", tmp_path / "bap-request.json", "--dir", agency_dir]) == 1
+    assert "--type BAP" in capsys.readouterr().err

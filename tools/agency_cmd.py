@@ -14,20 +14,23 @@ from protocols.errors import ProtocolError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("agency", help="nodal agency: init key, certify chargers, revoke")
+    p = subparsers.add_parser("agency", help="nodal agency: init key, certify chargers and apps, revoke")
     sub = p.add_subparsers(dest="agency_command", metavar="ACTION")
     sub.required = True
     init = sub.add_parser("init", help="create the agency's signing key")
     init.add_argument("--dir", required=True, help="agency directory (created 0700)")
     init.add_argument("--agency-id", default="agency", help="identifier of the agency (default 'agency')")
     init.set_defaults(func=handle_init)
-    cert = sub.add_parser("certify", help="sign a charger's subscription-request.json")
+    cert = sub.add_parser("certify", help="sign a charger's (or an app's) subscription-request.json")
     cert.add_argument("request", help="subscription-request.json written by `urja keygen`")
     cert.add_argument("--dir", required=True, help="agency directory")
     cert.add_argument("--valid-days", type=int, default=365, help="certificate validity in days (default 365)")
     cert.add_argument("-o", "--output", help="write the certificate here (default: stdout)")
     cert.add_argument("--city", help="set or correct the charger's city code in the record")
     cert.add_argument("--gps", help="set or correct the charger's 'lat,lon' in the record")
+    cert.add_argument("--type", choices=("BPP", "BAP"), default="BPP", dest="kind",
+                      help="certify the key as a charger (BPP, default) or as an app or gateway (BAP); "
+                           "sets the record's type")
     cert.set_defaults(func=handle_certify)
     rev = sub.add_parser("revoke", help="add a subscriber id or key id to the signed revocation list")
     rev.add_argument("id", help="subscriber id or unique key id to revoke")
@@ -56,6 +59,7 @@ def handle_certify(args, *, clock=time.time) -> int:
     from protocols.signing.agency import certify, load_agency
     from protocols.signing.detached import load_json
 
+    request = None
     try:
         try:
             raw = Path(args.request).read_bytes()
@@ -64,15 +68,25 @@ def handle_certify(args, *, clock=time.time) -> int:
             return 1
         agency = load_agency(args.dir)
         request = load_json(raw)
+        kind = getattr(args, "kind", "BPP")
         if isinstance(request, dict):
             request.update({k: v for k, v in (("city", args.city), ("gps", args.gps)) if v is not None})
-        cert = certify(request, agency, valid_days=args.valid_days, now_s=clock())
+            if kind == "BAP" or "type" not in request:
+                request["type"] = kind  # `urja keygen` writes BPP; the agency decides what it certifies
+            if kind == "BAP":
+                request.pop("metering_public_key", None)  # `urja keygen` makes one; an app has no meter
+        cert = certify(request, agency, valid_days=args.valid_days, now_s=clock(), kind=kind)
     except ProtocolError as exc:
-        return _fail(f"{args.request}: {exc}")
+        hint = ""
+        if getattr(exc, "reason", None) == "wrong-type" and isinstance(request, dict) \
+                and request.get("type") in ("BAP", "BPP"):
+            hint = f" (to certify it as a {request['type']}, add --type {request['type']})"
+        return _fail(f"{args.request}: {exc}{hint}")
     text = json.dumps(cert, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
-        print(f"certified {cert['subscriber_id']} key {cert['unique_key_id']} until {cert['valid_until']}: {args.output}")
+        print(f"certified {cert['subscriber_id']} ({cert['type']}) key {cert['unique_key_id']} "
+              f"until {cert['valid_until']}: {args.output}")
     else:
         sys.stdout.write(text)
     return 0

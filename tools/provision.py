@@ -2,7 +2,9 @@
 
 Used by ``urja demo`` (everything local, nothing to configure) and by tests, so both run the
 same files a site owner would have: real keys on disk with the right modes, a certificate the
-agency signed, a TOML configuration the ordinary loader validates.
+agency signed, a TOML configuration the ordinary loader validates. ``provision_app`` does the
+same for an app (a buyer node): its key, the agency's BAP certificate and the ``[network]`` /
+``[node]`` file that ``urja discover`` and ``urja charge`` read.
 """
 from __future__ import annotations
 
@@ -26,8 +28,13 @@ def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, l
                    city: str = "Bengaluru", address: str = "", tariff: str = "flat",
                    auth: str = "free_vend", default_limit_wh: int = 0, board: str = "sim",
                    agency_dir: str | Path | None = None, extra_toml: str = "",
-                   now_s: float | None = None, upi_vpa: str = "siteowner@okaxis") -> Path:
-    """Create (or reuse) everything a charger needs in ``folder``; returns the config path."""
+                   now_s: float | None = None, upi_vpa: str = "siteowner@okaxis",
+                   broker_url: str | None = None) -> Path:
+    """Create (or reuse) everything a charger needs in ``folder``; returns the config path.
+
+    With ``broker_url`` the configuration gets a ``[network]`` table, so the runtime joins the
+    MQTT network on that broker when it starts.
+    """
     from protocols.signing.agency import certify
     from protocols.signing.keys import Profile, create_keyring, load_keyring
 
@@ -86,5 +93,64 @@ agency_key = "{(agency_dir / 'agency.pub').resolve()}"
 
 [payment]
 upi_vpa = "{upi_vpa}"
-{extra_toml}""")
+{_network_table(broker_url)}{extra_toml}""")
     return config
+
+
+def _network_table(broker_url: str | None, agency_pub: Path | None = None) -> str:
+    if broker_url is None:
+        return ""
+    text = f'\n[network]\nbrokers = ["{broker_url}"]\n'
+    if agency_pub is not None:
+        text += f'agency_public_key = "{Path(agency_pub).resolve()}"\n'
+    return text
+
+
+class AppFiles:
+    """Where ``provision_app`` put an app's files."""
+
+    def __init__(self, *, subscriber_id: str, config: Path, key_dir: Path, certificate: Path):
+        self.subscriber_id = subscriber_id
+        self.config = config
+        self.key_dir = key_dir
+        self.certificate = certificate
+
+    def __repr__(self) -> str:
+        return f"AppFiles({self.subscriber_id!r}, {str(self.config)!r})"
+
+
+def provision_app(folder: str | Path, *, subscriber_id: str, agency_dir: str | Path, broker_url: str,
+                  now_s: float | None = None, valid_days: int = 30) -> AppFiles:
+    """Create (or reuse) an app's keyring, its BAP certificate from the agency, and ``app.toml``.
+
+    The app's certificate is what lets a charger answer it: chargers sell only to buyers whose
+    key the network's agency vouches for.
+    """
+    from protocols.signing.agency import AGENCY_PUB_FILE, certify
+    from protocols.signing.keys import Profile, create_keyring, load_keyring
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    now_s = time.time() if now_s is None else now_s
+    agency = ensure_agency(Path(agency_dir))
+    key_dir = folder / "keys"
+    if (key_dir / "keyring.json").exists():
+        keyring = load_keyring(key_dir)
+    else:
+        keyring = create_keyring(key_dir, subscriber_id=subscriber_id, valid_days=valid_days, now_s=now_s,
+                                 profile=Profile(type="BAP"))
+    cert_path = folder / "certificate.json"
+    if not cert_path.exists():
+        request = dict(keyring.subscription_request(), type="BAP")
+        request.pop("metering_public_key", None)
+        cert = certify(request, agency, valid_days=valid_days, now_s=now_s, kind="BAP")
+        cert_path.write_text(json.dumps(cert, indent=2) + "\n")
+    config = folder / "app.toml"
+    config.write_text(f"""# Written by urja's provisioning: an app on the local demo network.
+{_network_table(broker_url, Path(agency_dir) / AGENCY_PUB_FILE).lstrip()}
+[node]
+subscriber_id = "{keyring.subscriber_id}"
+key_dir = "keys"
+certificate = "certificate.json"
+""")
+    return AppFiles(subscriber_id=keyring.subscriber_id, config=config, key_dir=key_dir, certificate=cert_path)

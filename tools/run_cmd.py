@@ -1,4 +1,4 @@
-"""``urja run`` (the agent) and ``urja demo`` (a whole local session on the simulated board)."""
+"""``urja run`` (the agent) and ``urja demo`` (the network story, or ``--local``: one charger alone)."""
 from __future__ import annotations
 
 import argparse
@@ -29,13 +29,20 @@ def register(subparsers) -> None:
                      help="simulated board only: run simulated time this many times faster")
     run.set_defaults(func=run_handler)
 
-    demo = subparsers.add_parser("demo", help="a whole charging session on the simulated board, all local")
-    demo.add_argument("--dir", default=None, metavar="DIR", help="where to put the demo site (default: a temp dir)")
-    demo.add_argument("--speed", type=float, default=30.0,
-                      help="simulated time runs this many times faster than real time (default 30)")
-    demo.add_argument("--limit-wh", type=int, default=1000, help="energy the free-vend session may take")
+    demo = subparsers.add_parser(
+        "demo", help="the whole story, all local: three chargers on a local MQTT network, an app finds, "
+                     "buys and verifies a charge (--local: one charger, no network)")
+    demo.add_argument("--local", action="store_true",
+                      help="one charger on the simulated board, a car, a receipt; no broker, no network")
+    demo.add_argument("--dir", default=None, metavar="DIR", help="where to put the demo files (default: a temp dir)")
+    demo.add_argument("--speed", type=float, default=None,
+                      help="simulated time runs this many times faster than real time "
+                           "(default 60; 30 with --local)")
+    demo.add_argument("--kwh", type=float, default=5.0, help="energy the app buys (default 5 kWh)")
+    demo.add_argument("--limit-wh", type=int, default=1000, help="with --local: energy the free-vend session may take")
     demo.add_argument("--keep-running", action="store_true",
-                      help="keep the agent running after the session (Ctrl-C to stop)")
+                      help="keep the chargers (and the broker) running after the story (Ctrl-C to stop)")
+    demo.add_argument("--verbose", action="store_true", help="show the agents' own log lines too")
     demo.set_defaults(func=demo_handler)
 
 
@@ -98,8 +105,20 @@ async def _run(config, args) -> int:
 
 
 def demo_handler(args: argparse.Namespace) -> int:
-    from tools.demo import run_local_demo
-
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="urja-demo-"))
-    return asyncio.run(run_local_demo(folder, speed=args.speed, limit_wh=args.limit_wh,
-                                      keep_running=args.keep_running))
+    speed = args.speed if args.speed is not None else (30.0 if args.local else 60.0)
+    if not speed > 0:
+        print(f"urja demo: --speed {speed:g} must be more than 0", file=sys.stderr)
+        return 2
+    if args.local:
+        from tools.demo import run_local_demo
+
+        return asyncio.run(run_local_demo(folder, speed=speed, limit_wh=args.limit_wh,
+                                          keep_running=args.keep_running))
+    if not 0 < args.kwh <= 50:
+        print(f"urja demo: --kwh {args.kwh:g} must be more than 0 and at most 50", file=sys.stderr)
+        return 2
+    from tools.netdemo import run_network_demo
+
+    return run_network_demo(folder, speed=speed, energy_wh=int(round(args.kwh * 1000)),
+                            keep_running=args.keep_running, verbose=args.verbose)

@@ -4,6 +4,8 @@ A certificate is the charger's registry subscription record (subscriber id, key 
 keys, type, domain, place, validity, status) with a detached Ed25519 signature by the agency
 over its canonical JSON (see ``detached.py``). A node holding only the agency's public key can
 then trust a charger it has never seen, with no registry round trip: charger -> agency.
+Apps and gateways (type BAP) get the same kind of certificate for their signing key, so a
+charger can in turn tell a certified buyer from an anonymous one.
 
 The agency also signs a revocation list (``revocations.json``) with a sequence number that
 only grows, so a node can refuse an older list replayed at it.
@@ -162,15 +164,37 @@ def _check_record_fields(record: dict) -> None:
         _check_metering_key(record["metering_public_key"])
 
 
-def certify(request: Any, agency: Agency, *, valid_days: int, now_s: float) -> dict:
-    """Sign a charger's subscription request; the certificate never outlives the key window."""
+CERTIFIED_TYPES = ("BPP", "BAP")
+
+
+def certify(request: Any, agency: Agency, *, valid_days: int, now_s: float, kind: str = "BPP") -> dict:
+    """Sign a subscription request; the certificate never outlives the key window.
+
+    ``kind`` is what the agency certifies the key as, and the request must say the same:
+    ``BPP`` for a charger (place and keys checked in full; its metering key is kept so signed
+    meter data chains to the agency), ``BAP`` for an app or gateway (identity and signing key
+    checked; no metering key, since a buyer has no meter to vouch for).
+    """
     if not isinstance(request, dict):
         raise SignatureError("certificate-malformed", "request must be a JSON object")
+    if kind not in CERTIFIED_TYPES:
+        raise SignatureError("wrong-type", f"cannot certify as {kind!r} (allowed: {', '.join(CERTIFIED_TYPES)})")
     if valid_days < 1:
         raise SignatureError("certificate-malformed", f"valid days must be at least 1, got {valid_days}")
-    _check_record_fields(request)
-    if request["type"] != "BPP":
-        raise SignatureError("wrong-type", f"type {request['type']!r}; only chargers (BPP) are certified here")
+    if request.get("type") != kind:
+        raise SignatureError("wrong-type", f"request type {request.get('type')!r}, certifying as {kind!r}; "
+                                           f"the request must be for a {kind}")
+    if kind == "BPP":
+        _check_record_fields(request)
+        allowed = set(_CERT_STRINGS) | {"metering_public_key"}
+    else:
+        _check_buyer_fields(request)
+        for name in _CERT_STRINGS:
+            if name in request and not isinstance(request[name], str):
+                raise SignatureError("certificate-malformed", f"field {name!r} must be a string")
+        if request.get("gps") and not GPS_RE.match(request["gps"]):
+            raise SignatureError("certificate-malformed", f"gps {request['gps']!r} must be 'lat,lon' in degrees")
+        allowed = set(_CERT_STRINGS)
     start_s = int(now_s)
     until_s = start_s + valid_days * 86400
     if "valid_from" in request:
@@ -179,8 +203,7 @@ def certify(request: Any, agency: Agency, *, valid_days: int, now_s: float) -> d
         until_s = min(until_s, parse_time(request["valid_until"], field="valid_until"))
     if until_s <= start_s:
         raise SignatureError("expired", "the key's validity window has already ended")
-    allowed = set(_CERT_STRINGS) | {"metering_public_key"}
-    record = {k: request[k] for k in request if k in allowed}
+    record = {k: request[k] for k in request if k in allowed and request[k] not in (None, "")}
     record.update(valid_from=format_time(start_s), valid_until=format_time(until_s), status="SUBSCRIBED")
     return sign_object(record, agency.signer)
 
