@@ -67,3 +67,25 @@ async def test_restart_reconciles_an_unfinished_session(tmp_path):
         rec = rt2.journal.session(sid)
         assert rec is not None and not rec.is_open
         assert rt2.receipt(sid) is not None
+
+
+async def test_shutdown_outlasts_a_task_that_swallows_its_first_cancel():
+    """Regression: Python 3.11's wait_for can swallow a cancel (pymodbus waits that way), and a
+    single cancel() then left the meter poll running and the shutdown waiting forever."""
+    import asyncio
+
+    from agent.runtime import _cancel_all
+
+    swallowed = asyncio.Event()
+
+    async def stubborn():
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # as if the answer had arrived at the same moment: carry on
+        await asyncio.Event().wait()
+
+    task = asyncio.get_running_loop().create_task(stubborn(), name="stubborn-poll")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(_cancel_all([task]), 5)
+    assert swallowed.is_set() and task.cancelled()
