@@ -79,11 +79,44 @@ Choices (where the spec leaves room)
       period without that measurement does not match such a restriction.
     * min_kwh/max_kwh compare the session energy before the period; min_duration/max_duration
       the session time (charging plus parking) before the period.
-    * Elements with a ``reservation`` restriction are ignored: reservations are not priced here.
+    * Reservations are priced separately from the session (see Reservations below).
     * A component without ``vat`` carries no VAT (``vat_missing`` is set on the breakdown).
     * Without an incl.-VAT bound, a clamped excl.-VAT total carries the session's own VAT share
       (or, for a session with no cost at all, the highest VAT rate of the tariff).
     * Volumes are integers: Wh for energy, seconds for time.
+
+Reservations
+    A reservation starts when it is made and ends when the session starts (the driver starts
+    charging on the reserved EVSE) or when it expires. It reaches the engine as periods holding
+    ``reservation_s`` (the CDR's RESERVATION_TIME), before any period of the session.
+    * Elements with a ``reservation`` restriction price only reservation time and the
+      reservation fee; elements without one never do. Reservation elements may hold FLAT and
+      TIME components only (OCPI); anything else is refused when the tariff is read.
+    * A reservation that is used (or cancelled) is priced by the RESERVATION elements only. An
+      expired one is priced, per dimension, by the first matching RESERVATION_EXPIRES element
+      with that dimension, and, when none has it, by the RESERVATION elements, whatever the
+      order of the elements. The spec states this for TIME (example #18: expired time at its
+      own rate; example #17: no expired rate, so the reserved time at the RESERVATION rate
+      plus the expiry fee). For FLAT it is a choice made for symmetry: an expiry fee replaces
+      a plain reservation fee rather than adding to it (no worked example has both).
+    * Expired or not: ``reservation_expired`` (engine API and ``price_periods``) says so; when it
+      is None the engine infers it: a reservation that no session period followed expired (a
+      CDR holding only RESERVATION_TIME). A cancelled reservation needs the explicit False.
+    * Both outcomes are accumulated as the periods come (O(1) each), so the choice costs nothing
+      and a breakdown during a reservation may show either.
+    * The reservation fee (FLAT of a reservation element, chosen at the reservation's start) is
+      not the session's start fee (FLAT of a non-reservation element, chosen at the session's
+      start): a reserved session pays both, an expired reservation only the former. OCPI's
+      total_fixed_cost excludes reservation fees; both reservation figures go into
+      total_reservation_cost.
+    * Reservation time and the reservation fee are two more dimensions for the rounding rule
+      (each rounded and taxed on its own); min_price/max_price clamp the total including them,
+      as that is the CDR's total_cost. Restrictions of reservation elements are evaluated at
+      each reservation period's start with no energy and the reservation's elapsed time as
+      duration; step_size applies to reservation time as to TIME.
+    * A reservation period after the session started is refused; a period holding both
+      reservation time and session volume is taken as the reservation first, the session
+      starting when the reservation time ends.
 
 Time
     Tariff times are local to the site. The engine takes ``utc_offset_s`` as a number of seconds
@@ -109,7 +142,12 @@ _RESTRICTION_KEYS = (
     "min_current", "max_current", "min_power", "max_power", "min_duration", "max_duration",
     "day_of_week", "reservation",
 )
-_RESERVATIONS = ("RESERVATION", "RESERVATION_EXPIRES")
+RESERVATION = "RESERVATION"
+RESERVATION_EXPIRES = "RESERVATION_EXPIRES"
+_RESERVATIONS = (RESERVATION, RESERVATION_EXPIRES)
+_RESERVATION_DIMENSIONS = (FLAT, TIME)
+_EXPIRED_ORDER = (RESERVATION_EXPIRES, RESERVATION)
+_USED_ORDER = (RESERVATION,)
 
 # ISO 4217 currencies whose minor unit is not 2 decimals; every other code has 2.
 _MINOR_UNITS = {
@@ -394,14 +432,15 @@ class Period:
     """One charging period: what was consumed from ``start_s`` until the next period starts.
 
     Currents in mA (sum over phases) and powers in W, as measured in the period; None when
-    unknown.
+    unknown. ``reservation_s`` is time the EVSE was reserved before the session (the CDR's
+    RESERVATION_TIME).
     """
 
     __slots__ = ("start_s", "energy_wh", "time_s", "parking_s", "min_current_ma",
-                 "max_current_ma", "min_power_w", "max_power_w")
+                 "max_current_ma", "min_power_w", "max_power_w", "reservation_s")
 
     def __init__(self, start_s, energy_wh=0, time_s=0, parking_s=0, min_current_ma=None,
-                 max_current_ma=None, min_power_w=None, max_power_w=None):
+                 max_current_ma=None, min_power_w=None, max_power_w=None, reservation_s=0):
         self.start_s = start_s
         self.energy_wh = energy_wh
         self.time_s = time_s
@@ -410,15 +449,17 @@ class Period:
         self.max_current_ma = max_current_ma
         self.min_power_w = min_power_w
         self.max_power_w = max_power_w
+        self.reservation_s = reservation_s
 
     @classmethod
     def from_dict(cls, start_s, dims, field="period"):
-        """A period from a dimensions dict (energy_wh, time_s, parking_s, *_current_ma, *_power_w).
+        """A period from a dimensions dict (energy_wh, time_s, parking_s, reservation_s,
+        *_current_ma, *_power_w).
 
         ``current_ma``/``power_w`` set both minimum and maximum when those are not given.
         """
-        known = ("energy_wh", "time_s", "parking_s", "current_ma", "min_current_ma",
-                 "max_current_ma", "power_w", "min_power_w", "max_power_w")
+        known = ("energy_wh", "time_s", "parking_s", "reservation_s", "current_ma",
+                 "min_current_ma", "max_current_ma", "power_w", "min_power_w", "max_power_w")
         for key in dims:
             if key not in known:
                 raise TariffError(field + "." + key, "unknown dimension", ", ".join(known))
@@ -431,10 +472,11 @@ class Period:
         return cls(start_s, dims.get("energy_wh", 0), dims.get("time_s", 0),
                    dims.get("parking_s", 0),
                    current if min_c is None else min_c, current if max_c is None else max_c,
-                   power if min_p is None else min_p, power if max_p is None else max_p)
+                   power if min_p is None else min_p, power if max_p is None else max_p,
+                   dims.get("reservation_s", 0))
 
     def check(self, field="period"):
-        for name in ("start_s", "energy_wh", "time_s", "parking_s"):
+        for name in ("start_s", "energy_wh", "time_s", "parking_s", "reservation_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TariffError(field + "." + name, "must be a whole number, got " + repr(value))
@@ -470,6 +512,7 @@ class Tariff:
         self.elements = []  # (Restrictions or None, {dimension: Component})
         self.max_vat_e4 = 0
         self.boundaries_sod = [0]
+        self.has_reservation = False
         for i, element in enumerate(elements):
             field = "elements[" + str(i) + "]"
             if not isinstance(element, dict):
@@ -489,6 +532,14 @@ class Tariff:
             restrictions = element.get("restrictions")
             if restrictions is not None:
                 restrictions = Restrictions(restrictions, field + ".restrictions")
+                if restrictions.reservation is not None:
+                    self.has_reservation = True
+                    for j, comp in enumerate(comps):
+                        if comp.get("type") not in _RESERVATION_DIMENSIONS:
+                            raise TariffError(
+                                field + ".price_components[" + str(j) + "].type",
+                                "a reservation element prices " + repr(comp.get("type")),
+                                ", ".join(_RESERVATION_DIMENSIONS))
                 for sod in (restrictions.start_sod, restrictions.end_sod):
                     if sod is not None and sod not in self.boundaries_sod:
                         self.boundaries_sod.append(sod)
@@ -545,6 +596,23 @@ class Tariff:
                 continue
             if restrictions.matches(sod, day, weekday, energy_wh, duration_s, period):
                 return comp
+        return None
+
+    def select_reservation(self, dimension, expired, sod, day, weekday, duration_s, period):
+        """The component pricing reservation ``dimension`` (FLAT or TIME), or None when free.
+
+        An expired reservation prefers RESERVATION_EXPIRES elements, whatever their order, and
+        falls back to RESERVATION ones (module docstring).
+        """
+        kinds = _EXPIRED_ORDER if expired else _USED_ORDER
+        for kind in kinds:
+            for restrictions, by_dim in self.elements:
+                if restrictions is None or restrictions.reservation != kind:
+                    continue
+                comp = by_dim.get(dimension)
+                if comp is not None and restrictions.matches(sod, day, weekday, 0, duration_s,
+                                                             period):
+                    return comp
         return None
 
     def energy_thresholds_wh(self):
@@ -667,12 +735,18 @@ class CostBreakdown:
     """What a session costs, per OCPI CDR dimension, in u (1/10,000 of the currency unit).
 
     ``paid_minor`` is the amount to collect, in the currency's minor unit (paise for INR).
+    ``flat_*`` is the session's start fee; the reservation's time and fee are kept apart
+    (``reservation_time_*``, ``reservation_flat_*``), as OCPI reports them apart.
+    ``reservation_expired`` is None when there was no reservation.
     """
 
     __slots__ = ("currency", "minor_digits", "energy_excl_u", "energy_vat_u", "time_excl_u",
                  "time_vat_u", "parking_excl_u", "parking_vat_u", "flat_excl_u", "flat_vat_u",
+                 "reservation_time_excl_u", "reservation_time_vat_u", "reservation_flat_excl_u",
+                 "reservation_flat_vat_u",
                  "total_excl_u", "total_vat_u", "total_incl_u", "paid_minor", "energy_wh",
-                 "time_s", "parking_s", "billed_energy_wh", "billed_time_s", "billed_parking_s",
+                 "time_s", "parking_s", "reservation_s", "billed_energy_wh", "billed_time_s",
+                 "billed_parking_s", "billed_reservation_s", "reservation_expired",
                  "min_price_applied", "max_price_applied", "vat_missing")
 
     def as_dict(self):
@@ -692,13 +766,24 @@ class CostBreakdown:
         """The paid amount as decimal text, e.g. '123.45'."""
         return format_fixed(self.paid_minor, self.minor_digits)
 
+    def reservation_excl_u(self):
+        """The reservation's cost excl. VAT: its time and its fee."""
+        return self.reservation_time_excl_u + self.reservation_flat_excl_u
+
+    def reservation_vat_u(self):
+        return self.reservation_time_vat_u + self.reservation_flat_vat_u
+
     def to_ocpi(self):
-        """CDR totals in OCPI units (kWh, hours, Price objects)."""
+        """CDR totals in OCPI units (kWh, hours, Price objects).
+
+        ``total_reservation_cost`` (optional in OCPI) is present only when a reservation cost
+        something.
+        """
 
         def price(excl_u, vat_u):
             return {"excl_vat": excl_u / U_PER_UNIT, "incl_vat": (excl_u + vat_u) / U_PER_UNIT}
 
-        return {
+        out = {
             "total_cost": {"excl_vat": self.total_excl_u / U_PER_UNIT,
                            "incl_vat": self.total_incl_u / U_PER_UNIT},
             "total_energy": self.energy_wh / 1000,
@@ -709,18 +794,27 @@ class CostBreakdown:
             "total_parking_cost": price(self.parking_excl_u, self.parking_vat_u),
             "total_fixed_cost": price(self.flat_excl_u, self.flat_vat_u),
         }
+        excl = self.reservation_excl_u()
+        vat = self.reservation_vat_u()
+        if excl or vat:
+            out["total_reservation_cost"] = price(excl, vat)
+        return out
 
 
 class SessionPricer:
     """Prices a session period by period; O(1) per period, breakdown at any moment.
 
     Both batch pricing and the live pricer feed this, so they cannot disagree.
+    ``reservation_expired``: True, False, or None to infer it (module docstring, Reservations).
     """
 
     __slots__ = ("tariff", "utc_offset_s", "start_s", "energy_wh", "elapsed_s", "dims", "flat",
-                 "last_key", "periods", "covered_s", "held_s", "run_open")
+                 "last_key", "periods", "covered_s", "held_s", "run_open",
+                 "reservation_expired", "reservation_start_s", "reservation_s", "res_time",
+                 "res_time_expired", "res_flat", "res_flat_expired")
 
-    def __init__(self, tariff, utc_offset_s=0, *, record_periods=False):
+    def __init__(self, tariff, utc_offset_s=0, *, record_periods=False,
+                 reservation_expired=None):
         if not isinstance(tariff, Tariff):
             tariff = Tariff(tariff)
         self.tariff = tariff
@@ -738,9 +832,18 @@ class SessionPricer:
         self.covered_s = 0
         self.held_s = 0
         self.run_open = True
+        # Reservation time priced both ways (used, expired) until the outcome is known.
+        self.reservation_expired = reservation_expired
+        self.reservation_start_s = None
+        self.reservation_s = 0
+        self.res_time = _Dimension()
+        self.res_time_expired = _Dimension()
+        self.res_flat = None
+        self.res_flat_expired = None
 
     def copy(self):
-        other = SessionPricer(self.tariff, self.utc_offset_s)
+        other = SessionPricer(self.tariff, self.utc_offset_s,
+                              reservation_expired=self.reservation_expired)
         other.start_s = self.start_s
         other.energy_wh = self.energy_wh
         other.elapsed_s = self.elapsed_s
@@ -752,6 +855,12 @@ class SessionPricer:
         other.covered_s = self.covered_s
         other.held_s = self.held_s
         other.run_open = self.run_open
+        other.reservation_start_s = self.reservation_start_s
+        other.reservation_s = self.reservation_s
+        other.res_time = self.res_time.copy()
+        other.res_time_expired = self.res_time_expired.copy()
+        other.res_flat = self.res_flat
+        other.res_flat_expired = self.res_flat_expired
         return other
 
     def begin(self, start_s, period=None):
@@ -771,6 +880,17 @@ class SessionPricer:
     def add(self, period):
         """Account one period; restrictions are evaluated at its start."""
         tariff = self.tariff
+        if period.reservation_s:
+            if self.start_s is not None:
+                raise TariffError("period.reservation_s", "reservation time after the session "
+                                  "started", "reservation periods before the session's")
+            self._reserve(period)
+            if not (period.energy_wh or period.time_s or period.parking_s):
+                return
+            # The session starts when the reservation time ends.
+            period = Period(period.start_s + period.reservation_s, period.energy_wh,
+                            period.time_s, period.parking_s, period.min_current_ma,
+                            period.max_current_ma, period.min_power_w, period.max_power_w)
         if self.start_s is None:
             self.begin(period.start_s, period)
         sod, day, weekday = local_parts(period.start_s, self.utc_offset_s)
@@ -810,6 +930,44 @@ class SessionPricer:
         if self.periods is not None:
             self._record(period, (key[0], key[1], key[2], period.time_s > 0))
 
+    def _reserve(self, period):
+        """Account the reservation time of a period, priced both as used and as expired."""
+        tariff = self.tariff
+        offset = self.utc_offset_s
+        if self.reservation_start_s is None:
+            # The reservation fee is chosen by the state when the reservation is made.
+            self.reservation_start_s = period.start_s
+            sod, day, weekday = local_parts(period.start_s, offset)
+            self.res_flat = tariff.select_reservation(FLAT, False, sod, day, weekday, 0, period)
+            self.res_flat_expired = tariff.select_reservation(FLAT, True, sod, day, weekday, 0,
+                                                              period)
+        sod, day, weekday = local_parts(period.start_s, offset)
+        used = tariff.select_reservation(TIME, False, sod, day, weekday, self.reservation_s,
+                                         period)
+        expired = tariff.select_reservation(TIME, True, sod, day, weekday, self.reservation_s,
+                                            period)
+        self.res_time.switch(used)
+        self.res_time.add(period.reservation_s)
+        self.res_time_expired.switch(expired)
+        self.res_time_expired.add(period.reservation_s)
+        self.reservation_s += period.reservation_s
+        if self.periods is not None:
+            self._record(Period(period.start_s, reservation_s=period.reservation_s),
+                         ("reservation", -1 if used is None else used.element_index,
+                          -1 if expired is None else expired.element_index))
+
+    def expired(self):
+        """Whether the reservation expired (None: there was none), as the breakdown prices it."""
+        if self.reservation_start_s is None:
+            return None
+        flag = self.reservation_expired
+        if flag is None:
+            return self.start_s is None
+        if flag and self.start_s is not None:
+            raise TariffError("reservation_expired", "a reservation followed by a session did "
+                              "not expire", "False, or None to infer it")
+        return bool(flag)
+
     def _record(self, period, key):
         """Keep OCPI charging periods: a new one whenever the active elements or state change."""
         periods = self.periods
@@ -818,6 +976,7 @@ class SessionPricer:
             last.energy_wh += period.energy_wh
             last.time_s += period.time_s
             last.parking_s += period.parking_s
+            last.reservation_s += period.reservation_s
             last.min_current_ma = _lower(last.min_current_ma, period.min_current_ma)
             last.max_current_ma = _higher(last.max_current_ma, period.max_current_ma)
             last.min_power_w = _lower(last.min_power_w, period.min_power_w)
@@ -825,7 +984,7 @@ class SessionPricer:
         else:
             periods.append(Period(period.start_s, period.energy_wh, period.time_s,
                                   period.parking_s, period.min_current_ma, period.max_current_ma,
-                                  period.min_power_w, period.max_power_w))
+                                  period.min_power_w, period.max_power_w, period.reservation_s))
         self.last_key = key
 
     def breakdown(self):
@@ -843,23 +1002,26 @@ class SessionPricer:
             parts[name] = (_round_half_up(cost_n, _DEN), _round_half_up(vat_n, vat_den))
             billed[name] = billed_volume
             missing = missing or miss
-        flat = self.flat
-        if flat:
-            cost_n = flat.cost_n(1)
-            vat = 0
-            if flat.vat_e4 is None:
-                missing = True
-            else:
-                vat = _round_half_up(cost_n * flat.vat_e4, vat_den)
-            parts[FLAT] = (_round_half_up(cost_n, _DEN), vat)
-        else:
-            parts[FLAT] = (0, 0)
+        out.flat_excl_u, out.flat_vat_u, miss = _flat_part(self.flat)
+        missing = missing or miss
+        expired = self.expired()
+        out.reservation_expired = expired
+        res_time = self.res_time_expired if expired else self.res_time
+        cost_n, vat_n, out.billed_reservation_s, miss = res_time.final()
+        out.reservation_time_excl_u = _round_half_up(cost_n, _DEN)
+        out.reservation_time_vat_u = _round_half_up(vat_n, vat_den)
+        missing = missing or miss
+        out.reservation_flat_excl_u, out.reservation_flat_vat_u, miss = _flat_part(
+            self.res_flat_expired if expired else self.res_flat)
+        missing = missing or miss
+        out.reservation_s = self.reservation_s
         out.energy_excl_u, out.energy_vat_u = parts[ENERGY]
         out.time_excl_u, out.time_vat_u = parts[TIME]
         out.parking_excl_u, out.parking_vat_u = parts[PARKING_TIME]
-        out.flat_excl_u, out.flat_vat_u = parts[FLAT]
-        excl = out.energy_excl_u + out.time_excl_u + out.parking_excl_u + out.flat_excl_u
-        vat = out.energy_vat_u + out.time_vat_u + out.parking_vat_u + out.flat_vat_u
+        excl = out.energy_excl_u + out.time_excl_u + out.parking_excl_u + out.flat_excl_u \
+            + out.reservation_time_excl_u + out.reservation_flat_excl_u
+        vat = out.energy_vat_u + out.time_vat_u + out.parking_vat_u + out.flat_vat_u \
+            + out.reservation_time_vat_u + out.reservation_flat_vat_u
         incl = excl + vat
         out.min_price_applied = False
         out.max_price_applied = False
@@ -896,6 +1058,17 @@ class SessionPricer:
         return out
 
 
+def _flat_part(comp):
+    """(excl. VAT u, VAT u, vat missing) of a FLAT component charged once (None/False: free)."""
+    if not comp:
+        return 0, 0, False
+    cost_n = comp.cost_n(1)
+    if comp.vat_e4 is None:
+        return _round_half_up(cost_n, _DEN), 0, True
+    return (_round_half_up(cost_n, _DEN),
+            _round_half_up(cost_n * comp.vat_e4, _DEN * _VAT_SCALE), False)
+
+
 def _lower(a, b):
     if a is None:
         return b
@@ -912,14 +1085,19 @@ def _higher(a, b):
     return a if a > b else b
 
 
-def price_periods(tariff, periods, utc_offset_s=0, start_s=None):
+def price_periods(tariff, periods, utc_offset_s=0, start_s=None, reservation_expired=None):
     """Cost of a session given as charging periods, in time order.
 
     ``periods`` holds Period objects or (start_epoch_s, dimensions dict) pairs; see
     ``Period.from_dict`` for the dimension names. ``start_s`` is the session start when it is
     not the first period's (a session with no periods yet still owes its FLAT fee).
+    Reservation time comes first, as periods with ``reservation_s``; ``reservation_expired``
+    is True, False, or None to infer it (expired when no session period followed).
     """
-    pricer = SessionPricer(tariff, utc_offset_s)
+    if reservation_expired not in (None, True, False):
+        raise TariffError("reservation_expired", "must be True, False or None, got "
+                          + repr(reservation_expired))
+    pricer = SessionPricer(tariff, utc_offset_s, reservation_expired=reservation_expired)
     if start_s is not None:
         pricer.begin(start_s)
     previous = None
@@ -934,6 +1112,9 @@ def price_periods(tariff, periods, utc_offset_s=0, start_s=None):
         if previous is not None and item.start_s < previous:
             raise TariffError(field + ".start_s", "periods must be in time order")
         previous = item.start_s
+        if item.reservation_s and pricer.start_s is not None:
+            raise TariffError(field + ".reservation_s", "reservation time after the session "
+                              "started", "reservation periods before the session's")
         pricer.add(item)
     return pricer.breakdown()
 

@@ -275,8 +275,11 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
     """Engine periods from an OCPI CDR's (or Session's) ``charging_periods``.
 
     Energy is rounded to whole Wh and times to whole seconds. A period that states neither TIME
-    nor PARKING_TIME takes its length from the timestamps (up to the next period, or the CDR's
-    end_date_time) as charging time if it delivered energy, parking time otherwise.
+    nor PARKING_TIME nor RESERVATION_TIME takes its length from the timestamps (up to the next
+    period, or the CDR's end_date_time) as charging time if it delivered energy, parking time
+    otherwise. RESERVATION_TIME becomes the period's ``reservation_s``: reservation periods
+    come before the session's, and a CDR holding nothing else is an expired reservation unless
+    the caller says otherwise (agent.tariff, Reservations).
     """
     from agent.tariff import Period
 
@@ -315,7 +318,13 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
             raise fail(field, "negative ENERGY (export) cannot be priced")
         time_s = round(values["TIME"] * 3600) if "TIME" in values else None
         parking_s = round(values["PARKING_TIME"] * 3600) if "PARKING_TIME" in values else None
-        if time_s is None and parking_s is None:
+        reservation_s = round(values["RESERVATION_TIME"] * 3600) \
+            if "RESERVATION_TIME" in values else 0
+        for name, value in (("TIME", time_s), ("PARKING_TIME", parking_s),
+                            ("RESERVATION_TIME", reservation_s)):
+            if value is not None and value < 0:
+                raise fail(field, f"negative {name} cannot be priced")
+        if time_s is None and parking_s is None and "RESERVATION_TIME" not in values:
             nxt = starts[i + 1] if i + 1 < len(starts) else end_s
             if nxt is None:
                 raise fail(field, "no TIME or PARKING_TIME and no end time to measure the period")
@@ -336,7 +345,8 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
                           min_c if min_c is not None else (avg_c if avg_c is not None else max_c),
                           max_c if max_c is not None else (avg_c if avg_c is not None else min_c),
                           min_p if min_p is not None else (avg_p if avg_p is not None else max_p),
-                          max_p if max_p is not None else (avg_p if avg_p is not None else min_p)))
+                          max_p if max_p is not None else (avg_p if avg_p is not None else min_p),
+                          reservation_s))
     return out
 
 

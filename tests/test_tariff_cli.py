@@ -84,3 +84,42 @@ def test_price_bad_cdr(tmp_path, capsys):
     assert tools.cli.main(["tariff", "price", str(OCPI / "complex.tariff.json"), str(cdr)]) == 2
     err = capsys.readouterr().err
     assert str(cdr) in err and "charging_periods[0].start_date_time" in err
+
+
+def test_price_reservation_cdr_reports_reservation_cost(capsys):
+    args = ["tariff", "price", str(OCPI / "reservation_expire_fee.tariff.json"),
+            str(OCPI / "reservation_expire_fee.expired_1h.cdr.json")]
+    assert tools.cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    # expiration fee 4.00 + 1 h x 2.00 = 6.00, +20 % = 7.20
+    assert out["total_reservation_cost"] == {"excl_vat": 6.0, "incl_vat": 7.2}
+    assert out["total_cost"] == {"excl_vat": 6.0, "incl_vat": 7.2}
+    assert out["reservation_expired"] is True
+    # told it was cancelled instead: no expiration fee
+    assert tools.cli.main(args + ["--reservation", "used"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_reservation_cost"] == {"excl_vat": 2.0, "incl_vat": 2.4}
+    assert out["reservation_expired"] is False
+
+
+def test_price_session_cdr_told_expired_is_an_error(capsys):
+    assert tools.cli.main(["tariff", "price", str(OCPI / "reservation_5hour.tariff.json"),
+                           str(OCPI / "reservation_5hour.15min_20kwh.cdr.json"),
+                           "--reservation", "expired"]) == 2
+    err = capsys.readouterr().err
+    assert "reservation_expired" in err and "followed by a session" in err
+
+
+def test_price_without_reservation_has_no_reservation_keys(capsys):
+    assert tools.cli.main(["tariff", "price", str(OCPI / "025kwh_start.tariff.json"),
+                           str(OCPI / "025kwh_start.20kwh.cdr.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "total_reservation_cost" not in out and "reservation_expired" not in out
+
+
+def test_show_describes_reservation_elements(capsys):
+    assert tools.cli.main(["tariff", "show", str(OCPI / "reservation_expire_fee.tariff.json"),
+                           "--tz", "UTC"]) == 0
+    out = capsys.readouterr().out
+    assert "EUR 4.00 per reservation + 20 % tax -- for a reservation that expires unused" in out
+    assert "EUR 2.00 per hour reserved (billed per 600 s) + 20 % tax -- for a reservation" in out

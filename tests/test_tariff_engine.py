@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agent.errors import AgentError
-from agent.tariff import (LivePricer, Period, Tariff, TariffError, civil_from_days,
-                          days_from_civil, local_parts, parse_fixed, price_periods)
+from agent.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError,
+                          civil_from_days, days_from_civil, local_parts, parse_fixed,
+                          price_periods)
 from agent.tariff_file import zone_offset
 
 IST = 19800
@@ -356,10 +357,83 @@ def test_duration_restrictions_count_charging_and_parking():
     assert cost.parking_excl_u == 30000  # only the idle half hour after the first hour
 
 
-def test_reservation_elements_are_ignored():
+def test_reservation_elements_and_session_elements_never_mix():
     t = tariff(comp("TIME", 100, reservation="RESERVATION"), comp("TIME", 1))
     cost = price_periods(t, [(MON, {"time_s": 3600})])
-    assert cost.time_excl_u == 10000
+    assert (cost.time_excl_u, cost.reservation_time_excl_u) == (10000, 0)
+    # charging TIME does not price reservation time, a reservation TIME not charging time
+    cost = price_periods(t, [(MON, {"reservation_s": 1800}), (MON + 1800, {"time_s": 3600})])
+    assert (cost.reservation_time_excl_u, cost.time_excl_u) == (500000, 10000)
+    free = price_periods(tariff(comp("TIME", 1)), [(MON, {"reservation_s": 1800})])
+    assert (free.total_excl_u, free.reservation_s, free.reservation_expired) == (0, 1800, True)
+
+
+def test_reservation_time_follows_restrictions_and_step_size_switching():
+    # reserved from 17:50 for 26:40 min: 10 min at 6/h exactly (the next element also prices
+    # TIME), then 16:40 min at 12/h; the last element bills per 15 min, so 30 min in total,
+    # 20 of them at 12/h
+    t = tariff(comp("TIME", 6, 900, reservation="RESERVATION", end_time="18:00"),
+               comp("TIME", 12, 900, reservation="RESERVATION"), energy(10))
+    start = epoch(2026, 1, 5, 17, 50, offset_s=IST)
+    cost = price_periods(t, [(start, {"reservation_s": 600}), (start + 600, {"reservation_s": 1000}),
+                             (start + 1600, {"energy_wh": 1000, "time_s": 600})], IST)
+    assert cost.reservation_time_excl_u == 10000 + 40000
+    assert cost.billed_reservation_s == 1800 and cost.reservation_expired is False
+
+
+def test_reservation_expiry_inferred_or_told():
+    t = tariff({"price_components": [{"type": "FLAT", "price": 5, "vat": 18}],
+                "restrictions": {"reservation": "RESERVATION_EXPIRES"}},
+               {"price_components": [{"type": "FLAT", "price": 1, "vat": 18},
+                                     {"type": "TIME", "price": 6, "vat": 18, "step_size": 1}],
+                "restrictions": {"reservation": "RESERVATION"}},
+               energy(10))
+    alone = [(MON, {"reservation_s": 600})]
+    used = alone + [(MON + 600, {"energy_wh": 1000})]
+    # expired: the expiration fee replaces the reservation fee; time at the RESERVATION rate
+    assert price_periods(t, alone).total_excl_u == 50000 + 10000
+    assert price_periods(t, alone, reservation_expired=False).total_excl_u == 10000 + 10000
+    assert price_periods(t, used).total_excl_u == 10000 + 10000 + 100000
+    with pytest.raises(TariffError, match="reservation_expired: a reservation followed by a session"):
+        price_periods(t, used, reservation_expired=True)
+    with pytest.raises(TariffError, match="reservation_expired: must be True, False or None"):
+        price_periods(t, alone, reservation_expired="yes")
+
+
+def test_reservation_periods_must_come_before_the_session():
+    t = tariff(comp("TIME", 6, reservation="RESERVATION"), energy(10))
+    with pytest.raises(TariffError, match="periods\\[1\\].reservation_s: reservation time after"):
+        price_periods(t, [(MON, {"energy_wh": 1}), (MON + 60, {"reservation_s": 60})])
+    with pytest.raises(TariffError, match="periods\\[0\\].reservation_s: reservation time after"):
+        price_periods(t, [(MON, {"reservation_s": 60})], start_s=MON)
+
+
+def test_period_holding_reservation_and_session_starts_the_session_after_it():
+    # the start fee depends on the hour: reserved 17:50-18:10, session from 18:10
+    t = tariff(comp("FLAT", 9, end_time="18:00"), comp("FLAT", 2), energy(10),
+               comp("TIME", 6, reservation="RESERVATION"))
+    start = epoch(2026, 1, 5, 17, 50, offset_s=IST)
+    one = price_periods(t, [(start, {"reservation_s": 1200, "energy_wh": 1000})], IST)
+    two = price_periods(t, [(start, {"reservation_s": 1200}),
+                            (start + 1200, {"energy_wh": 1000})], IST)
+    assert one == two
+    assert (one.flat_excl_u, one.reservation_time_excl_u, one.energy_excl_u) == (20000, 20000, 100000)
+
+
+def test_incremental_reservation_breakdowns_match_batch():
+    t = tariff(comp("TIME", 6, 600, reservation="RESERVATION"),
+               comp("TIME", 9, 600, reservation="RESERVATION_EXPIRES"), energy(10))
+    periods = [Period(MON, reservation_s=420), Period(MON + 420, reservation_s=420),
+               Period(MON + 840, energy_wh=500, time_s=300)]
+    pricer = SessionPricer(t, record_periods=True)
+    for i, period in enumerate(periods):
+        pricer.add(period)
+        assert pricer.copy().breakdown() == price_periods(t, periods[:i + 1])
+    # 840 s reserved, billed per 10 min -> 20 min at 6/h (used)
+    assert pricer.breakdown().reservation_time_excl_u == 20000
+    recorded = pricer.periods
+    assert [(p.start_s - MON, p.reservation_s, p.energy_wh) for p in recorded] == [
+        (0, 840, 0), (840, 0, 500)]
 
 
 def test_first_matching_element_per_dimension():
@@ -428,6 +502,12 @@ def test_dst_zone_at_the_edge():
     ({"elements": [energy(1, step=-1)]}, "elements[0].price_components[0].step_size", None),
     ({"elements": [energy(1, vat=120)]}, "elements[0].price_components[0].vat", "0 to 100"),
     ({"elements": [energy(1)], "min_price": 5}, "min_price", None),
+    ({"elements": [energy(1, reservation="RESERVATION")]},
+     "elements[0].price_components[0].type", "FLAT, TIME"),
+    ({"elements": [comp("PARKING_TIME", 1, reservation="RESERVATION_EXPIRES")]},
+     "elements[0].price_components[0].type", "FLAT, TIME"),
+    ({"elements": [comp("TIME", 1, reservation="LATER")]}, "elements[0].restrictions.reservation",
+     "RESERVATION, RESERVATION_EXPIRES"),
 ])
 def test_invalid_tariffs_name_the_field(data, field, allowed):
     with pytest.raises(TariffError) as info:

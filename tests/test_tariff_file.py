@@ -144,3 +144,17 @@ def test_toml_tariff_prices_like_its_ocpi_twin():
     cost = price_periods(data, [(0, {"energy_wh": 10000, "time_s": 4865}),
                                 (4865, {"parking_s": 42 * 60})], 19800)
     assert (cost.total_excl_u, cost.paid_minor) == (2250000, 26550)
+
+
+def test_cdr_reservation_time_becomes_reservation_seconds():
+    cdr = {"end_date_time": "2019-06-03T11:00:00Z", "charging_periods": [
+        {"start_date_time": "2019-06-03T10:00:00Z",
+         "dimensions": [{"type": "RESERVATION_TIME", "volume": 0.25}]},
+        {"start_date_time": "2019-06-03T10:15:00Z", "dimensions": [{"type": "ENERGY", "volume": 2}]}]}
+    first, second = periods_from_cdr(cdr)
+    # a reservation period is not charging or parking, whatever its timestamps span
+    assert (first.reservation_s, first.time_s, first.parking_s, first.energy_wh) == (900, 0, 0, 0)
+    assert (second.reservation_s, second.time_s, second.energy_wh) == (0, 2700, 2000)
+    cdr["charging_periods"][0]["dimensions"][0]["volume"] = -0.25
+    with pytest.raises(ConfigError, match="negative RESERVATION_TIME"):
+        periods_from_cdr(cdr, "c.json")

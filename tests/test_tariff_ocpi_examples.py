@@ -5,6 +5,10 @@ Totals are the spec's own; the working is written out so a reader can check it b
 after charging follows the all-or-nothing rule of agent.tariff's module docstring, the one rule
 that gives both step_size example #1 and the complex example their totals.
 CDR times are UTC and priced with a UTC site.
+
+Reservation CDRs start with a period holding only RESERVATION_TIME (from the moment the
+reservation was made); a reserved session follows with its own period, an expired reservation
+has nothing else (agent.tariff, Reservations).
 """
 import json
 from pathlib import Path
@@ -71,6 +75,35 @@ CASES = [
     ("max_power", "6_48_4kw", 203000, 243600, 2436),
     # max_duration: first 30 min 5 kWh free; next 10 min 1.2 kWh x 0.25 = 0.30; +20 % = 0.36
     ("max_duration", "40min", 3000, 3600, 36),
+    # alt_url: 20.45 kWh billed per 0.1 kWh = 20.5 kWh x 0.25 = 5.125; +10 % = 5.6375, paid
+    # 5.64. The spec's prose says 5.50 / 6.05 here, which does not follow from its own numbers
+    # (20.5 x 0.25 = 5.125; 5.50 would be 22 kWh, or the 0.50 start fee of its JSON listing
+    # plus 20 kWh unrounded). Its second figure confirms the arithmetic: at the assumed
+    # 0.22/kWh, 20.5 x 0.22 = 4.51 (+10 % = 4.961, its 4.96), energy only, no start fee. The
+    # tariff here is the one the prose describes: energy only.
+    ("alt_url", "20_45kwh", 51250, 56375, 564),
+    # #15: reservation 15 min x 5.00/h (per 60 s) = 1.25 (+20 % = 1.50); start fee 0.50
+    # (0.60); 20 kWh x 0.25 = 5.00 (5.50) -> 6.75 / 7.60
+    ("reservation_5hour", "15min_20kwh", 67500, 76000, 760),
+    # #16: reservation fee 2.00 (2.40); 13 min billed per 5 min = 15 min x 5.00/h = 1.25
+    # (1.50); start fee 0.50 (0.60) as well; energy 5.00 (5.50) -> 8.75 / 10.00
+    ("reservation_fee_5hour", "13min_20kwh", 87500, 100000, 1000),
+    # #17 used: 22 min billed per 10 min = 30 min x 2.00/h = 1.00 (1.20); no expiration fee;
+    # start fee 0.50 (0.60); energy 5.00 (5.50) -> 6.50 / 7.30
+    ("reservation_expire_fee", "22min_20kwh", 65000, 73000, 730),
+    # #17 expired after the reserved hour, no session: expiration fee 4.00 (4.80) + 60 min x
+    # 2.00/h = 2.00 (2.40), the RESERVATION element's time since the RESERVATION_EXPIRES one
+    # has none; no start fee, no energy -> 6.00 / 7.20
+    ("reservation_expire_fee", "expired_1h", 60000, 72000, 720),
+    # #18 used: 22 min -> 30 min x 3.00/h (RESERVATION) = 1.50 (1.80); start fee 0.50
+    # (0.60); energy 5.00 (5.50) -> 7.00 / 7.90
+    ("reservation_expire_time", "22min_20kwh", 70000, 79000, 790),
+    # #18 expired after 1 h: worked out here from the spec's rule that an expired reservation's
+    # time is priced by the RESERVATION_EXPIRES element when both have TIME: 60 min x 6.00/h =
+    # 6.00 (+20 % = 7.20); no session, so no start fee -> 6.00 / 7.20
+    ("reservation_expire_time", "expired_1h", 60000, 72000, 720),
+    # #18 expired after 1.5 h, the case the spec's text states: 90 min x 6.00/h = 9.00 (10.80)
+    ("reservation_expire_time", "expired_1h30", 90000, 108000, 1080),
 ]
 
 
@@ -107,3 +140,54 @@ def test_step_size_switch1_bills_no_parking():
     assert (cost.time_excl_u, cost.parking_excl_u) == (5000, 0)
     assert (cost.billed_time_s, cost.time_s) == (15 * 60, 10 * 60)
     assert (cost.billed_parking_s, cost.parking_s) == (0, 2 * 60)  # consumed time still reported
+
+
+def _price(name, case, **kwargs):
+    tariff = Tariff(json.loads((DATA / f"{name}.tariff.json").read_text()))
+    cdr = json.loads((DATA / f"{name}.{case}.cdr.json").read_text())
+    return price_periods(tariff, periods_from_cdr(cdr), 0, **kwargs)
+
+
+def test_reservation_fee_and_start_fee_are_both_charged_and_kept_apart():
+    cost = _price("reservation_fee_5hour", "13min_20kwh")
+    assert (cost.reservation_flat_excl_u, cost.reservation_flat_vat_u) == (20000, 4000)
+    assert (cost.reservation_time_excl_u, cost.reservation_time_vat_u) == (12500, 2500)
+    assert (cost.flat_excl_u, cost.flat_vat_u) == (5000, 1000)
+    assert (cost.reservation_s, cost.billed_reservation_s) == (13 * 60, 15 * 60)
+    assert cost.reservation_expired is False
+    ocpi = cost.to_ocpi()
+    assert ocpi["total_reservation_cost"] == {"excl_vat": 3.25, "incl_vat": 3.9}
+    # OCPI's total_fixed_cost excludes fixed reservation costs; total_time the reservation
+    assert ocpi["total_fixed_cost"] == {"excl_vat": 0.5, "incl_vat": 0.6}
+    assert ocpi["total_time"] == 2.0
+
+
+def test_expired_reservation_pays_its_fee_and_time_but_no_start_fee():
+    cost = _price("reservation_expire_fee", "expired_1h")
+    assert cost.reservation_expired is True
+    assert (cost.reservation_flat_excl_u, cost.reservation_time_excl_u) == (40000, 20000)
+    assert (cost.flat_excl_u, cost.energy_excl_u, cost.energy_wh, cost.time_s) == (0, 0, 0, 0)
+
+
+def test_cancelled_reservation_is_priced_as_used_when_told_so():
+    # the same CDR, but the reservation was cancelled: no expiration fee, 60 min x 2.00/h
+    cost = _price("reservation_expire_fee", "expired_1h", reservation_expired=False)
+    assert (cost.total_excl_u, cost.total_incl_u, cost.reservation_expired) == (20000, 24000, False)
+    # #18: a cancelled hour is priced at the RESERVATION rate, 3.00/h
+    assert _price("reservation_expire_time", "expired_1h",
+                  reservation_expired=False).total_excl_u == 30000
+
+
+def test_expired_preference_does_not_depend_on_element_order():
+    data = json.loads((DATA / "reservation_expire_time.tariff.json").read_text())
+    data["elements"][0], data["elements"][1] = data["elements"][1], data["elements"][0]
+    tariff = Tariff(data)
+    for case, excl_u in (("22min_20kwh", 70000), ("expired_1h", 60000)):
+        cdr = json.loads((DATA / f"reservation_expire_time.{case}.cdr.json").read_text())
+        assert price_periods(tariff, periods_from_cdr(cdr), 0).total_excl_u == excl_u
+
+
+def test_no_reservation_no_reservation_cost_in_ocpi_totals():
+    cost = _price("025kwh_start", "20kwh")
+    assert cost.reservation_expired is None and cost.reservation_s == 0
+    assert "total_reservation_cost" not in cost.to_ocpi()

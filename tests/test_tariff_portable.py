@@ -27,4 +27,11 @@ def test_scenarios_run_and_are_stable():
     # -> 15 min x 12/h = 3.00
     assert "periods cover fits: excl=15000 vat=3000 incl=18000 paid=180" in text
     assert "periods cover exceeds: excl=45000 vat=9000 incl=54000 paid=540" in text
-    assert len(first) == 4 * (6 * 2 + 3) + 4 + 3
+    # reserved 1000 s, billed per 10 min = 1200 s. Used: 20 min x 60/h = 20 (+18 % = 3.60),
+    # start fee 10 (1.80), 5 kWh x 18 = 90 (16.20) -> 120 / 141.60. Expired: fee 50 (9.00)
+    # + 20 min x 90/h = 30 (5.40) and no session -> 80 / 94.40
+    assert "reservation used: excl=1200000 vat=216000 incl=1416000 paid=14160" in text
+    assert "r=200000/36000 rf=0/0 rs=1200 expired=False" in text
+    assert "reservation expired: excl=800000 vat=144000 incl=944000 paid=9440" in text
+    assert "r=300000/54000 rf=500000/90000 rs=1200 expired=True" in text
+    assert len(first) == 4 * (6 * 2 + 3) + 4 + 3 + 2

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     price.add_argument("tariff")
     price.add_argument("cdr")
     price.add_argument("--tz", default="UTC", help="site time zone (default UTC)")
+    price.add_argument("--reservation", choices=("auto", "expired", "used"), default="auto",
+                       help="how the CDR's reservation ended: auto (default) takes a CDR with "
+                            "only RESERVATION_TIME as expired; 'used' also covers a cancelled one")
     price.set_defaults(func=_price)
 
 
@@ -68,13 +71,15 @@ def _describe(tariff) -> list[str]:
             "FLAT": "per session"}
     step_unit = {"ENERGY": "Wh", "TIME": "s", "PARKING_TIME": "s"}
     lines = []
+    reserved = {"TIME": "per hour reserved", "FLAT": "per reservation"}
     for i, (restrictions, by_dim) in enumerate(tariff.elements, 1):
         parts = []
+        units = reserved if restrictions is not None and restrictions.reservation else unit
         for dim in ("FLAT", "ENERGY", "TIME", "PARKING_TIME"):
             comp = by_dim.get(dim)
             if comp is None:
                 continue
-            text = f"{_money(comp.price_u, tariff.currency)} {unit[dim]}"
+            text = f"{_money(comp.price_u, tariff.currency)} {units[dim]}"
             if dim != "FLAT" and comp.step_size > 1:
                 text += f" (billed per {comp.step_size} {step_unit[dim]})"
             if comp.vat_e4 is not None:
@@ -104,8 +109,10 @@ def _describe(tariff) -> list[str]:
                     when.append(f"{label} {value / scale:g} {unit_name}")
             if r.start_day is not None or r.end_day is not None:
                 when.append("within a date range")
-            if r.reservation is not None:
-                when.append("for reservations (not priced by this charger)")
+            if r.reservation == "RESERVATION":
+                when.append("for a reservation")
+            elif r.reservation is not None:
+                when.append("for a reservation that expires unused")
         lines.append(f"  {i}. {'; '.join(parts)}" + (f" -- {', '.join(when)}" if when else
                                                       " -- at any time"))
     return lines
@@ -152,12 +159,16 @@ def _price(args) -> int:
     if isinstance(cdr, dict) and "data" in cdr and "charging_periods" not in cdr:
         cdr = cdr["data"]
     periods = periods_from_cdr(cdr, path)
+    expired = {"auto": None, "expired": True, "used": False}[args.reservation]
     try:
-        cost = price_periods(tariff, periods, zone_offset(args.tz))
+        cost = price_periods(tariff, periods, zone_offset(args.tz), reservation_expired=expired)
     except TariffError as exc:
         raise ConfigError(path, exc.field, exc.problem, allowed=exc.allowed) from None
     out = cost.to_ocpi()
     out["currency"] = tariff.currency
+    if cost.reservation_expired is not None:
+        # Not an OCPI field: says which reservation elements priced the reservation.
+        out["reservation_expired"] = cost.reservation_expired
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0
 

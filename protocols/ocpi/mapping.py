@@ -297,6 +297,8 @@ class Renderer:
             for key in ("total_cost", "total_energy_cost", "total_time_cost", "total_parking_cost",
                         "total_fixed_cost", "total_parking_time"):
                 out[key] = totals[key]
+            if "total_reservation_cost" in totals:
+                out["total_reservation_cost"] = totals["total_reservation_cost"]
         else:
             cost = receipt.get("cost_paise") or {}
             total = cost.get("total", 0) / 100

@@ -97,6 +97,26 @@ def run():
             (MON_10_IST, {"energy_wh": 1000, "time_s": 600}),
             (MON_10_IST + 600, {"parking_s": 240}),
             (MON_10_IST + 840, {"parking_s": more_s})], IST)))
+    # A reserved EVSE: reservation time per 10 min, a fee only when the reservation expires,
+    # a higher rate for expired time; the session pays its own start fee and energy.
+    reserve = Tariff({"currency": "INR", "elements": [
+        {"price_components": [{"type": "FLAT", "price": 50, "vat": 18, "step_size": 1},
+                              {"type": "TIME", "price": 90, "vat": 18, "step_size": 600}],
+         "restrictions": {"reservation": "RESERVATION_EXPIRES"}},
+        {"price_components": [{"type": "TIME", "price": 60, "vat": 18, "step_size": 600}],
+         "restrictions": {"reservation": "RESERVATION"}},
+        {"price_components": [{"type": "FLAT", "price": 10, "vat": 18, "step_size": 1},
+                              {"type": "ENERGY", "price": 18, "vat": 18, "step_size": 1}]}]})
+    reserved = [(MON_10_IST, {"reservation_s": 1000})]
+    for label, periods in (("used", reserved + [(MON_10_IST + 1000, {"energy_wh": 5000,
+                                                                      "time_s": 2400})]),
+                           ("expired", reserved)):
+        cost = price_periods(reserve, periods, IST)
+        lines.append(_fmt("reservation " + label, cost) + " r=" + str(cost.reservation_time_excl_u)
+                     + "/" + str(cost.reservation_time_vat_u) + " rf="
+                     + str(cost.reservation_flat_excl_u) + "/" + str(cost.reservation_flat_vat_u)
+                     + " rs=" + str(cost.billed_reservation_s) + " expired="
+                     + str(cost.reservation_expired))
     for label, data in (("bad price", {"elements": [_el("ENERGY", "0.00001")]}),
                         ("bad day", {"elements": [_el("ENERGY", 1, restrictions={"day_of_week": ["X"]})]}),
                         ("bad time", {"elements": [_el("ENERGY", 1, restrictions={"end_time": "25:00"})]})):
