@@ -1,7 +1,6 @@
 """Helpers for tests that run the real runtime on the simulated board."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from agent.config import SiteConfig, load_config
@@ -18,12 +17,6 @@ def sim_config(tmp_path: Path, **overrides) -> SiteConfig:
 
 async def wait_until(predicate, *, timeout_s: float = 10.0, what: str = "condition", poll_s: float = 0.005):
     """Wait for a condition the runtime reaches by itself (bounded; fails with what was awaited)."""
+    from tools.demo import wait_until as _wait
 
-    async def loop():
-        while not predicate():
-            await asyncio.sleep(poll_s)
-
-    try:
-        await asyncio.wait_for(loop(), timeout_s)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}") from None
+    await _wait(predicate, timeout_s, what, error=AssertionError, poll_s=poll_s)

@@ -15,16 +15,19 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-async def _until(predicate, timeout_s: float, what: str) -> None:
-    """Wait for a state the runtime reaches by itself; bounded, and says what it waited for."""
+async def wait_until(predicate, timeout_s: float, what: str, *, error=SystemExit, poll_s: float = 0.02) -> None:
+    """Wait for a state the runtime reaches by itself; bounded, and says what it waited for.
+
+    Used by the demos and the tests alike; ``error`` is what a timeout raises.
+    """
     async def loop():
         while not predicate():
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(poll_s)
 
     try:
         await asyncio.wait_for(loop(), timeout_s)
     except asyncio.TimeoutError:
-        raise SystemExit(f"urja: gave up waiting for {what} after {timeout_s:.0f} s") from None
+        raise error(f"gave up waiting for {what} after {timeout_s:g} s") from None
 
 
 async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, tell=say) -> dict:
@@ -50,15 +53,15 @@ async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, t
             await rt.start_session(source="allow_list", reference=f"token-{token}", token=token)
         else:
             tell("a car plugs in (pilot A -> B); free vend authorizes it")
-        await _until(lambda: rt.core.session_id is not None, 10, "authorization")
+        await wait_until(lambda: rt.core.session_id is not None, 10, "authorization")
         limits = rt.core.authorization.limits() if rt.core.authorization else {}
         tell("limits: " + (", ".join(f"{k}={v}" for k, v in limits.items() if v is not None) or "none"))
         tell("the car asks for power (pilot B -> C); the safety gate closes the relay")
         car.request_power()
-        await _until(lambda: rt.board.relay.closed, 10, "relay closed")
+        await wait_until(lambda: rt.board.relay.closed, 10, "relay closed")
         energy_limit = limits.get("energy_limit_wh") or 1000
         speed = rt.clock.speed
-        await _until(lambda: rt.core.stop_reason is not None, 60 + 3600 * energy_limit / 7000 / speed,
+        await wait_until(lambda: rt.core.stop_reason is not None, 60 + 3600 * energy_limit / 7000 / speed,
                      "the session limit")
         tell(f"limit reached ({rt.core.stop_reason}): relay open")
         tell(f"the car stays parked for {park_s / 60:.0f} minutes (idle time is measured), then unplugs")

@@ -91,15 +91,9 @@ def _ist(clock) -> str:
 
 
 async def _until(predicate, timeout_s: float, what: str) -> None:
-    """Wait for a state the runtime reaches by itself; bounded, and says what it waited for."""
-    async def loop():
-        while not predicate():
-            await asyncio.sleep(0.02)
+    from tools.demo import wait_until
 
-    try:
-        await asyncio.wait_for(loop(), timeout_s)
-    except asyncio.TimeoutError:
-        raise DemoFailed(f"gave up waiting for {what} after {timeout_s:.0f} s") from None
+    await wait_until(predicate, timeout_s, what, error=DemoFailed)
 
 
 def provision_network(folder: Path, broker_url: str) -> tuple[list, object]:
