@@ -751,3 +751,18 @@ async def test_stop_of_unknown_session_when_the_facade_raises(h, schemas):
     h.charger.session = session
     reply = await _command(h, "STOP_SESSION", {"response_url": f"{h.emsp.url}/r", "session_id": "zzz"}, schemas)
     assert reply["result"] == "UNKNOWN_SESSION"
+
+
+async def test_party_registered_beside_the_agent_gets_its_location_before_any_patch(h):
+    """Regression: a party registered by ``urja ocpi register`` while the agent ran was sent an
+    EVSE PATCH before the Location PUT that tells it the EVSE exists."""
+    await h.register()
+    await h.emsp.wait_for(lambda r: r[0] == "PUT", "the initial location push")
+    await h.cpo.push_once()
+    # As the CLI leaves it: the party is in the store, this process has not greeted it yet.
+    h.cpo._known_parties.clear()
+    h.emsp.received.clear()
+    h.charger.set_status("OUTOFORDER")
+    await h.emsp.wait_for(lambda r: r[0] == "PATCH", "the status PATCH")
+    methods = [r[0] for r in h.emsp.received]
+    assert "PUT" in methods and methods.index("PUT") < methods.index("PATCH"), methods

@@ -23,8 +23,27 @@ class _LineFormatter(logging.Formatter):
         return line
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the moment of the event.
+
+    A handler that captured the stream object at set-up keeps writing to it after it was
+    closed or replaced (a test's captured stdout, a daemon's redirected one), and loses lines.
+    """
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(level: str = "INFO", stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
     handler.setFormatter(_LineFormatter())
     root = logging.getLogger("urja")
     root.handlers[:] = [handler]

@@ -806,6 +806,9 @@ class OcpiCpo:
     def _on_event(self, kind: str, obj) -> None:
         """Charger changes become durable pushes; never raises into the charger."""
         try:
+            # A party registered beside the running agent must get its Location PUT queued
+            # before any PATCH of it, or it is told about an EVSE it has never seen.
+            self._greet_new_parties()
             if kind == "connector":
                 self._on_connector(obj)
             elif kind == "session":
