@@ -41,7 +41,7 @@ from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalR
                            ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
                            TimerFired)
 from agent.tariff_file import tariff_digest
-from agent.tariff import LivePricer, Period, SessionPricer, Tariff, price_periods
+from agent.tariff import PARKING_TIME, LivePricer, Period, SessionPricer, Tariff, price_periods
 from board.checks import ConfigError
 
 log = logging.getLogger("urja.runtime")
@@ -49,6 +49,7 @@ meter_log = logging.getLogger("urja.meter")
 
 TICK_S = 0.05  # safety supervision period (real time): well inside IEC 61851's 100 ms
 CONNECTOR_ID = "1"
+MAX_FINISHED_VIEWS = 100  # finished sessions kept in memory (older ones come from the journal)
 PROGRESS_S = 15  # how often a charging session's progress is announced to listeners (clock time)
 
 
@@ -105,7 +106,7 @@ class _Meta:
     """What the runtime knows of a session beyond the core's view."""
 
     __slots__ = ("source", "reference", "token", "paid_minor", "acceptance_digest", "start_s",
-                 "start_wh", "pricer", "view", "reservation_id", "limits")
+                 "start_wh", "pricer", "reservation_id", "limits")
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -151,7 +152,9 @@ class Runtime(ChargerService):
         self._timers: dict[str, asyncio.Task] = {}
         self._listeners: list[Callable[[str, Any], None]] = []
         self._meta: dict[str, _Meta] = {}
-        self._meta_by_auth: dict[str, _Meta] = {}
+        # (auth_id, meta) of the grant being dispatched: the core names its session only when it
+        # takes the grant, and a refused grant's entry is simply replaced by the next one.
+        self._granting: tuple[str, _Meta] | None = None
         self._views: dict[str, SessionView] = {}
         self._last_reading = None
         self._last_event_ms = 0
@@ -228,9 +231,34 @@ class Runtime(ChargerService):
             return
         exc = task.exception()
         if exc is not None:
-            # A dead loop means nobody supervises the relay: open it and say why.
-            log.critical("task %s died: %r; opening the relay", task.get_name(), exc)
-            asyncio.get_running_loop().create_task(self.board.relay.open(), name="urja-emergency-open")
+            # A dead loop means nobody supervises the relay: open it now (the dispatcher may be
+            # the one that died) and latch a fault, so the gate does not close it again without
+            # its ticks, polls or events.
+            name = task.get_name()
+            log.critical("task %s died: %r; opening the relay", name, exc)
+            self.post(lambda t: Fault("task_died", t, latch=True))
+            opener = "urja-emergency-open-" + name
+            self._tasks[opener] = asyncio.get_running_loop().create_task(self.board.relay.open(), name=opener)
+
+    def _prune_views(self) -> None:
+        """Keep the newest finished sessions in memory; older ones are read from the journal.
+
+        A charger runs for months: without a bound every session's view and pricer would stay.
+        """
+        finished = [sid for sid, v in self._views.items()
+                    if v.status != "ACTIVE" and sid != self.core.session_id]
+        for sid in finished[:-MAX_FINISHED_VIEWS]:
+            self._views.pop(sid, None)
+            self._meta.pop(sid, None)
+
+    async def _emergency_open(self) -> None:
+        """Open the relay outside the normal command path; a failure here is logged, not raised,
+        because the caller is already handling a failure and the hardware fail-safe remains."""
+        try:
+            async with self._relay_lock:
+                await self.board.relay.open()
+        except Exception:
+            log.exception("emergency relay open failed; relying on the hardware fail-safe")
 
     # --- events in ------------------------------------------------------------------------
 
@@ -276,7 +304,13 @@ class Runtime(ChargerService):
                     error = exc
                     commands = []
                     log.warning("event refused: %s", exc)
-                await self._execute_all(commands)
+                try:
+                    await self._execute_all(commands)
+                except Exception as exc:  # a relay or journal failure: open, latch, tell the caller
+                    error = error or exc
+                    log.critical("carrying out %s failed: %r; opening the relay", commands, exc)
+                    await self._emergency_open()
+                    self.post(lambda t: Fault("command_failed", t, latch=True))
                 self._resolve_waiters(seq, error)
             self._resolve_waiters(self._handled, None)
 
@@ -322,7 +356,7 @@ class Runtime(ChargerService):
                 polls += 1
                 # One line a minute while idle, every ten seconds while charging (simulated time).
                 every = 10 if self.core.state == "charging" else 60
-                if polls % max(1, int(every / period_s)) == 1:
+                if (polls - 1) % max(1, int(every / period_s)) == 0:
                     meter_log.info("energy_wh=%d power_w=%.0f current_a=%s voltage_v=%s frequency_hz=%s quality=%s",
                                    reading.energy_import_wh, reading.power_w,
                                    "/".join(f"{a:.1f}" for a in reading.current_a),
@@ -335,18 +369,18 @@ class Runtime(ChargerService):
         sid = self.core.session_id
         meta = self._meta.get(sid) if sid else None
         if meta is not None and meta.pricer is not None:
+            now_s = self.clock.wall_s()
             charging = self.core.state == "charging" and reading.power_w > 1
             try:
-                meta.pricer.reading(int(self.clock.wall_s()), reading.energy_import_wh, power_w=int(reading.power_w),
+                meta.pricer.reading(int(now_s), reading.energy_import_wh, power_w=int(reading.power_w),
                                     current_ma=int(max(reading.current_a) * 1000), charging=charging)
             except AgentError as exc:
                 log.warning("pricer refused reading: %s", exc)
             try:
-                self.journal.checkpoint(sid, reading.energy_import_wh, self.clock.wall_s())
+                self.journal.checkpoint(sid, reading.energy_import_wh, now_s)
             except AgentError as exc:
                 log.warning("checkpoint not written: %s", exc)
             # Progress for status pages and eMSPs, at a pace that does not flood them.
-            now_s = self.clock.wall_s()
             if now_s - self._progress_s >= PROGRESS_S:
                 self._progress_s = now_s
                 self._update_view(sid)
@@ -425,9 +459,9 @@ class Runtime(ChargerService):
 
     def _journal(self, record: str, data: dict) -> None:
         if record == "authorized":
-            meta = self._meta_by_auth.pop(data.get("auth_id"), None)
-            if meta is not None:
-                self._meta[data["session_id"]] = meta
+            pending, self._granting = self._granting, None
+            if pending is not None and pending[0] == data.get("auth_id"):
+                self._meta[data["session_id"]] = pending[1]
         if record == "session_start":
             self._session_started(data)
         elif record in ("fault", "fault_reset", "session_stop", "authorized"):
@@ -488,6 +522,7 @@ class Runtime(ChargerService):
         receipt = self._receipt_for_record(rec)
         self.journal.store_receipt(sid, receipt)
         view = self._update_view(sid, final=True)
+        self._prune_views()
         log.info("session %s ended: %s Wh, %s %s, reason %s", sid, rec.energy_wh,
                  view.cost.paid_text() if view.cost else "-", self._tariff.currency, summary.get("reason"))
         self._notify("receipt", (sid, json.loads(receipt)))
@@ -612,7 +647,7 @@ class Runtime(ChargerService):
     def connectors(self) -> list[ConnectorView]:
         profile = self.board.profile
         phases = profile.phases
-        voltage = 230 if phases == 1 else 400
+        voltage = 230  # OCPI max_voltage is line to neutral, for three-phase connectors too
         pilot_mode = self.core.pilot_mode
         return [ConnectorView(
             connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
@@ -625,6 +660,12 @@ class Runtime(ChargerService):
             reservation_id=self._reservation[0] if self._reservation else None)]
 
     def _update_view(self, sid: str, final: bool = False) -> SessionView:
+        """Rebuild the session's view and tell the listeners."""
+        view = self._views[sid] = self._build_view(sid, final)
+        self._notify("session", view)
+        return view
+
+    def _build_view(self, sid: str, final: bool = False) -> SessionView:
         meta = self._meta.get(sid) or _Meta(source="unknown", reference=sid)
         now_s = self.clock.wall_s()
         live = self.core.session_id == sid and not final
@@ -632,10 +673,8 @@ class Runtime(ChargerService):
         cost = meta.pricer.breakdown() if meta.pricer is not None else None
         start_wh = meta.start_wh
         energy = cost.energy_wh if cost is not None else 0
-        rec = None
-        if final:
-            rec = self.journal.session(sid)
-        view = SessionView(
+        rec = self.journal.session(sid) if final else None
+        return SessionView(
             session_id=sid, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
             auth_id=None, source=meta.source, token=meta.token, reference=meta.reference,
             status="ACTIVE" if live else "COMPLETED", state=self.core.state if live else "finished",
@@ -649,14 +688,12 @@ class Runtime(ChargerService):
             stop_reason=rec.stop_reason if rec else self.core.stop_reason, last_updated_s=now_s,
             currency=self._tariff.currency, tariff_id=self._tariff_dict.get("id"),
             meter_serial=self._meter_serial(), meter_model=self.board.meter.model)
-        self._views[sid] = view
-        self._notify("session", view)
-        return view
 
     def session(self, session_id: str) -> SessionView | None:
         if session_id in self._views:
             if session_id == self.core.session_id:
-                return self._update_view(session_id)
+                # A read is a snapshot: fresh figures, but no change notification.
+                self._views[session_id] = self._build_view(session_id)
             return self._views[session_id]
         from agent.journal import UnknownSession
 
@@ -706,9 +743,9 @@ class Runtime(ChargerService):
     # --- ChargerService: actions -------------------------------------------------------------
 
     def _grant(self, auth, meta: _Meta, time_ms: int):
-        """Build the grant event; the metadata waits under the auth id until the core names the session."""
+        """Build the grant event; the metadata waits beside it until the core names the session."""
         meta.limits = auth.limits()
-        self._meta_by_auth[auth.auth_id] = meta
+        self._granting = (auth.auth_id, meta)
         return AuthGranted(auth, time_ms)
 
     async def start_session(self, *, source: str, reference: str, token: str | None = None,
@@ -723,11 +760,11 @@ class Runtime(ChargerService):
             raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
         if self.core.busy:
             raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
-        if self._reservation is not None:
-            rid, _, rtoken = self._reservation
+        held = self._reservation
+        if held is not None:
+            rid, _, rtoken = held
             if reservation_id != rid and (rtoken is None or token != rtoken):
                 raise ServiceError("connector reserved for someone else", code=ServiceError.OCCUPIED)
-            self._reservation = None
         limits = {}
         if energy_limit_wh is not None:
             limits["energy_limit_wh"] = int(energy_limit_wh)
@@ -764,6 +801,9 @@ class Runtime(ChargerService):
         sid = self.core.session_id
         if sid is None or self.core.active_auth_id != auth.auth_id:
             raise ServiceError("authorization was not taken", code=ServiceError.REJECTED)
+        # Only a start that was taken uses up the reservation; a refused one leaves it held.
+        if held is not None and self._reservation is held:
+            self._reservation = None
         self._refresh_connector()
         return self._update_view(sid)
 
@@ -880,8 +920,7 @@ def _tick(time_ms: int):
 
 
 def _parking_so_far(pricer: SessionPricer) -> int:
-    dim = pricer.dims.get("PARKING_TIME")
-    return int(getattr(dim, "volume", 0) or 0) if dim is not None else 0
+    return pricer.dims[PARKING_TIME].volume
 
 
 def _to_minor(value_u: int, digits: int) -> int:

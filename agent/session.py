@@ -595,7 +595,7 @@ class Session:
         if auth.energy_limit_wh is not None and energy_wh >= auth.energy_limit_wh:
             return "energy"
         if auth.money_limit_paise is not None:
-            cost = self._cost(energy_wh, now_ms - self._start_ms, self._projected_idle_ms(now_ms))
+            cost = self._cost(energy_wh, now_ms - self._start_ms, self.idle_ms(now_ms))
             if cost >= auth.money_limit_paise:
                 return "money"
         return None
@@ -768,8 +768,7 @@ class Session:
         if self._start_ms is not None and self._start_energy_wh is None:
             self._start_energy_wh = event.energy_wh
         if self.relay_requested and self._current_a >= self.settings.finish_current_a and self._start_ms is not None:
-            if not self._has_drawn:
-                self._has_drawn = True
+            self._has_drawn = True
         if not self.pilot_mode:
             self._socket_holds(now, out)
         self._update_idle(now)
@@ -827,8 +826,7 @@ class Session:
         self._update_idle(now)
 
     def _drop_power(self, out):
-        if self.relay_requested:
-            self.relay_requested = False
+        self.relay_requested = False
         out.append(OpenRelay("session"))
         if self.pilot_mode:
             out.append(SetOfferedCurrent(0))
@@ -907,9 +905,6 @@ class Session:
         if self.state != CHARGING or self._reading_ms is None or self._power_w <= 0 or now_ms <= self._reading_ms:
             return delivered
         return delivered + int(self._power_w * (now_ms - self._reading_ms)) // _MS_PER_HOUR
-
-    def _projected_idle_ms(self, now_ms):
-        return self.idle_ms(now_ms)
 
     def _plan_limits(self, now, out):
         """Schedule the limit timer at the earliest instant a limit will be reached."""

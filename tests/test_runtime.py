@@ -89,3 +89,71 @@ async def test_shutdown_outlasts_a_task_that_swallows_its_first_cancel():
     await asyncio.sleep(0)
     await asyncio.wait_for(_cancel_all([task]), 5)
     assert swallowed.is_set() and task.cancelled()
+
+
+async def test_a_refused_start_leaves_the_reservation_held(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        await rt.reserve(reservation_id="r1", connector_id="1", expires_s=rt.now_s() + 600)
+        with pytest.raises(ServiceError) as info:
+            await rt.start_session(source="allow_list", reference="walk-in", token="not-listed",
+                                   reservation_id="r1")
+        assert info.value.code == ServiceError.REJECTED
+        conn = rt.connectors()[0]
+        assert (conn.status, conn.reservation_id) == ("RESERVED", "r1")
+        view = await rt.start_session(source="contract", reference="order-r1", reservation_id="r1")
+        assert rt.connectors()[0].reservation_id is None
+        await rt.stop_session(view.session_id)
+
+
+async def test_reading_a_live_session_tells_no_listener(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        view = await rt.start_session(source="contract", reference="order-3", energy_limit_wh=100)
+        told = []
+        rt.add_listener(lambda kind, obj: told.append(kind))
+        assert rt.session(view.session_id).status == "ACTIVE"
+        assert [v.session_id for v in rt.sessions()] == [view.session_id]
+        assert told == []
+        await rt.stop_session(view.session_id)
+
+
+async def test_a_dead_task_latches_a_fault_and_opens_the_relay(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        async def broken():
+            raise OSError("line gone")
+
+        rt._spawn("urja-broken", broken())
+        await wait_until(lambda: rt.safety.latched_fault == "task_died", what="latched fault")
+        assert not rt.board.relay.closed
+        assert rt.connectors()[0].status == "OUTOFORDER"
+
+
+async def test_a_failing_relay_command_opens_latches_and_answers_the_caller(tmp_path):
+    """A relay or journal failure while carrying out commands must not kill the dispatcher:
+    the relay is opened, a fault latches, and the caller waiting on its event gets the error."""
+    from agent.clock import Clock
+    from agent.runtime import open_runtime
+    from tests.support import sim_config, wait_until
+
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        car = rt.board.sim.car
+        car.plug_in()
+        car.request_power()
+        relay = rt.board.relay
+        real_close = relay.close
+
+        async def broken_close():
+            raise OSError("contactor driver gone")
+
+        relay.close = broken_close
+        await rt.start_session(source="contract", reference="order-f", energy_limit_wh=100)
+        await wait_until(lambda: rt.safety.latched_fault == "command_failed", what="latched fault")
+        assert not relay.closed
+        assert rt.connectors()[0].status == "OUTOFORDER"
+        relay.close = real_close
+        # The dispatcher still runs: a local reset is processed.
+        await rt.local_reset()
+        assert rt.safety.latched_fault is None
