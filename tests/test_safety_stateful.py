@@ -38,6 +38,7 @@ class SupervisorMachine(RuleBasedStateMachine):
         self.latched = False
         self.auth = None          # the Authorization the model believes active
         self.first_close = None   # (time, energy) when the relay first closed under it
+        self.pending_energy_wh = None  # the energy of a reading while its commands are applied
         self.commands_seen = 0
         # The gate can only act when called: time checks use the last instant it evaluated.
         self.checked_ms = 0
@@ -53,7 +54,10 @@ class SupervisorMachine(RuleBasedStateMachine):
                 assert self.relay is not True, "close while closed"
                 self.relay = True
                 if self.auth is not None and self.first_close is None:
-                    self.first_close = (self.now, self.energy_wh)
+                    # A close caused by a reading happens at that reading's energy, which the
+                    # model has not stored yet while the commands are applied.
+                    energy = self.pending_energy_wh if self.pending_energy_wh is not None else self.energy_wh
+                    self.first_close = (self.now, energy)
             elif isinstance(command, OpenRelay):
                 self.relay = False
             elif isinstance(command, ScheduleTimer):
@@ -133,7 +137,12 @@ class SupervisorMachine(RuleBasedStateMachine):
     def reading(self, dt, delta, power, current):
         self._advance(dt)
         energy = max(0, self.energy_wh + delta)
-        if self._feed(MeterReading(self.now, energy, power, (current, current / 2, 0.0))):
+        self.pending_energy_wh = energy if self.reading_ms is None or energy >= self.energy_wh else None
+        try:
+            fed = self._feed(MeterReading(self.now, energy, power, (current, current / 2, 0.0)))
+        finally:
+            self.pending_energy_wh = None
+        if fed:
             # The first reading ever has nothing to run backwards from.
             if self.reading_ms is not None and energy < self.energy_wh:
                 self.latched = True
