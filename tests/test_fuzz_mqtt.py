@@ -67,3 +67,14 @@ def test_oversized_payload_is_classified():
         assert exc.code == "payload-too-large"
     else:
         raise AssertionError("oversized payload accepted")
+
+
+def test_deeply_nested_body_is_classified():
+    """Nesting past the JSON parser's depth once escaped as RecursionError into the transport."""
+    for body in (b"[" * 5000, b'{"context":' + b"[" * 5000):
+        try:
+            _parse(framing.sign_and_frame(body, SIGNER, now_s=1_795_000_000, window_s=60))
+        except framing.FrameError as exc:
+            assert exc.code == "body-malformed"
+        else:
+            raise AssertionError("deeply nested body accepted")

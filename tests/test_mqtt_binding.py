@@ -452,3 +452,27 @@ async def test_outbox_delivers_after_broker_restart_nothing_lost(tmp_path):
         finally:
             await net.close()
             journal.close()
+
+
+class _Refuses:
+    async def receive(self, action, body, headers):
+        return Reply(messages.nack("30000", "not for you"))
+
+
+async def test_refusal_to_a_sender_without_an_inbox_is_counted_not_raised():
+    """A NACK for a bap_id that cannot be a topic level once failed its task with TopicError."""
+    signer = make_identity(memory_agency(), "app.odd", lat=BLR[0], lon=BLR[1], now_s=time.time(), kind="BAP").signer
+    transport = MqttTransport(MqttSettings(brokers=("mqtt://127.0.0.1:1",), client_id="blr-odd"))
+    link = ChargerLink(transport=transport, provider=_Refuses(), subscriber_id="blr-odd", lat=BLR[0], lon=BLR[1],
+                       signer_for=lambda now_s: signer, clock=time.time)
+    ctx = messages.new_context(action="status", bap_id="odd/inbox/#", bap_uri="mqtt://x", transaction_id="t-1",
+                               message_id="m-1", timestamp_s=time.time(), bpp_id="blr-odd", ttl_s=30)
+    payload = framing.sign_and_frame(messages.encode({"context": ctx, "message": {"order_id": "o-1"}}), signer,
+                                     now_s=time.time(), window_s=30)
+    try:
+        link._on_message(link.inbox_topic, payload, False)
+        await asyncio.wait_for(_until(lambda: not link._work), 5)
+        assert link.stats["nacked"] == 1
+        assert link.stats["publish_failures"] == 1 and link.stats["provider_errors"] == 0
+    finally:
+        await link.close(announce_offline=False)

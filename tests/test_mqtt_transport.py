@@ -183,3 +183,15 @@ async def test_burst_of_qos1_messages_flows_without_nagle_stalls(broker):
         items = await inbox.wait(lambda it: len(it) >= 201)
         assert [p for _, p, _ in items[1:]] == [f"m{i}".encode() for i in range(200)]
         await pub.publish("urja/v1/burst", b"", qos=1, retain=True)  # clear the retained message
+
+
+def test_settings_reprs_hold_no_password():
+    from protocols.mqtt.stack import NetworkConfig
+    from protocols.ocpi.store import Party
+
+    settings = MqttSettings(brokers=("mqtt://127.0.0.1:1883",), client_id="c", username="u", password="s3cret")
+    config = NetworkConfig(username="u", password="s3cret")
+    party = Party(pk=1, state="registered", versions_url="http://x", outgoing_token="s3cret", version="2.2.1")
+    for obj in (settings, config, party):
+        assert "s3cret" not in repr(obj)
+    assert config.mqtt_settings(client_id="c").password == "s3cret"

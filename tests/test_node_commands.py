@@ -27,6 +27,24 @@ def test_bad_arguments_are_refused_with_a_reason(capsys):
     assert "agency_public_key" in capsys.readouterr().err
 
 
+def test_unreadable_certificate_is_refused_with_a_reason(tmp_path, capsys):
+    """A missing or damaged --certificate once ended in a traceback instead of a reason."""
+    import base64
+    import time
+
+    from protocols.signing.keys import create_keyring
+
+    create_keyring(tmp_path / "keys", subscriber_id="app.example.in", valid_days=1, now_s=time.time())
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    for cert, why in ((tmp_path / "missing.json", "cannot be read"), (tmp_path / "broken.json", "not valid JSON")):
+        args = build_parser().parse_args(["charge", "in.example.site", "--kwh", "1", "--broker", "mqtt://127.0.0.1:1",
+                                          "--agency-key", base64.b64encode(bytes(32)).decode(),
+                                          "--key-dir", str(tmp_path / "keys"), "--certificate", str(cert)])
+        assert args.func(args) == 2
+        err = capsys.readouterr().err
+        assert str(cert) in err and why in err, err
+
+
 async def test_discover_and_charge_commands(tmp_path):
     cfg = sim_config(tmp_path, auth="network")
     agency_dir = tmp_path / cfg.site_id / "agency"

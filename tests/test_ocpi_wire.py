@@ -139,3 +139,30 @@ async def test_served_over_tls_from_the_configured_cert_and_key(tmp_path):
         await runner.cleanup()
         await cpo.close()
         store.close()
+
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000, b"<html>502 Bad Gateway</html>"])
+async def test_partner_answer_that_is_not_json_is_a_partner_error(body):
+    """Such answers once escaped ``OcpiClient.call`` as RecursionError (stopping every push round)
+    or as KeyError (the push was then dropped as a malformed outbox entry, never retried)."""
+    import aiohttp
+    from aiohttp import web
+
+    from protocols.http.serve import serve
+    from protocols.ocpi.client import OcpiClient
+    from protocols.ocpi.errors import UNABLE_TO_USE_CLIENT_API, PartnerError
+
+    async def answer(request):
+        return web.Response(body=body, status=502, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_put("/x", answer)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(PartnerError) as info:
+                await OcpiClient(session).call("PUT", f"http://127.0.0.1:{port}/x", token="t", body={})
+        assert info.value.status_code == UNABLE_TO_USE_CLIENT_API and "not JSON" in info.value.message
+    finally:
+        await runner.cleanup()

@@ -217,6 +217,8 @@ def test_kwh_readings_convert_exactly(world):
         ('OCMF|{}|{"SD":"3006020101020101","SE":"base64"}', "ocmf-malformed"),
         ('OCMF|{}|{"SD":"3006020101020101"}', "signature-invalid"),
         ("OCMF|{}|[1]", "ocmf-malformed"),
+        ('OCMF|{}|{"SD":' + "[" * 5000, "ocmf-malformed"),  # nesting deeper than the parser goes
+        ('OCMF|{}|{"SD":NaN}', "ocmf-malformed"),
     ],
 )
 def test_bad_ocmf_refused(world, text, reason):

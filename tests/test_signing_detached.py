@@ -84,6 +84,7 @@ def test_any_json_value_round_trips(value):
         ('{"a": NaN}', "json-invalid"),
         ('{"a": Infinity}', "json-invalid"),
         ("{not json", "json-invalid"),
+        ("[" * 5000, "json-invalid"),
         ('{"a": "' + "x" * 70000 + '"}', "json-too-large"),
     ],
 )

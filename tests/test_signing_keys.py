@@ -107,6 +107,12 @@ def test_missing_keyring_names_the_fix(tmp_path):
         load_keyring(tmp_path)
 
 
+def test_unreadable_keyring_file_is_a_keyring_error(tmp_path):
+    (tmp_path / "keyring.json").mkdir()  # once escaped as IsADirectoryError
+    with pytest.raises(KeyringError, match="cannot be read"):
+        load_keyring(tmp_path)
+
+
 def test_reprs_hold_no_key_material(keyring):
     entry = keyring.entries[0]
     pem = (keyring.key_dir / "k1.signing.pem").read_text().splitlines()[1]

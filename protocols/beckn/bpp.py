@@ -601,7 +601,8 @@ class Bpp:
             signer.subscriber_id, signer.key_id, getattr(signer, "public_key_bytes", None) or signer,
         )
 
-    def _catalog(self, now_s: float, *, fresh: bool = False) -> "_CatalogCache":
+    def _catalog(self, now_s: float, *, fresh: bool = False, tariff: dict | None = None,
+                 conns: list | None = None) -> "_CatalogCache":
         """The catalog, signed offer included, reused while nothing it shows has changed.
 
         Why: building it means canonical JSON of the whole tariff and an Ed25519 signature,
@@ -609,10 +610,13 @@ class Bpp:
         offer is re-signed before half of its ``quote_ttl_s`` has run, so a buyer always gets
         at least half the window; the message around it is signed afresh for every reply.
         ``fresh`` signs a new offer regardless (a retained catalog is read long after it is
-        published, so it starts with the whole window).
+        published, so it starts with the whole window). ``tariff`` and ``conns`` (every
+        connector) are the snapshots a caller already holds, so a search reads them once.
         """
-        tariff = self.service.tariff()
-        conns = list(self._connectors().values())
+        if tariff is None:
+            tariff = self.service.tariff()
+        if conns is None:
+            conns = list(self._connectors().values())
         signer = self._current_signer()
         key = self._catalog_key(tariff, conns, signer)
         held = self._catalog_cache
@@ -681,7 +685,7 @@ class Bpp:
             if dist > radius:
                 raise BecknError(BUSINESS_ERROR, f"charger is {dist / 1000:.1f} km away, beyond the "
                                                  f"{radius / 1000:g} km asked", kind="no-match", http_status=200)
-        conns = list(self._connectors().values())
+        every_conn = conns = list(self._connectors().values())
         if intent.connector_type is not None:
             conns = [c for c in conns if (c.standard or "").lower() == intent.connector_type.lower()]
             if not conns:
@@ -697,7 +701,7 @@ class Bpp:
             if price is None or price > intent.max_price_paise_per_kwh:
                 raise BecknError(BUSINESS_ERROR, "energy price is above the ceiling asked", kind="no-match",
                                  http_status=200)
-        held = self._catalog(self.clock())
+        held = self._catalog(self.clock(), tariff=tariff, conns=every_conn)
         return self._ack(self._reply(req, "on_search", held.message, message_json=held.message_json))
 
     # ------------------------------------------------------------------ select / init / confirm

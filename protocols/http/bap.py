@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from protocols.http.serve import serve
+from protocols.http.serve import action_app, serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BecknError
@@ -37,10 +37,7 @@ class BapReceiver:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes + 1024)
-        for action in m.CALLBACK_ACTIONS:
-            app.router.add_post(f"/{action}", self._handle)
-        return app
+        return action_app(m.CALLBACK_ACTIONS, self._handle, max_body_bytes=self.max_body_bytes)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)

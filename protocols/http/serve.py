@@ -6,6 +6,7 @@ same way and needs the bound port back when it asked for port 0.
 from __future__ import annotations
 
 import ssl
+from typing import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -22,3 +23,14 @@ async def serve(app: web.Application, host: str, port: int, *,
         await runner.cleanup()
         raise
     return runner, runner.addresses[0][1]
+
+
+def action_app(actions: Iterable[str], handler: Callable[[web.Request], Awaitable[web.StreamResponse]], *,
+               max_body_bytes: int) -> web.Application:
+    """``POST /<action>`` for each Beckn action, all to ``handler`` (which reads the action
+    from the path). The handler checks the body limit itself and words the refusal; aiohttp's
+    own cap, a little above it, stops a flood before it is buffered."""
+    app = web.Application(client_max_size=max_body_bytes + 1024)
+    for action in actions:
+        app.router.add_post(f"/{action}", handler)
+    return app

@@ -22,7 +22,7 @@ import logging
 
 import aiohttp
 from aiohttp import web
-from protocols.http.serve import serve
+from protocols.http.serve import action_app, serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
@@ -51,11 +51,7 @@ class BecknHttpServer:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def app(self) -> web.Application:
-        # The body limit is checked by Bpp too; aiohttp's own cap stops a flood earlier.
-        app = web.Application(client_max_size=self.max_body_bytes + 1024)
-        for action in m.REQUEST_ACTIONS:
-            app.router.add_post(f"/{action}", self._handle)
-        return app
+        return action_app(m.REQUEST_ACTIONS, self._handle, max_body_bytes=self.max_body_bytes)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)

@@ -266,6 +266,11 @@ class ChargerLink:
         ``error`` to the sender's inbox, so the buyer learns why instead of waiting out a timeout."""
         if not routing.bap_id:
             return
+        try:
+            inbox = self.topics.inbox(routing.bap_id)
+        except ProtocolError:  # a sender id no inbox can have: nowhere to say no
+            self.stats["publish_failures"] += 1
+            return
         doc = _field(reply, "ack")
         if not isinstance(doc, dict):
             doc = _field(reply, "body")
@@ -279,15 +284,15 @@ class ChargerLink:
             error = {"code": "30000", "message": "request refused"}
         now = self.clock()
         ctx = {"domain": messages.DEFAULT_DOMAIN, "action": "on_" + routing.action, "version": messages.CORE_VERSION,
-               "bap_id": routing.bap_id, "bap_uri": self.topics.inbox(routing.bap_id),
+               "bap_id": routing.bap_id, "bap_uri": inbox,
                "bpp_id": self.subscriber_id, "bpp_uri": self.uri,
                "transaction_id": routing.transaction_id, "message_id": routing.message_id,
                "timestamp": messages.format_timestamp(now), "ttl": messages.duration_text(self.default_ttl_s)}
         body = messages.encode({"context": ctx, "error": error})
         try:
             payload = framing.sign_and_frame(body, self.signer_for(now), now_s=now, window_s=self.default_ttl_s)
-            await self.transport.publish(self.topics.inbox(routing.bap_id), payload, qos=1,
-                                         expiry_s=self.default_ttl_s, timeout_s=self.default_ttl_s)
+            await self.transport.publish(inbox, payload, qos=1, expiry_s=self.default_ttl_s,
+                                         timeout_s=self.default_ttl_s)
             self.stats["published"] += 1
         except ProtocolError:
             self.stats["publish_failures"] += 1

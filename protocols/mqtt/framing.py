@@ -80,7 +80,7 @@ class Routing:
 def peek_routing(body: bytes) -> Routing:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # nesting too deep for the parser is malformed too
         raise FrameError("body is not JSON", code="body-malformed") from None
     ctx = doc.get("context") if isinstance(doc, dict) else None
     if not isinstance(ctx, dict):

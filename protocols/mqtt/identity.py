@@ -6,14 +6,13 @@ what ``urja keygen`` + ``urja agency certify`` produce, signed by a real agency 
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from protocols.signing._codec import format_time
+from protocols.signing._codec import b64encode, format_time
 from protocols.signing.agency import Agency, certify
 from protocols.signing.detached import sign_object
 from protocols.signing.keys import DEFAULT_DOMAIN, Ed25519Signer
@@ -37,10 +36,6 @@ def memory_agency(agency_id: str = "agency", key_id: str = "agency-key-1") -> Ag
                   agency_dir=Path("/nonexistent/agency"))
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
 def make_identity(agency: Agency, subscriber_id: str, *, lat: float, lon: float, now_s: float,
                   kind: str = "BPP", key_id: str | None = None, valid_days: int = 30,
                   city: str = "std:080", domain: str = DEFAULT_DOMAIN) -> NetworkIdentity:
@@ -50,8 +45,8 @@ def make_identity(agency: Agency, subscriber_id: str, *, lat: float, lon: float,
     signer = Ed25519Signer(subscriber_id=subscriber_id, key_id=key_id, private_key=key)
     encr = x25519.X25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    record = {"subscriber_id": subscriber_id, "unique_key_id": key_id, "signing_public_key": _b64(signer.public_key_bytes),
-              "encr_public_key": _b64(encr), "type": kind, "domain": domain, "city": city, "country": "IND",
+    record = {"subscriber_id": subscriber_id, "unique_key_id": key_id, "signing_public_key": b64encode(signer.public_key_bytes),
+              "encr_public_key": b64encode(encr), "type": kind, "domain": domain, "city": city, "country": "IND",
               "gps": f"{lat:.6f},{lon:.6f}", "valid_from": format_time(now_s - 60),
               "valid_until": format_time(now_s + valid_days * 86400)}
     if kind == "BPP":

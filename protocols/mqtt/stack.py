@@ -21,7 +21,7 @@ owns their start and stop order: the provider's unsolicited-message pump starts 
 from __future__ import annotations
 
 import random as _random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +42,7 @@ class NetworkConfig:
     protocol: str = "5"
     topic_root: str = DEFAULT_ROOT
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a secret: never in a log line
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None

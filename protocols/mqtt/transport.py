@@ -76,7 +76,7 @@ class MqttSettings:
     client_id: str
     protocol: str = "5"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a secret: never in a log line
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None

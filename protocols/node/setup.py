@@ -65,6 +65,18 @@ def _agency_key(value: str, where: str) -> bytes:
     return raw
 
 
+def _read_certificate(path: str) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SetupError(f"certificate {path}: cannot be read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise SetupError(f"certificate {path}: not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SetupError(f"certificate {path}: must be a JSON object (from `urja agency certify`)")
+    return doc
+
+
 def build_node(args, *, clock) -> NetworkNode:
     """A node ready to ``start()``; raises ``ConfigError``/``SetupError`` naming what is missing."""
     data: dict = {}
@@ -97,7 +109,7 @@ def build_node(args, *, clock) -> NetworkNode:
         keyring = load_keyring(key_dir)
         signer = keyring.signer(now)
         if cert_file:
-            certificate = json.loads(Path(cert_file).read_text(encoding="utf-8"))
+            certificate = _read_certificate(cert_file)
     else:
         subscriber_id = subscriber_id or f"node-{uuid.uuid4().hex[:12]}"
         if args.agency_dir:

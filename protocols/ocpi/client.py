@@ -60,9 +60,9 @@ class OcpiClient:
             raise PartnerError(UNABLE_TO_USE_CLIENT_API, f"{method} {url}: response larger than {MAX_RESPONSE_BYTES} bytes")
         try:
             parsed = json.loads(raw) if raw else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # too deeply nested for the parser is not JSON either
             raise PartnerError(UNABLE_TO_USE_CLIENT_API, f"{method} {url}: HTTP {status}, body is not JSON",
-                               url=url, http_status=status) from None
+                               url=url, partner_status=status) from None
         if not isinstance(parsed, dict):
             raise PartnerError(UNABLE_TO_USE_CLIENT_API, f"{method} {url}: HTTP {status}, body is not an OCPI envelope")
         return status, parsed

@@ -55,7 +55,7 @@ class Party:
     pk: int
     state: str
     versions_url: str
-    outgoing_token: str | None
+    outgoing_token: str | None = field(repr=False)  # the credential for their API: never in a log line
     version: str | None
     endpoints: list = field(default_factory=list)
     roles: list = field(default_factory=list)

@@ -1,14 +1,16 @@
 """Strict decoders shared by the signing modules.
 
-Lenient base64 or time parsing is how two encodings of "the same" value end up both accepted;
-every decoder here accepts exactly one spelling and says what it expected.
+Lenient base64, time or JSON parsing is how two encodings of "the same" value end up both
+accepted; every decoder here accepts exactly one spelling and says what it expected.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as _dt
+import json
 import re
+from typing import Any, Callable
 
 from protocols.signing.errors import SignatureError
 
@@ -51,3 +53,35 @@ def parse_time(text: object, *, field: str) -> int:
     if value.tzinfo is None:
         raise SignatureError("bad-time", f"{field}: needs a time zone (Z or +05:30): {text!r}")
     return int(value.timestamp())
+
+
+class _Refused(ValueError):
+    """A strict-JSON refusal; ``strict_json`` gives it the caller's reason."""
+
+
+def _unique_keys(pairs: list) -> dict:
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Refused(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str):
+    raise _Refused(f"JSON constant {name} is not allowed")
+
+
+def strict_json(text: str | bytes, *, reason: str, what: str,
+                parse_float: Callable[[str], Any] | None = None) -> Any:
+    """``json.loads`` for signed material: duplicate keys and NaN/Infinity would give one
+    document two readings, and nesting too deep for the parser must be a refusal rather than
+    a crash of whoever is reading. Every failure is ``SignatureError(reason)``; ``what`` starts
+    the message of a document that is not JSON at all."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                          parse_float=parse_float)
+    except _Refused as exc:
+        raise SignatureError(reason, str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise SignatureError(reason, f"{what}: {exc}") from None

@@ -31,6 +31,7 @@ from protocols.signing.errors import KeyringError, SignatureError
 from protocols.signing.keys import (
     Ed25519Signer,
     PublicKeyRecord,
+    _load_format_doc,
     _load_private,
     _write_private,
     _write_public,
@@ -96,14 +97,7 @@ def init_agency(
 def load_agency(agency_dir: str | Path) -> Agency:
     agency_dir = Path(agency_dir)
     path = agency_dir / AGENCY_FILE
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KeyringError(path, "not found; create it with `urja agency init`") from None
-    except ValueError as exc:
-        raise KeyringError(path, f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != AGENCY_FORMAT:
-        raise KeyringError(path, f"format must be {AGENCY_FORMAT!r}")
+    doc = _load_format_doc(path, AGENCY_FORMAT, create_hint="create it with `urja agency init`")
     key = _load_private(agency_dir / AGENCY_KEY_FILE, "signing")
     agency = Agency(agency_id=str(doc.get("agency_id")), key_id=str(doc.get("key_id")), private_key=key,
                     agency_dir=agency_dir)

@@ -17,12 +17,11 @@ parties disagree about an amount.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import rfc8785
 
-from protocols.signing._codec import b64decode, b64encode
+from protocols.signing._codec import b64decode, b64encode, strict_json
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer, ed25519_public_from_bytes, ed25519_verify
 
@@ -30,30 +29,12 @@ DEFAULT_MAX_JSON_BYTES = 64 * 1024
 _SIG_FIELDS = {"alg", "key_id", "value"}
 
 
-def _reject_constant(name: str):
-    raise SignatureError("json-invalid", f"JSON constant {name} is not allowed")
-
-
-def _no_duplicates(pairs):
-    obj = {}
-    for key, value in pairs:
-        if key in obj:
-            raise SignatureError("json-invalid", f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
 def load_json(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_JSON_BYTES) -> Any:
     """Parse untrusted JSON: bounded size, no duplicate keys, no NaN/Infinity."""
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if len(raw) > max_bytes:
         raise SignatureError("json-too-large", f"document is {len(raw)} bytes, limit {max_bytes}")
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except SignatureError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise SignatureError("json-invalid", f"not valid UTF-8 JSON: {exc}") from None
+    return strict_json(raw, reason="json-invalid", what="not valid UTF-8 JSON")
 
 
 def canonical_bytes(obj: Any) -> bytes:

@@ -400,18 +400,30 @@ def _load_private(path: Path, kind: str):
     return key
 
 
+def _load_format_doc(path: Path, fmt: str, *, create_hint: str) -> dict:
+    """The JSON document at ``path`` written in format ``fmt`` (a keyring or an agency).
+
+    Every way the file can be unusable (missing, unreadable, not JSON, another format) is a
+    ``KeyringError`` naming the file, so the commands print a reason instead of a traceback.
+    """
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KeyringError(path, f"not found; {create_hint}") from None
+    except OSError as exc:
+        raise KeyringError(path, f"cannot be read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise KeyringError(path, f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise KeyringError(path, f"format must be {fmt!r}")
+    return doc
+
+
 def load_keyring(key_dir: str | Path) -> Keyring:
     """Load and check a key directory; refuses unsafe modes and mismatched public parts."""
     key_dir = Path(key_dir)
     path = key_dir / KEYRING_FILE
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KeyringError(path, "not found; create keys with `urja keygen`") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise KeyringError(path, f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != KEYRING_FORMAT:
-        raise KeyringError(path, f"format must be {KEYRING_FORMAT!r}")
+    doc = _load_format_doc(path, KEYRING_FORMAT, create_hint="create keys with `urja keygen`")
     subscriber_id = doc.get("subscriber_id")
     if not isinstance(subscriber_id, str) or not subscriber_id:
         raise KeyringError(path, "subscriber_id missing")

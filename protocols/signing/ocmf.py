@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from protocols.signing._codec import strict_json
 from protocols.signing.errors import SignatureError
 
 FORMAT_VERSION = "1.0"
@@ -138,27 +139,8 @@ def load_metering_public_key(hex_der: object) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def _strict_object(pairs):
-    obj = {}
-    for k, v in pairs:
-        if k in obj:
-            raise SignatureError("ocmf-malformed", f"duplicate key {k!r}")
-        obj[k] = v
-    return obj
-
-
-def _no_constants(name: str):
-    raise ValueError(f"constant {name} not allowed")
-
-
 def _section(text: str, name: str) -> dict:
-    try:
-        value = json.loads(text, object_pairs_hook=_strict_object, parse_float=Decimal,
-                           parse_constant=_no_constants)
-    except SignatureError:
-        raise
-    except ValueError as exc:
-        raise SignatureError("ocmf-malformed", f"{name} section is not JSON: {exc}") from None
+    value = strict_json(text, reason="ocmf-malformed", what=f"{name} section is not JSON", parse_float=Decimal)
     if not isinstance(value, dict):
         raise SignatureError("ocmf-malformed", f"{name} section must be a JSON object")
     return value

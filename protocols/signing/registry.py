@@ -90,7 +90,7 @@ class RegistryClient:
             raise SignatureError("registry-unavailable", f"registry request failed: {type(exc).__name__}") from None
         try:
             records = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth is not JSON either
             raise SignatureError("registry-malformed", "registry answer is not JSON") from None
         if not isinstance(records, list):
             raise SignatureError("registry-malformed", "registry answer must be an array of subscriptions")
