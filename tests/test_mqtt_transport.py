@@ -195,3 +195,14 @@ def test_settings_reprs_hold_no_password():
     for obj in (settings, config, party):
         assert "s3cret" not in repr(obj)
     assert config.mqtt_settings(client_id="c").password == "s3cret"
+
+
+def test_a_password_in_a_broker_url_is_refused_without_echoing_it():
+    from protocols.mqtt.transport import BrokerAddress, TransportError
+
+    try:
+        BrokerAddress.parse("mqtts://owner:s3cret@broker.example:8883")
+    except TransportError as exc:
+        assert "s3cret" not in str(exc) and "password" in str(exc)
+    else:
+        raise AssertionError("credentials in the URL were accepted")

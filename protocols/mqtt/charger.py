@@ -23,6 +23,7 @@ The provider contract this binding programs against (``protocols.beckn`` provide
 from __future__ import annotations
 
 import asyncio
+import logging
 import inspect
 import json
 import random as _random
@@ -59,6 +60,8 @@ def _acked(reply) -> bool:
         return ack.get("message", {}).get("ack", {}).get("status") == "ACK"
     return bool(ack)
 
+
+log = logging.getLogger("urja.mqtt")
 
 class ChargerLink:
     """One charger on the network: transport + topics + provider + (optionally) the journal's outbox.
@@ -329,8 +332,10 @@ class ChargerLink:
                 continue
             try:
                 await self.announce()
-            except ProtocolError:
+            except Exception as exc:  # any failure: count, retry later; the catalog must keep refreshing
                 self.stats["publish_failures"] += 1
+                if not isinstance(exc, ProtocolError):
+                    log.exception("announcing the catalog failed")
                 await asyncio.sleep(self.outbox_retry_initial_s)
                 self._announce.set()
 

@@ -51,6 +51,10 @@ class BrokerAddress:
         if not isinstance(url, str):
             raise TransportError(f"broker {url!r} must be a URL string", field="brokers")
         parts = urlsplit(url)
+        if parts.password is not None:
+            # Never echo a password into an error (logs, terminals): set it as `password`.
+            raise TransportError(f"broker {parts.scheme}://{parts.hostname}: credentials must not be in the URL "
+                                 "(use the username and password keys)", field="brokers")
         if parts.scheme not in _SCHEMES:
             raise TransportError(
                 f"broker {url!r}: scheme {parts.scheme!r} not supported (allowed: mqtt://, mqtts://)", field="brokers"
