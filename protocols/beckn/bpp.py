@@ -109,6 +109,7 @@ from protocols.signing.beckn import (
 )
 from protocols.signing.detached import load_json, sign_object
 from protocols.signing.errors import SignatureError
+from protocols.signing.keys import signer_at
 from protocols.signing.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
@@ -305,8 +306,7 @@ class Bpp:
     # ------------------------------------------------------------------ signing
 
     def _current_signer(self):
-        s = self._signer
-        return s.signer(self.clock()) if hasattr(s, "signer") and not hasattr(s, "sign") else s
+        return signer_at(self._signer)(self.clock())
 
     def _outgoing(self, doc: dict, receiver_id: str | None, receiver_uri: str | None, *,
                   message_json: bytes | None = None) -> Outgoing:

@@ -31,7 +31,7 @@ from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
 from protocols.signing.beckn import Verifier
-from protocols.signing.keys import StaticKeyLookup
+from protocols.signing.keys import StaticKeyLookup, signer_at
 
 DEFAULT_BROKERS = ("mqtt://127.0.0.1:1883",)
 
@@ -90,13 +90,6 @@ class NetworkConfig:
         return MqttSettings(**values)
 
 
-def _signer_for(signer) -> Callable[[float], Any]:
-    """A ``Keyring`` (rotation applies) or a fixed ``Ed25519Signer``."""
-    if hasattr(signer, "signer") and not hasattr(signer, "sign"):
-        return signer.signer
-    return lambda now_s: signer
-
-
 class ChargerNetwork:
     """Bpp + ChargerLink + transport for one ``ChargerService``."""
 
@@ -112,7 +105,7 @@ class ChargerNetwork:
         self.verifier = Verifier(lookup=buyer_keys or StaticKeyLookup(), clock=clock)
         subscriber_id = site.site_id
         self.link = ChargerLink(transport=self.transport, provider=None, subscriber_id=subscriber_id,
-                                lat=site.place.lat, lon=site.place.lon, signer_for=_signer_for(signer), clock=clock,
+                                lat=site.place.lat, lon=site.place.lon, signer_for=signer_at(signer), clock=clock,
                                 topics=self.topics, journal=journal, rng=rng, **link_options)
         self.bpp = Bpp(service=service, signer=signer, verifier=self.verifier, bpp_uri=self.link.uri,
                        clock=clock, bpp_id=subscriber_id, certificate=certificate,

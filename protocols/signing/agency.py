@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocols.signing._codec import b64decode, b64encode, format_time, parse_time
 from protocols.signing.detached import load_json, sign_object, verify_object
 from protocols.signing.errors import KeyringError, SignatureError
+from protocols.signing.ocmf import load_metering_public_key
 from protocols.signing.keys import (
     Ed25519Signer,
     PublicKeyRecord,
@@ -129,16 +130,6 @@ def _require_str(record: dict, name: str) -> str:
     return value
 
 
-def _check_metering_key(hex_der: object) -> ec.EllipticCurvePublicKey:
-    try:
-        key = serialization.load_der_public_key(bytes.fromhex(hex_der))
-    except (TypeError, ValueError):
-        raise SignatureError("certificate-malformed", "metering_public_key is not hex DER of a public key") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SignatureError("certificate-malformed", "metering_public_key must be an ECDSA secp256r1 key")
-    return key
-
-
 def _check_record_fields(record: dict) -> None:
     for name in _CERT_STRINGS:
         if name in ("city", "gps") and not record.get(name):
@@ -155,7 +146,7 @@ def _check_record_fields(record: dict) -> None:
     if not GPS_RE.match(record["gps"]):
         raise SignatureError("certificate-malformed", f"gps {record['gps']!r} must be 'lat,lon' in degrees")
     if "metering_public_key" in record:
-        _check_metering_key(record["metering_public_key"])
+        load_metering_public_key(record["metering_public_key"], reason="certificate-malformed")
 
 
 CERTIFIED_TYPES = ("BPP", "BAP")

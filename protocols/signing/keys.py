@@ -125,6 +125,14 @@ class Ed25519Signer:
         return f"Ed25519Signer(subscriber_id={self.subscriber_id!r}, key_id={self.key_id!r})"
 
 
+def signer_at(signer) -> Callable[[float], "Ed25519Signer"]:
+    """The signer to use at a moment: a ``Keyring`` gives its newest valid key (rotation), a
+    fixed ``Ed25519Signer`` is itself at every moment. Callers accept either."""
+    if hasattr(signer, "signer") and not hasattr(signer, "sign"):
+        return signer.signer
+    return lambda now_s: signer
+
+
 @dataclass(frozen=True)
 class KeyEntry:
     """One generation of the charger's keys with its validity window."""

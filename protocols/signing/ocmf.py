@@ -129,13 +129,14 @@ def build_ocmf(
     return f"OCMF|{payload_text}|{signature}"
 
 
-def load_metering_public_key(hex_der: object) -> ec.EllipticCurvePublicKey:
+def load_metering_public_key(hex_der: object, *, reason: str = "bad-key") -> ec.EllipticCurvePublicKey:
+    """The metering key from hex DER; ``reason`` lets a caller (a certificate check) name the refusal."""
     try:
         key = serialization.load_der_public_key(bytes.fromhex(hex_der))
     except (TypeError, ValueError):
-        raise SignatureError("bad-key", "metering public key is not hex DER") from None
+        raise SignatureError(reason, "metering_public_key is not hex DER of a public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SignatureError("bad-key", "metering public key must be ECDSA secp256r1")
+        raise SignatureError(reason, "metering_public_key must be an ECDSA secp256r1 key")
     return key
 
 
