@@ -41,7 +41,7 @@ from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalR
                            ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
                            TimerFired)
 from agent.tariff_file import tariff_digest
-from agent.tariff import PARKING_TIME, LivePricer, Period, SessionPricer, Tariff, price_periods
+from agent.tariff import PARKING_TIME, LivePricer, Period, SessionPricer, Tariff, capped, price_periods
 from board.checks import ConfigError
 
 log = logging.getLogger("urja.runtime")
@@ -546,14 +546,17 @@ class Runtime(ChargerService):
     # --- receipts ---------------------------------------------------------------------------
 
     def _breakdown_for(self, rec, meta):
+        """What the session costs the buyer: the tariff's price, held to the session's money limit."""
+        limit = ((rec.auth or {}).get("limits") or {}).get("money_limit_paise")
         if meta is not None and meta.pricer is not None:
-            return meta.pricer.breakdown()
+            return capped(meta.pricer.breakdown(), limit)
         # Recovered after a crash: only the durable start and stop are known, so the session
         # is priced as one period from its start (documented in ARCHITECTURE.md).
         offset = utc_offset_s(self.config.place.timezone, rec.start_time_s)
         elapsed = max(0, int((rec.stop_time_s or rec.start_time_s) - rec.start_time_s))
         energy = int(round((rec.stop_wh or rec.start_wh) - rec.start_wh))
-        return price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset)
+        return capped(price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset),
+                      limit)
 
     def _receipt_for_record(self, rec) -> str:
         from protocols.signing.ocmf import OcmfReading, build_ocmf
@@ -563,13 +566,7 @@ class Runtime(ChargerService):
         cost = self._breakdown_for(rec, meta)
         auth = rec.auth or {}
         paid = auth.get("paid_minor")
-        total = cost.paid_minor
-        parts = {}
-        for name in ("energy", "time", "parking", "flat"):
-            parts[name] = _to_minor(getattr(cost, name + "_excl_u"), cost.minor_digits)
-        parts["tax"] = max(0, total - sum(parts.values()))
-        if sum(parts.values()) != total:  # rounding of the excl-VAT parts overshot: trim energy
-            parts["energy"] -= sum(parts.values()) - total
+        parts = _receipt_parts(cost)
         now_s = self.clock.wall_s()
         entry = self.identity.keyring.current(now_s)
         model = self.board.meter.model
@@ -593,8 +590,9 @@ class Runtime(ChargerService):
                               parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
             # What the buyer actually paid (prepaid orders); the receipt then states the refund
             # or the balance due. Without a prepayment the total is what is paid.
-            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else total,
-            issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf)
+            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else cost.paid_minor,
+            issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
+            waived_paise=max(0, cost.uncapped_minor - cost.paid_minor))
         return json.dumps(receipt, sort_keys=True)
 
     def _meter_serial(self) -> str:
@@ -670,7 +668,8 @@ class Runtime(ChargerService):
         now_s = self.clock.wall_s()
         live = self.core.session_id == sid and not final
         reading = self._last_reading
-        cost = meta.pricer.breakdown() if meta.pricer is not None else None
+        cost = capped(meta.pricer.breakdown(), (meta.limits or {}).get("money_limit_paise")) \
+            if meta.pricer is not None else None
         start_wh = meta.start_wh
         energy = cost.energy_wh if cost is not None else 0
         rec = self.journal.session(sid) if final else None
@@ -926,6 +925,36 @@ def _parking_so_far(pricer: SessionPricer) -> int:
 def _to_minor(value_u: int, digits: int) -> int:
     step = 10 ** (4 - digits)
     return (value_u + step // 2) // step
+
+
+def _receipt_parts(cost) -> dict:
+    """The receipt's cost lines in minor units, adding up to exactly what is collected.
+
+    Reservation time and fee go with time and the flat fee. The tax line is the breakdown's
+    VAT; when the total was clamped (max_price, min_price, a money limit) or the per-line
+    rounding does not add up, the excl.-VAT lines give way, energy first, so the tax stated
+    stays the tax on the amount collected.
+    """
+    digits = cost.minor_digits
+    parts = {
+        "energy": _to_minor(cost.energy_excl_u, digits),
+        "time": _to_minor(cost.time_excl_u + cost.reservation_time_excl_u, digits),
+        "parking": _to_minor(cost.parking_excl_u, digits),
+        "flat": _to_minor(cost.flat_excl_u + cost.reservation_flat_excl_u, digits),
+    }
+    total = cost.paid_minor
+    tax = min(total, _to_minor(cost.total_vat_u, digits))
+    excess = sum(parts.values()) - (total - tax)
+    if excess < 0:  # clamped up (min_price) or rounded down: the difference is energy
+        parts["energy"] -= excess
+    for name in ("energy", "time", "parking", "flat"):
+        if excess <= 0:
+            break
+        cut = min(excess, parts[name])
+        parts[name] -= cut
+        excess -= cut
+    parts["tax"] = tax
+    return parts
 
 
 def _vendor(model: str) -> str:

@@ -19,6 +19,10 @@ Rounding rule (applied once, when a breakdown is made)
        OCPI requires); the dimension figures are left as they were.
     5. The amount paid is the total incl. VAT rounded half-up to the currency's ISO 4217 minor
        unit (paise for INR).
+    6. A session's money limit (what the buyer prepaid, or the budget they set) caps the amount
+       to collect (``capped``): a limit is a promise to the buyer, and the stop that enforces it
+       can only be predicted, so the few paise a late stop adds are the charger's to absorb.
+       Like max_price, the cap scales the totals and leaves the dimension figures as they were.
 
 OCPI semantics (where the spec is precise)
     * For each dimension (ENERGY, TIME, PARKING_TIME) the first element with a component of that
@@ -747,7 +751,8 @@ class CostBreakdown:
                  "total_excl_u", "total_vat_u", "total_incl_u", "paid_minor", "energy_wh",
                  "time_s", "parking_s", "reservation_s", "billed_energy_wh", "billed_time_s",
                  "billed_parking_s", "billed_reservation_s", "reservation_expired",
-                 "min_price_applied", "max_price_applied", "vat_missing")
+                 "min_price_applied", "max_price_applied", "vat_missing", "limit_applied",
+                 "uncapped_minor")
 
     def as_dict(self):
         out = {}
@@ -1055,7 +1060,40 @@ class SessionPricer:
         out.billed_time_s = billed[TIME]
         out.billed_parking_s = billed[PARKING_TIME]
         out.vat_missing = missing
+        out.limit_applied = False
+        out.uncapped_minor = out.paid_minor
         return out
+
+
+def capped(cost, limit_minor):
+    """``cost`` with the amount to collect held to ``limit_minor`` (rounding rule 6).
+
+    Returns ``cost`` itself when it is within the limit (or there is none). Otherwise a copy
+    whose total incl. VAT is the limit, with excl. VAT and VAT split in the ratio they had, so
+    the tax stated stays the tax on what is collected.
+    """
+    if limit_minor is None:
+        return cost
+    if isinstance(limit_minor, bool) or not isinstance(limit_minor, int) or limit_minor < 0:
+        raise TariffError("money_limit", "must be a whole number of minor units >= 0, got "
+                          + repr(limit_minor))
+    if cost.paid_minor <= limit_minor:
+        return cost
+    out = CostBreakdown()
+    for name in CostBreakdown.__slots__:
+        setattr(out, name, getattr(cost, name))
+    incl = limit_minor * 10 ** (4 - cost.minor_digits)
+    if cost.total_incl_u > 0:
+        excl = _round_half_up(cost.total_excl_u * incl, cost.total_incl_u)
+    else:
+        excl = incl
+    out.total_incl_u = incl
+    out.total_excl_u = excl
+    out.total_vat_u = incl - excl
+    out.paid_minor = limit_minor
+    out.limit_applied = True
+    out.uncapped_minor = cost.paid_minor
+    return out
 
 
 def _flat_part(comp):

@@ -157,3 +157,60 @@ async def test_a_failing_relay_command_opens_latches_and_answers_the_caller(tmp_
         # The dispatcher still runs: a local reset is processed.
         await rt.local_reset()
         assert rt.safety.latched_fault is None
+
+
+async def test_a_prepaid_buyer_is_never_asked_for_more_than_they_paid(tmp_path):
+    # A start fee above the prepaid amount: the money limit is reached before any energy flows,
+    # so the tariff asks more than was paid whatever the timing. The receipt holds the total to
+    # the amount paid and states what was waived.
+    tariff = tmp_path / "fee.toml"
+    tariff.write_text('[tariff]\nid = "fee"\ncurrency = "INR"\ngst_percent = 18\n\n'
+                      '[[tariff.element]]\nflat = 5\nenergy_per_kwh = 18\n')
+    cfg = sim_config(tmp_path, auth="network", tariff=str(tariff))
+    receipts = []
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        rt.add_listener(lambda kind, obj: receipts.append(obj) if kind == "receipt" else None)
+        car = rt.board.sim.car
+        car.plug_in()
+        view = await rt.start_session(source="contract", reference="order-5", money_limit_minor=200,
+                                      paid_minor=200)
+        car.request_power()
+        await wait_until(lambda: rt.core.stop_reason is not None, what="money limit")
+        assert rt.core.stop_reason == "limit_money"
+        car.unplug()
+        await wait_until(lambda: receipts, what="receipt")
+        finished = rt.session(view.session_id)
+    _, receipt = receipts[0]
+    check = verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key))
+    assert check.total_paise == 200 and receipt["paid_paise"] == 200
+    assert receipt["balance_due_paise"] == 0 and check.refund_due_paise == 0
+    assert finished.cost.uncapped_minor >= 590  # Rs 5 + GST at least
+    assert receipt["waived_paise"] == finished.cost.uncapped_minor - 200
+    # GST is 18 % of what is collected, not of the tariff's price.
+    assert receipt["cost_paise"]["tax"] == 31
+    assert finished.cost.paid_minor == 200 and finished.cost.limit_applied
+
+
+async def test_receipt_lines_add_up_and_keep_the_tax_right():
+    from agent.runtime import _receipt_parts
+    from agent.tariff import Period, Tariff, capped, price_periods
+
+    def comp(kind, price, **restrictions):
+        element = {"price_components": [{"type": kind, "price": price, "vat": 18, "step_size": 1}]}
+        if restrictions:
+            element["restrictions"] = restrictions
+        return element
+
+    t = Tariff({"currency": "INR", "elements": [comp("TIME", 100, reservation="RESERVATION"),
+                                                comp("ENERGY", 18), comp("FLAT", 5)]})
+    start = 1_767_600_000
+    cost = price_periods(t, [Period(start, 0, 0, 0, reservation_s=1800),
+                             Period(start + 1800, 1000, 3600, 0)])
+    parts = _receipt_parts(cost)
+    # Reservation time (Rs 50) is time, not tax; Rs 18 energy; Rs 5 start fee; 18 % GST.
+    assert parts == {"energy": 1800, "time": 5000, "parking": 0, "flat": 500, "tax": 1314}
+    assert sum(parts.values()) == cost.paid_minor == 8614
+    held = _receipt_parts(capped(cost, 1000))
+    assert sum(held.values()) == 1000 and held["tax"] == 153  # 18/118 of Rs 10
+    # The excl.-GST lines give way in order, energy first.
+    assert held == {"energy": 0, "time": 347, "parking": 0, "flat": 500, "tax": 153}

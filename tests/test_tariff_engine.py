@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agent.errors import AgentError
-from agent.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError,
+from agent.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError, capped,
                           civil_from_days, days_from_civil, local_parts, parse_fixed,
                           price_periods)
 from agent.tariff_file import zone_offset
@@ -599,3 +599,32 @@ def test_live_pricer_merges_periods_when_nothing_changes():
     assert [p.energy_wh for p in periods] == [400, 400]
     # 400 Wh at 10 + 400 Wh at 20 = 12.00
     assert live.breakdown().energy_excl_u == 120000
+
+
+# --- money limits -------------------------------------------------------------------------------
+
+def test_a_money_limit_caps_what_is_collected_and_keeps_the_tax_share():
+    cost = price_periods(tariff(energy(18)), [Period(MON, 151, 60, 0)], IST)
+    assert cost.paid_minor == 321  # 151 Wh at Rs 18/kWh + 18 % GST
+    held = capped(cost, 319)
+    assert held.paid_minor == 319 and held.limit_applied and held.uncapped_minor == 321
+    assert held.total_incl_u == 31900  # u: 1/10,000 of a rupee
+    assert held.total_excl_u + held.total_vat_u == held.total_incl_u
+    # 18 % GST on what is collected, to the u.
+    assert abs(held.total_vat_u * 100 - held.total_excl_u * 18) <= 100
+    # The dimension figures stay the tariff's; the original is untouched.
+    assert held.energy_excl_u == cost.energy_excl_u and cost.paid_minor == 321
+    assert not cost.limit_applied
+
+
+def test_a_money_limit_not_reached_changes_nothing():
+    cost = price_periods(tariff(energy(18)), [Period(MON, 100, 60, 0)], IST)
+    assert capped(cost, 1000) is cost and capped(cost, None) is cost
+    assert capped(cost, cost.paid_minor) is cost
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "100"])
+def test_a_bad_money_limit_is_named(bad):
+    cost = price_periods(tariff(energy(18)), [Period(MON, 1000, 60, 0)], IST)
+    with pytest.raises(TariffError, match="money_limit"):
+        capped(cost, bad)

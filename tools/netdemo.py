@@ -144,7 +144,9 @@ def _print_receipt(screen: Screen, receipt: dict, check, spec: ChargerSpec) -> N
     screen.line(f"  energy     {receipt['energy_wh'] / 1000:.3f} kWh, tariff {(receipt.get('tariff') or {}).get('id')}")
     parts = [f"{name} {_rupees(cost[name])}" for name in ("flat", "energy", "time", "parking") if cost.get(name)]
     screen.line(f"  cost       {' + '.join(parts) or 'nothing'} + GST {_rupees(cost['tax'])} "
-                f"= {_rupees(cost['total'])}")
+                f"= {_rupees(cost['total'])}"
+                + (f" (held to the amount paid; {_rupees(receipt['waived_paise'])} waived)"
+                   if receipt.get("waived_paise") else ""))
     due = receipt.get("balance_due_paise") or 0
     screen.line(f"  paid       {_rupees(receipt['paid_paise'])} by UPI; refund due {_rupees(check.refund_due_paise)}"
                 + (f"; balance due {_rupees(due)}" if due else ""))

@@ -70,9 +70,16 @@ def build_receipt(
     issued_s: float,
     currency: str = "INR",
     ocmf: str | None = None,
+    waived_paise: int = 0,
 ) -> dict:
-    """Assemble and sign a receipt; refuses numbers that do not add up."""
+    """Assemble and sign a receipt; refuses numbers that do not add up.
+
+    ``waived_paise`` is what the tariff asked beyond the buyer's money limit (prepaid amount or
+    budget): the charger stopped a little late and does not collect it. Stated, so the buyer
+    can see that the cost lines are the tariff's price held to their limit.
+    """
     _amount(start_wh, "start_wh")
+    _amount(waived_paise, "waived_paise")
     _amount(stop_wh, "stop_wh")
     _amount(paid_paise, "paid_paise")
     for part in _COST_PARTS:
@@ -100,6 +107,8 @@ def build_receipt(
         "balance_due_paise": max(0, total - paid_paise),
         "issued_at": format_time(issued_s),
     }
+    if waived_paise:
+        receipt["waived_paise"] = waived_paise
     if ocmf is not None:
         receipt["ocmf"] = ocmf
     return sign_object(receipt, signer)
@@ -159,6 +168,8 @@ def verify_receipt(
     balance = _amount(_get(receipt, "balance_due_paise"), "balance_due_paise")
     if refund != max(0, paid - total) or balance != max(0, total - paid):
         raise SignatureError("receipt-inconsistent", "refund/balance due do not match paid and total")
+    if "waived_paise" in receipt:
+        _amount(receipt["waived_paise"], "waived_paise")
     ocmf_text = receipt.get("ocmf")
     if ocmf_text is None and require_ocmf:
         raise SignatureError("ocmf-missing", "receipt carries no OCMF meter data")
