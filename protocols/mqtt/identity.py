@@ -38,9 +38,11 @@ def memory_agency(agency_id: str = "agency", key_id: str = "agency-key-1") -> Ag
 
 def make_identity(agency: Agency, subscriber_id: str, *, lat: float, lon: float, now_s: float,
                   kind: str = "BPP", key_id: str | None = None, valid_days: int = 30,
-                  city: str = "std:080", domain: str = DEFAULT_DOMAIN) -> NetworkIdentity:
-    """A fresh key pair and the agency's certificate for it (``kind`` BPP for chargers, BAP for nodes)."""
-    key = ed25519.Ed25519PrivateKey.generate()
+                  city: str = "std:080", domain: str = DEFAULT_DOMAIN,
+                  private_key: ed25519.Ed25519PrivateKey | None = None) -> NetworkIdentity:
+    """A key pair (fresh unless ``private_key`` is given, e.g. for a key another process
+    holds) and the agency's certificate for it (``kind`` BPP for chargers, BAP for nodes)."""
+    key = private_key or ed25519.Ed25519PrivateKey.generate()
     key_id = key_id or f"{subscriber_id}-k1"
     signer = Ed25519Signer(subscriber_id=subscriber_id, key_id=key_id, private_key=key)
     encr = x25519.X25519PrivateKey.generate().public_key().public_bytes(
