@@ -140,6 +140,10 @@ class Authorizer:
         return Authorization(auth_id=self._new_id(), source="allow_list", token=token,
                              **self._allow[token])
 
+    def knows_token(self, token):
+        """Whether ``token`` is on the local allow-list."""
+        return token in self._allow
+
     @property
     def free_vend(self):
         return self._free_vend

@@ -40,6 +40,7 @@ from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalR
                            MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
                            ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
                            TimerFired)
+from agent.aio import cancel_and_wait
 from agent.tariff_file import tariff_digest
 from agent.tariff import PARKING_TIME, LivePricer, Period, SessionPricer, Tariff, capped, price_periods
 from board.checks import ConfigError
@@ -167,6 +168,7 @@ class Runtime(ChargerService):
         self.network = None  # the MQTT binding, when the site joined a network
         self.http = None  # the Beckn HTTP binding, when the site serves it
         self.ocpi = None  # the OCPI CPO binding, when the site serves it
+        self._token_authorities: list = []
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -210,7 +212,7 @@ class Runtime(ChargerService):
             async with self._relay_lock:
                 await self.board.relay.open()
         finally:
-            await _cancel_all(list(self._tasks.values()) + list(self._timers.values()))
+            await cancel_and_wait(list(self._tasks.values()) + list(self._timers.values()))
             self._tasks.clear()
             self._timers.clear()
             for _, fut in self._waiters:
@@ -806,6 +808,45 @@ class Runtime(ChargerService):
         self._refresh_connector()
         return self._update_view(sid)
 
+    async def present_token(self, uid: str, *, token_type: str = "RFID",
+                            connector_id: str | None = None) -> SessionView:
+        if not isinstance(uid, str) or not uid.strip():
+            raise ServiceError(f"token must be non-empty text, got {uid!r}", code=ServiceError.REJECTED)
+        if self.authorizer.knows_token(uid):
+            return await self.start_session(source="allow_list", reference=f"token-{uid}", token=uid,
+                                            connector_id=connector_id)
+        # Refuse what would be refused anyway before asking anyone over the network.
+        if connector_id not in (None, CONNECTOR_ID):
+            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
+                               code=ServiceError.UNKNOWN_CONNECTOR)
+        if self.safety.latched_fault is not None or self.core.state == "faulted":
+            raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
+        if self.core.busy:
+            raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
+        for authority in list(self._token_authorities):
+            decision = await authority.decide_token(uid, token_type=token_type,
+                                                    evse_uid=f"{self.config.site_id}-1")
+            if decision is None:
+                continue
+            if not decision.allowed:
+                log.info("token %s refused: %s", uid, decision.reason)
+                raise ServiceError(f"token {uid} refused: {decision.reason}", code=ServiceError.REJECTED)
+            reference = self._new_id()
+            authority.bind_session(reference, decision)
+            log.info("token %s allowed: %s", uid, decision.reason)
+            return await self.start_session(source="ocpi", reference=reference, token=uid,
+                                            connector_id=connector_id)
+        raise ServiceError(f"token {uid} is not on this site's allow-list and no eMSP knows it",
+                           code=ServiceError.REJECTED)
+
+    def add_token_authority(self, authority) -> None:
+        if authority not in self._token_authorities:
+            self._token_authorities.append(authority)
+
+    def remove_token_authority(self, authority) -> None:
+        if authority in self._token_authorities:
+            self._token_authorities.remove(authority)
+
     async def stop_session(self, session_id: str, *, reason: str = "remote") -> SessionView:
         if session_id != self.core.session_id or self.core.active_auth_id is None:
             view = self.session(session_id)
@@ -889,26 +930,6 @@ class Runtime(ChargerService):
         extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
         base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
         return base.breakdown().paid_minor
-
-
-async def _cancel_all(tasks, rounds: int = 20) -> None:
-    """Cancel and await ``tasks``, cancelling again while any survives.
-
-    On Python 3.11 ``asyncio.wait_for`` can swallow a cancellation that lands just as its inner
-    future completes (pymodbus waits for every answer that way), so one ``cancel()`` may leave a
-    poll loop running and a plain ``gather`` would wait for it forever.
-    """
-    pending = [t for t in tasks if not t.done()]
-    for _ in range(rounds):
-        if not pending:
-            break
-        for task in pending:
-            task.cancel()
-        _, still = await asyncio.wait(pending, timeout=0.5)
-        pending = list(still)
-    if pending:
-        log.error("tasks still running after shutdown: %s", ", ".join(t.get_name() for t in pending))
-    await asyncio.gather(*tasks, return_exceptions=True) if not pending else None
 
 
 _TICK = object()

@@ -89,6 +89,22 @@ class SessionView:
         return f"SessionView({self.session_id}, {self.status}, {self.energy_wh} Wh)"
 
 
+class TokenAuthority:
+    """Someone who knows tokens the site's allow-list does not (an eMSP, through OCPI).
+
+    ``decide_token`` returns None for a token it has never heard of, otherwise a decision with
+    ``allowed`` (bool) and ``reason`` (text). Before an allowed token's session starts the
+    charger calls ``bind_session(reference, decision)`` with the session's reference, so the
+    authority can tie what it reports later (sessions, CDRs) to that token.
+    """
+
+    async def decide_token(self, uid: str, *, token_type: str, evse_uid: str | None):
+        raise NotImplementedError
+
+    def bind_session(self, reference: str, decision) -> None:
+        raise NotImplementedError
+
+
 class ChargerService:
     """The contract every protocol binding programs against.
 
@@ -127,6 +143,23 @@ class ChargerService:
         the refund due); ``acceptance_digest`` is the digest of the buyer's signed acceptance
         (the Beckn ``confirm`` body), bound into the receipt."""
         raise NotImplementedError
+
+    async def present_token(self, uid: str, *, token_type: str = "RFID",
+                            connector_id: str | None = None) -> SessionView:
+        """A token shown at the charger (a card at the RFID reader, a code typed on the local
+        page): start charging if the site's allow-list or a token authority lets it.
+
+        The allow-list decides first, with no network. Then each token authority in turn (the
+        OCPI binding holds the eMSPs' tokens with their whitelist rules and asks the eMSP in
+        real time where the rules say so). Refused: ``ServiceError`` REJECTED naming why."""
+        raise NotImplementedError
+
+    def add_token_authority(self, authority: "TokenAuthority") -> None:
+        """Ask ``authority`` about tokens the allow-list does not know (a charger without a
+        token reader may ignore it: the default does)."""
+
+    def remove_token_authority(self, authority: "TokenAuthority") -> None:
+        """Stop asking ``authority`` (the default: nothing to forget)."""
 
     async def stop_session(self, session_id: str, *, reason: str = "remote") -> SessionView:
         raise NotImplementedError

@@ -1,7 +1,6 @@
 """End to end: a buyer makes a contract over real HTTP with the real runtime on the simulated board."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 

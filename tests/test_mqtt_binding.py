@@ -23,7 +23,7 @@ from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.identity import make_identity, memory_agency
 from protocols.mqtt.topics import Topics
 from protocols.mqtt.transport import MqttSettings, MqttTransport
-from protocols.node.client import NetworkNode, NodeError
+from protocols.node.client import NetworkNode
 from protocols.signing.beckn import Verifier, parse_frame
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import StaticKeyLookup

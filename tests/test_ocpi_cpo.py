@@ -486,7 +486,7 @@ async def test_location_tree_validates_and_last_updated_bubbles_up(h):
     h.schemas.check(body["data"], "locations", "EVSE")
     status, body, _ = await h.call("GET", f"/2.2.1/locations/{loc['id']}/EVSE-1/1")
     h.schemas.check(body["data"], "locations", "Connector")
-    for path in (f"/2.2.1/locations/nowhere", f"/2.2.1/locations/{loc['id']}/EVSE-9",
+    for path in ("/2.2.1/locations/nowhere", f"/2.2.1/locations/{loc['id']}/EVSE-9",
                  f"/2.2.1/locations/{loc['id']}/EVSE-1/7"):
         status, body, _ = await h.call("GET", path)
         assert status == 404 and body["status_code"] == 2003

@@ -103,3 +103,57 @@ async def test_site_config_ocpi_table_serves_versions_from_the_runtime(tmp_path)
                 body = await r.json()
                 assert body["status_code"] == 1000
                 assert any(v["version"] == "2.2.1" for v in body["data"])
+
+
+async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_path):
+    """An eMSP's RFID card shown at the charger: whitelist NEVER means the eMSP is asked, and
+    the session it allows is reported to that eMSP under that token."""
+    from agent.service import ServiceError
+    from tests.test_ocpi_cpo import _token
+
+    cfg = sim_config(tmp_path, auth="network")
+    emsp = await FakeEmsp().start()
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                             push_poll_s=0.05)
+        http = aiohttp.ClientSession()
+        try:
+            async def call(method, path, token, body=None):
+                headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
+                async with http.request(method, base + path, json=body, headers=headers) as resp:
+                    return resp.status, await resp.json()
+
+            _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
+            token = body["data"]["token"]
+            status, _ = await call("PUT", "/2.2.1/tokens/IN/EMS/CARD-7", token, _token("CARD-7", "NEVER"))
+            assert status == 201
+
+            # Unknown to everyone: refused without a session.
+            with pytest.raises(ServiceError, match="no eMSP knows it") as info:
+                await rt.present_token("CARD-0")
+            assert info.value.code == ServiceError.REJECTED
+
+            # The eMSP blocks the card: refused, and it was asked.
+            emsp.authorize_answer = "BLOCKED"
+            with pytest.raises(ServiceError, match="eMSP says BLOCKED"):
+                await rt.present_token("CARD-7")
+            assert rt.core.session_id is None
+
+            emsp.authorize_answer = "ALLOWED"
+            rt.board.sim.car.plug_in()
+            view = await rt.present_token("CARD-7")
+            asked = [r for r in emsp.received if r[1] == "tokens/CARD-7/authorize"]
+            assert len(asked) == 2 and asked[-1][2]["evse_uids"] == [f"{cfg.site_id}-1"]
+            assert view.source == "ocpi" and rt.core.session_id == view.session_id
+            _, body = await call("GET", "/2.2.1/sessions", token)
+            session = [s for s in body["data"] if s["id"] == view.session_id][0]
+            assert session["cdr_token"]["uid"] == "CARD-7" and session["auth_method"] == "AUTH_REQUEST"
+            assert session["authorization_reference"] == "auth-ref-1"
+            await rt.stop_session(view.session_id)
+        finally:
+            await http.close()
+            await cpo.close()
+        # Once the OCPI side is gone its cards are unknown again.
+        with pytest.raises(ServiceError, match="no eMSP knows it"):
+            await rt.present_token("CARD-7")
+    await emsp.close()

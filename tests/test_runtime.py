@@ -70,11 +70,12 @@ async def test_restart_reconciles_an_unfinished_session(tmp_path):
 
 
 async def test_shutdown_outlasts_a_task_that_swallows_its_first_cancel():
-    """Regression: Python 3.11's wait_for can swallow a cancel (pymodbus waits that way), and a
-    single cancel() then left the meter poll running and the shutdown waiting forever."""
+    """Regression: Python 3.11's wait_for can swallow a cancel (pymodbus and every poll loop
+    wait that way), and a single cancel() then left the meter poll (and once the OCPI pusher)
+    running and the shutdown waiting forever."""
     import asyncio
 
-    from agent.runtime import _cancel_all
+    from agent.aio import cancel_and_wait
 
     swallowed = asyncio.Event()
 
@@ -87,7 +88,7 @@ async def test_shutdown_outlasts_a_task_that_swallows_its_first_cancel():
 
     task = asyncio.get_running_loop().create_task(stubborn(), name="stubborn-poll")
     await asyncio.sleep(0)
-    await asyncio.wait_for(_cancel_all([task]), 5)
+    assert await asyncio.wait_for(cancel_and_wait([task]), 5) == []
     assert swallowed.is_set() and task.cancelled()
 
 
@@ -214,3 +215,19 @@ async def test_receipt_lines_add_up_and_keep_the_tax_right():
     assert sum(held.values()) == 1000 and held["tax"] == 153  # 18/118 of Rs 10
     # The excl.-GST lines give way in order, energy first.
     assert held == {"energy": 0, "time": 347, "parking": 0, "flat": 500, "tax": 153}
+
+
+async def test_a_card_on_the_allow_list_starts_charging_and_an_unknown_one_is_refused(tmp_path):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        with pytest.raises(ServiceError, match="CARD-X is not on this site's allow-list") as info:
+            await rt.present_token("CARD-X")
+        assert info.value.code == ServiceError.REJECTED and rt.core.session_id is None
+        with pytest.raises(ServiceError, match="non-empty"):
+            await rt.present_token(" ")
+        view = await rt.present_token("DEMO-RFID-0001")
+        assert view.source == "allow_list" and view.token == "DEMO-RFID-0001"
+        with pytest.raises(ServiceError) as info:
+            await rt.present_token("DEMO-RFID-0001")
+        assert info.value.code == ServiceError.OCCUPIED
+        await rt.stop_session(view.session_id)

@@ -139,7 +139,7 @@ def test_predictive_energy_stop_lands_between_polls():
     rig.feed(PilotChanged("C", 0))
     rig.feed(AuthGranted(auth(energy_limit_wh=100), 0))
     # 7200 W = 2 Wh per second; 100 Wh after 50 s.
-    t, e = 0, 10_000
+    t = 0
     while LIMIT_TIMER not in rig.timers or rig.timers[LIMIT_TIMER] > t + 1000:
         t += 1000
         e_exact = 10_000 + 2 * t // 1000

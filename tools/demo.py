@@ -33,8 +33,9 @@ async def wait_until(predicate, timeout_s: float, what: str, *, error=SystemExit
 async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, tell=say) -> dict:
     """Script one car on the simulated board: arrive, charge to the limit, park, leave.
 
-    Returns the signed receipt. With ``token`` the car's driver presents an allow-listed token
-    (an RFID card, say) instead of relying on free vend.
+    Returns the signed receipt. With ``token`` the car's driver presents a token (an RFID card,
+    say: on the site's allow-list, or an eMSP's card when the site serves OCPI) instead of
+    relying on free vend.
     """
     car = rt.board.sim.car
     receipts: list = []
@@ -50,7 +51,7 @@ async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, t
         car.plug_in()
         if token is not None:
             tell(f"a car plugs in (pilot A -> B); the driver shows token {token}")
-            await rt.start_session(source="allow_list", reference=f"token-{token}", token=token)
+            await rt.present_token(token)
         else:
             tell("a car plugs in (pilot A -> B); free vend authorizes it")
         await wait_until(lambda: rt.core.session_id is not None, 10, "authorization")

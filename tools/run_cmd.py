@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     run.add_argument("--sim-car", action="store_true",
                      help="simulated board only: a car arrives, charges to the session limit, parks, leaves; "
                           "the signed receipt is printed")
-    run.add_argument("--token", default=None, help="with --sim-car: the driver shows this allow-listed token")
+    run.add_argument("--token", default=None, help="with --sim-car: the driver shows this token (RFID card) at the charger: "
+                          "on the site's allow-list, or an eMSP's card when the site serves OCPI")
     run.add_argument("--speed", type=float, default=1.0,
                      help="simulated board only: run simulated time this many times faster")
     run.set_defaults(func=run_handler)

@@ -22,6 +22,7 @@ import logging
 
 import aiohttp
 from aiohttp import web
+from agent.aio import cancel_and_wait
 from protocols.http.serve import action_app, serve
 
 from protocols.beckn import messages as m
@@ -59,9 +60,7 @@ class BecknHttpServer:
 
     async def close(self) -> None:
         tasks, self._tasks = list(self._tasks), set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -30,6 +30,7 @@ import random as _random
 from collections import OrderedDict
 from typing import Any, Callable
 
+from agent.aio import cancel_and_wait
 from protocols.beckn import messages
 from protocols.errors import ProtocolError
 from protocols.mqtt import framing
@@ -133,9 +134,7 @@ class ChargerLink:
                 await self.transport.publish(self.presence_topic, payload, qos=1, retain=True, timeout_s=2)
             except TransportError:
                 pass  # the will covers us
-        for task in self._tasks + list(self._work):
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._work, return_exceptions=True)
+        await cancel_and_wait(self._tasks + list(self._work))
         self._tasks, self._work, self._chains = [], set(), {}
         await self.transport.close()
 

@@ -29,6 +29,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.aio import cancel_and_wait
 from protocols.errors import ProtocolError
 
 PROTOCOLS = ("3.1.1", "5")
@@ -175,9 +176,7 @@ class MqttTransport:
             client.disconnect()
             client.loop_write()
         self._drop_client()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         self._fail_pending("transport closed")
 

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
+from agent.aio import cancel_and_wait
 from protocols.beckn import messages
 from protocols.node.client import Answer, NetworkNode, NodeError
 from protocols.signing.errors import SignatureError
@@ -190,5 +191,4 @@ class ChargeFlow:
                     await self._ask(messages.status(self._ctx("status"), order_id=r.order_id))
         finally:
             if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+                await cancel_and_wait([watcher])

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from agent.aio import cancel_and_wait
 from protocols.beckn import messages
 from protocols.errors import ProtocolError
 from protocols.mqtt import framing, geohash
@@ -171,9 +172,7 @@ class NetworkNode:
         await self.transport.wait_connected(connect_timeout_s)
 
     async def close(self) -> None:
-        for task in list(self._work):
-            task.cancel()
-        await asyncio.gather(*self._work, return_exceptions=True)
+        await cancel_and_wait(list(self._work))
         self._work.clear()
         await self.transport.close()
 

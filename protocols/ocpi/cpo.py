@@ -18,6 +18,7 @@ from aiohttp import web
 
 from agent.errors import AgentError
 from agent.service import ServiceError
+from agent.aio import cancel_and_wait
 from protocols.ocpi import errors as E
 from protocols.ocpi.client import OcpiClient
 from protocols.ocpi.errors import MethodNotAllowed, OcpiError, PartnerError, Unauthorized
@@ -152,6 +153,7 @@ class OcpiCpo:
             return
         self.service.add_listener(self._on_event)
         self._listening = True
+        self.service.add_token_authority(self)  # cards at the charger: the eMSPs' tokens count too
         for view in self.service.connectors():
             self._evse_pushed[str(view.evse_uid)] = view.status
         self._known_parties = {p.pk for p in self.store.parties()}
@@ -160,13 +162,12 @@ class OcpiCpo:
     async def close(self) -> None:
         if self._listening:
             self.service.remove_listener(self._on_event)
+            self.service.remove_token_authority(self)
             self._listening = False
         tasks = [t for t in (self._push_task, *self._tasks) if t is not None]
         self._push_task = None
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -723,6 +724,17 @@ class OcpiCpo:
         if party is None:
             return AuthDecision(False, "the token's eMSP is no longer registered")
         return await self._decide(token, party, evse_uid=evse_uid)
+
+    async def decide_token(self, uid: str, *, token_type: str | None = None,
+                           evse_uid: str | None = None) -> AuthDecision | None:
+        """The charger's question for a card at its reader (``agent.service.TokenAuthority``):
+        None when no registered eMSP has pushed this token, otherwise ``authorize``'s answer."""
+        if self.store.find_token(uid, token_type) is None:
+            return None
+        return await self.authorize(uid, token_type=token_type, evse_uid=evse_uid)
+
+    def bind_session(self, reference: str, decision: AuthDecision) -> None:
+        self.remember_authorization(reference, decision)
 
     def remember_authorization(self, reference: str, decision: AuthDecision) -> None:
         """Tie a session the charger starts after ``authorize`` (its ``reference``) to the eMSP
