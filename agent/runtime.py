@@ -107,7 +107,7 @@ class _Meta:
     """What the runtime knows of a session beyond the core's view."""
 
     __slots__ = ("source", "reference", "token", "paid_minor", "acceptance_digest", "start_s",
-                 "start_wh", "pricer", "reservation_id", "limits")
+                 "start_wh", "pricer", "reservation_id", "limits", "auth_id")
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -677,7 +677,7 @@ class Runtime(ChargerService):
         rec = self.journal.session(sid) if final else None
         return SessionView(
             session_id=sid, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
-            auth_id=None, source=meta.source, token=meta.token, reference=meta.reference,
+            auth_id=meta.auth_id, source=meta.source, token=meta.token, reference=meta.reference,
             status="ACTIVE" if live else "COMPLETED", state=self.core.state if live else "finished",
             start_s=meta.start_s, stop_s=rec.stop_time_s if rec else None, start_wh=start_wh,
             stop_wh=int(rec.stop_wh) if rec else None,
@@ -709,7 +709,7 @@ class Runtime(ChargerService):
         cost = self._breakdown_for(rec, None) if rec.stop_wh is not None else None
         return SessionView(
             session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
-            source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
+            auth_id=auth.get("auth_id"), source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
             status="COMPLETED" if rec.stop_wh is not None else "ACTIVE", state="finished",
             start_s=rec.start_time_s, stop_s=rec.stop_time_s, start_wh=int(rec.start_wh),
             stop_wh=None if rec.stop_wh is None else int(rec.stop_wh),
@@ -746,6 +746,7 @@ class Runtime(ChargerService):
     def _grant(self, auth, meta: _Meta, time_ms: int):
         """Build the grant event; the metadata waits beside it until the core names the session."""
         meta.limits = auth.limits()
+        meta.auth_id = auth.auth_id
         self._granting = (auth.auth_id, meta)
         return AuthGranted(auth, time_ms)
 

@@ -247,3 +247,17 @@ def test_agency_certify_cli_type_bap(tmp_path, capsys):
                                                                 city="std:080", gps="12.9,77.6")))
     assert _cli(["agency", "certify", tmp_path / "bap-request.json", "--dir", agency_dir]) == 1
     assert "--type BAP" in capsys.readouterr().err
+
+
+def test_an_unreadable_revocation_list_is_an_error_that_names_the_file(agency):
+
+    revoke(agency, "a", now_s=T0)
+    path = agency.agency_dir / REVOCATIONS_FILE
+    path.write_text("{not json")
+    with pytest.raises(SignatureError) as info:
+        load_revocations(agency.agency_dir)
+    assert str(path) in str(info.value) and info.value.reason == "json-invalid"
+    # Revoking again must not start a fresh list over the broken one (that would un-revoke "a").
+    with pytest.raises(SignatureError):
+        revoke(agency, "b", now_s=T0 + 1)
+    assert path.read_text() == "{not json"

@@ -227,7 +227,28 @@ async def test_a_card_on_the_allow_list_starts_charging_and_an_unknown_one_is_re
             await rt.present_token(" ")
         view = await rt.present_token("DEMO-RFID-0001")
         assert view.source == "allow_list" and view.token == "DEMO-RFID-0001"
+        assert view.auth_id == rt.core.authorization.auth_id
         with pytest.raises(ServiceError) as info:
             await rt.present_token("DEMO-RFID-0001")
         assert info.value.code == ServiceError.OCCUPIED
         await rt.stop_session(view.session_id)
+
+
+async def test_a_reservation_made_again_under_its_id_replaces_the_first(tmp_path):
+    """OCPI RESERVE_NOW with a known reservation id replaces that reservation (new token, new
+    expiry); another id is refused while the first holds the connector."""
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        now = rt.now_s()
+        await rt.reserve(reservation_id="r1", connector_id=None, expires_s=now + 600, token="CARD-A")
+        view = await rt.reserve(reservation_id="r1", connector_id=None, expires_s=now + 1200, token="CARD-B")
+        assert view.status == "RESERVED"
+        with pytest.raises(ServiceError) as info:
+            await rt.reserve(reservation_id="r2", connector_id=None, expires_s=now + 600, token="CARD-C")
+        assert info.value.code == ServiceError.OCCUPIED
+        with pytest.raises(ServiceError) as info:
+            await rt.start_session(source="ocpi", reference="x-1", token="CARD-A")
+        assert info.value.code == ServiceError.OCCUPIED
+        started = await rt.start_session(source="ocpi", reference="x-2", token="CARD-B")
+        assert started.status == "ACTIVE"
+        await rt.stop_session(started.session_id)

@@ -194,11 +194,23 @@ def certify(request: Any, agency: Agency, *, valid_days: int, now_s: float, kind
 
 
 def load_revocations(agency_dir: Path) -> dict | None:
+    """The agency's revocation list as stored (None before the first revocation).
+
+    A list that cannot be read or parsed is an error naming the file, never "no list": reading
+    it as empty would make the next ``revoke`` start a new list and un-revoke everyone.
+    """
     path = Path(agency_dir) / REVOCATIONS_FILE
     try:
-        return load_json(path.read_bytes(), max_bytes=16 * 1024 * 1024)
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise SignatureError("revocation-unreadable", f"{path}: {exc.strerror or exc}") from None
+    try:
+        return load_json(raw, max_bytes=16 * 1024 * 1024)
+    except SignatureError as exc:
+        detail = str(exc).removeprefix(f"{exc.reason}: ")
+        raise SignatureError(exc.reason, f"{path}: {detail}") from None
 
 
 def revoke(agency: Agency, revoked_id: str, *, now_s: float) -> tuple[dict, bool]:
