@@ -250,7 +250,6 @@ def test_agency_certify_cli_type_bap(tmp_path, capsys):
 
 
 def test_an_unreadable_revocation_list_is_an_error_that_names_the_file(agency):
-
     revoke(agency, "a", now_s=T0)
     path = agency.agency_dir / REVOCATIONS_FILE
     path.write_text("{not json")
