@@ -23,6 +23,7 @@ from agent.clock import Clock  # noqa: E402
 from agent.config import utc_offset_s  # noqa: E402
 from agent.runtime import open_runtime  # noqa: E402
 from agent.tariff import Period, price_periods  # noqa: E402
+from protocols.ocpi.errors import OcpiError  # noqa: E402
 from protocols.ocpi.testing import start_cpo  # noqa: E402
 from tests.emsp_peer import EmspPeer  # noqa: E402
 from tests.emsp_peer.wire import format_dt, parse_dt  # noqa: E402
@@ -125,6 +126,32 @@ async def test_charger_registers_with_the_emsp(charger, peer):
     assert peer.server.token_forms == {"base64"}
 
 
+async def test_charger_renews_its_credentials_with_the_emsp(charger, peer):
+    """The charger's side of credentials PUT: new tokens both ways, the old ones dead."""
+    token_a = peer.issue_registration_token()
+    party = await charger.cpo.register(peer.server.versions_url, token_a)
+    our_old_token = peer.client.token  # what the eMSP calls the charger with
+    their_old_token = party.outgoing_token  # what the charger calls the eMSP with
+    renewed = await charger.cpo.rotate(party.pk)
+    assert renewed.pk == party.pk and renewed.outgoing_token != their_old_token
+    assert renewed.outgoing_token in peer.server.accepted and their_old_token not in peer.server.accepted
+    # The eMSP checked our versions with the new token while handling the PUT, and now uses it.
+    assert peer.client.token != our_old_token
+    assert await peer.pull("locations")
+    stale = await peer.client.call("GET", peer.endpoint("locations", "SENDER"), token=our_old_token,
+                                   expect_http=401)
+    assert stale.status_code != 1000
+    assert [p.pk for p in charger.cpo.store.parties(registered_only=False)] == [party.pk]
+    # A partner that refuses the PUT leaves everything as it was.
+    peer.server.registered = False
+    with pytest.raises(OcpiError):
+        await charger.cpo.rotate(party.pk)
+    assert charger.cpo.store.party(party.pk).outgoing_token == renewed.outgoing_token
+    assert [p.pk for p in charger.cpo.store.parties(registered_only=False)] == [party.pk]
+    peer.server.registered = True
+    assert await peer.pull("locations")
+
+
 async def test_charger_registers_through_the_urja_command(tmp_path, charger, peer):
     """``urja ocpi register URL TOKEN_A`` run beside the serving charger, sharing its OCPI store."""
     site_file = Path(charger.rt.site.path)
@@ -143,6 +170,20 @@ store = "{tmp_path / 'ocpi.sqlite'}"
     assert peer.server.registered and token_a not in peer.server.accepted
     seen, peer.server.violations[:] = list(peer.server.violations), []
     assert seen == [], seen
+    # ``urja ocpi rotate N`` renews the tokens of that registration from the command line.
+    pk = out.decode().split("registered: party ")[1].split()[0]
+    old_token = peer.client.token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.cli", "ocpi", "--config", str(config), "rotate", pk,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and "renewed" in out.decode(), err.decode()
+    assert peer.client.token != old_token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.cli", "ocpi", "--config", str(config), "rotate", "99",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1 and "no registered partner 99" in err.decode()
     # The serving charger knows the new partner and pushes to it.
     charger.car.plug_in()
     await peer.wait_until(lambda: peer.server.pushes and any(p.module == "locations" for p in peer.server.pushes),

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     reg.set_defaults(func=_register)
     lst = sub.add_parser("list", help="registered partners and open registration tokens")
     lst.set_defaults(func=_list)
+    rot = sub.add_parser("rotate", help="renew the tokens with a partner (by the number 'list' shows)")
+    rot.add_argument("party", type=int)
+    rot.set_defaults(func=_rotate)
     unreg = sub.add_parser("unregister", help="unregister a partner (by the number 'list' shows)")
     unreg.add_argument("party", type=int)
     unreg.set_defaults(func=_unregister)
@@ -66,15 +69,11 @@ def _register(args) -> int:
     import aiohttp
 
     from protocols.ocpi.client import OcpiClient
-    from protocols.ocpi.cpo import credentials_object, register_with
+    from protocols.ocpi.cpo import register_with
     from protocols.ocpi.errors import OcpiError
 
     site, settings, store = _open(args)
-    name = settings.business_name or site.operator or site.name or site.site_id
-
-    def credentials(token):
-        return credentials_object(token, base_url=settings.public_url, country_code=settings.country_code,
-                                  party_id=settings.party_id, name=name)
+    credentials = _credentials(site, settings)
 
     async def run():
         async with aiohttp.ClientSession() as http:
@@ -91,6 +90,54 @@ def _register(args) -> int:
     finally:
         store.close()
     print(f"registered: {party.label}")
+    return 0
+
+
+def _credentials(site, settings):
+    """Our credentials object for a given token, as the partner will see it."""
+    from protocols.ocpi.cpo import credentials_object
+
+    name = settings.business_name or site.operator or site.name or site.site_id
+
+    def credentials(token):
+        return credentials_object(token, base_url=settings.public_url, country_code=settings.country_code,
+                                  party_id=settings.party_id, name=name)
+    return credentials
+
+
+def _rotate(args) -> int:
+    import asyncio
+    import secrets
+    import time
+
+    import aiohttp
+
+    from protocols.ocpi.client import OcpiClient
+    from protocols.ocpi.cpo import rotate_with
+    from protocols.ocpi.errors import OcpiError
+
+    site, settings, store = _open(args)
+    try:
+        party = store.party(args.party)
+        if party is None or party.state != "registered":
+            print(f"urja ocpi rotate: no registered partner {args.party} (see 'urja ocpi list')", file=sys.stderr)
+            return 1
+
+        async def run():
+            async with aiohttp.ClientSession() as http:
+                client = OcpiClient(http, new_id=lambda: str(uuid.uuid4()))
+                return await rotate_with(client, store, party, credentials=_credentials(site, settings),
+                                         new_token=lambda: secrets.token_urlsafe(32), clock=time.time)
+
+        try:
+            party = asyncio.run(run())
+        except OcpiError as exc:
+            print(f"urja ocpi rotate: {party.label}: OCPI status {exc.status_code}: {exc.message}; "
+                  "the old tokens stay in use", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    print(f"renewed: {party.label} (new tokens both ways)")
     return 0
 
 

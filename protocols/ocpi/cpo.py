@@ -412,6 +412,14 @@ class OcpiCpo:
                                    credentials=self.credentials, new_token=self._new_token, clock=self._clock,
                                    on_registered=self._initial_push)
 
+    async def rotate(self, party_pk: int) -> Party:
+        """Fresh tokens both ways with a registered partner (PUT on their credentials)."""
+        party = self.store.party(party_pk)
+        if party is None or party.state != "registered":
+            raise OcpiError(E.INVALID_PARAMETERS, f"no registered party {party_pk}")
+        return await rotate_with(self._client(), self.store, party, credentials=self.credentials,
+                                 new_token=self._new_token, clock=self._clock)
+
     async def unregister(self, party_pk: int) -> None:
         """Tell a partner we leave (DELETE on their credentials) and forget it either way."""
         party = self.store.party(party_pk)
@@ -961,6 +969,48 @@ class OcpiCpo:
                 await asyncio.wait_for(self._wake.wait(), self.push_poll_s)
             except asyncio.TimeoutError:
                 pass
+
+
+async def rotate_with(client: OcpiClient, store: OcpiStore, party: Party, *, credentials, new_token,
+                      clock) -> Party:
+    """Update a registration from our side (OCPI credentials PUT): the partner gets a new token
+    for calling us and answers with a new token for calling it; its endpoints are read anew.
+
+    Why now and not only at registration: a token that leaked, a partner that moved or added
+    modules. The new token is accepted (like a registration's token B) before the PUT, since
+    the partner may check our versions with it while handling the PUT; until the partner has
+    answered, the old token keeps working, and if the PUT fails nothing changes.
+    """
+    if not party.outgoing_token:
+        raise OcpiError(E.INVALID_PARAMETERS, f"{party.label} has given us no token to call it with")
+    _, endpoints = await client.discover(party.versions_url, token=party.outgoing_token)
+    url = next((e["url"] for e in endpoints if e["identifier"] == "credentials" and e.get("role") == "RECEIVER"),
+               None) or next(e["url"] for e in endpoints if e["identifier"] == "credentials")
+    token_b = new_token()
+    pending = store.add_pending(incoming_token=token_b, versions_url=party.versions_url, version=VERSION,
+                                endpoints=endpoints, now_s=clock())
+    try:
+        status, reply = await client.call("PUT", url, token=party.outgoing_token, body=credentials(token_b))
+        data = reply.get("data")
+        if status != 200 or reply.get("status_code") != 1000 or not isinstance(data, dict):
+            raise PartnerError(E.UNABLE_TO_USE_CLIENT_API,
+                               f"PUT {url}: HTTP {status}, status_code {reply.get('status_code')!r}: "
+                               f"{reply.get('status_message', '')}")
+        token_c, their_url, roles = OcpiCpo._parse_credentials(data)
+    except BaseException:
+        store.delete_party(pending.pk)
+        raise
+    updated = store.finish_rotation(party.pk, pending_pk=pending.pk, outgoing_token=token_c, versions_url=their_url,
+                                    endpoints=endpoints, roles=roles, now_s=clock())
+    if their_url != party.versions_url:  # the partner moved: read its endpoints where it is now
+        try:
+            _, endpoints = await client.discover(their_url, token=token_c)
+            updated = store.update_party(party.pk, endpoints=endpoints, now_s=clock())
+        except PartnerError as exc:
+            log.warning("OCPI: %s moved to %s but its endpoints could not be read there (%s); "
+                        "the old ones stay until the next update", updated.label, their_url, exc)
+    log.info("OCPI: credentials with %s renewed", updated.label)
+    return updated
 
 
 async def register_with(client: OcpiClient, store: OcpiStore, *, versions_url: str, token_a: str, credentials,

@@ -213,6 +213,23 @@ class OcpiStore:
         self._tx(work)
         return self.party(pk)
 
+    def finish_rotation(self, pk: int, *, pending_pk: int, outgoing_token: str, versions_url: str,
+                        endpoints: list, roles: list, now_s: float) -> Party:
+        """The partner took our new credentials: the token it was given through ``pending_pk``
+        becomes the only one accepted for ``pk``, in one transaction (the old one stops)."""
+        def work(c):
+            row = c.execute("SELECT incoming_hash FROM parties WHERE pk = ? AND state = 'pending'",
+                            (pending_pk,)).fetchone()
+            if row is None:
+                raise ValueError(f"no pending credentials {pending_pk}")
+            c.execute("DELETE FROM parties WHERE pk = ?", (pending_pk,))
+            c.execute("""UPDATE parties SET incoming_hash = ?, outgoing_token = ?, versions_url = ?, endpoints_json = ?,
+                         roles_json = ?, updated_s = ? WHERE pk = ?""",
+                      (row[0], outgoing_token, versions_url, json.dumps(endpoints), json.dumps(roles), now_s, pk))
+
+        self._tx(work)
+        return self.party(pk)
+
     def update_party(self, pk: int, *, incoming_token: str | None = None, outgoing_token: str | None = None,
                      versions_url: str | None = None, version: str | None = None, endpoints: list | None = None,
                      roles: list | None = None, now_s: float) -> Party:
