@@ -750,11 +750,8 @@ class Runtime(ChargerService):
         self._granting = (auth.auth_id, meta)
         return AuthGranted(auth, time_ms)
 
-    async def start_session(self, *, source: str, reference: str, token: str | None = None,
-                            connector_id: str | None = None, energy_limit_wh: int | None = None,
-                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
-                            departure_s: float | None = None, reservation_id: str | None = None,
-                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+    def _check_startable(self, connector_id: str | None) -> None:
+        """Refusals every start shares, checked before anything is asked or granted."""
         if connector_id not in (None, CONNECTOR_ID):
             raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
                                code=ServiceError.UNKNOWN_CONNECTOR)
@@ -762,6 +759,13 @@ class Runtime(ChargerService):
             raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
         if self.core.busy:
             raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
+
+    async def start_session(self, *, source: str, reference: str, token: str | None = None,
+                            connector_id: str | None = None, energy_limit_wh: int | None = None,
+                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
+                            departure_s: float | None = None, reservation_id: str | None = None,
+                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+        self._check_startable(connector_id)
         held = self._reservation
         if held is not None:
             rid, _, rtoken = held
@@ -817,13 +821,7 @@ class Runtime(ChargerService):
             return await self.start_session(source="allow_list", reference=f"token-{uid}", token=uid,
                                             connector_id=connector_id)
         # Refuse what would be refused anyway before asking anyone over the network.
-        if connector_id not in (None, CONNECTOR_ID):
-            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
-                               code=ServiceError.UNKNOWN_CONNECTOR)
-        if self.safety.latched_fault is not None or self.core.state == "faulted":
-            raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
-        if self.core.busy:
-            raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
+        self._check_startable(connector_id)
         for authority in list(self._token_authorities):
             decision = await authority.decide_token(uid, token_type=token_type,
                                                     evse_uid=f"{self.config.site_id}-1")

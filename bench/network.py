@@ -88,10 +88,32 @@ async def _floor_round(requester, inbox_state, cover_topics, search_payload) -> 
     return time.perf_counter() - t0
 
 
+def _gc_watch():
+    """Freeze what set-up built, then time every collection: (pauses list, the callback)."""
+    gc.collect()
+    gc.freeze()
+    pauses: list = []
+    started: dict = {}
+
+    def on_gc(phase, info):
+        if phase == "start":
+            started["t"] = time.perf_counter()
+        elif "t" in started:
+            pauses.append((info["generation"], time.perf_counter() - started.pop("t")))
+    gc.callbacks.append(on_gc)
+    return pauses, on_gc
+
+
+def _gc_summary(pauses: list) -> dict:
+    return {"collections": len(pauses), "full_collections": sum(1 for g, _ in pauses if g == 2),
+            "longest_pause_ms": round(max((d for _, d in pauses), default=0.0) * 1000, 1),
+            "total_pause_ms": round(sum(d for _, d in pauses) * 1000, 1)}
+
+
 NODE_CHILD = r"""
 import asyncio, base64, gc, json, statistics, sys, time
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from bench.network import FLOOR_ROOT, FLOOR_INBOX, _floor_round, _pct
+from bench.network import FLOOR_ROOT, FLOOR_INBOX, _floor_round, _gc_summary, _gc_watch, _pct
 from protocols.beckn import messages
 from protocols.mqtt.topics import Topics
 from protocols.mqtt.transport import MqttSettings, MqttTransport
@@ -122,15 +144,7 @@ async def main(spec):
     search_payload = node._frame(messages.search(node.context("search", transaction_id="floor"),
                                                  gps=centre, radius_m=int(radius_km * 1000)))
     await _floor_round(requester, (got, done), cover, search_payload)
-    gc.collect()
-    gc.freeze()
-    pauses, started = [], {}
-    def on_gc(phase, info):
-        if phase == "start":
-            started["t"] = time.perf_counter()
-        elif "t" in started:
-            pauses.append((info["generation"], time.perf_counter() - started.pop("t")))
-    gc.callbacks.append(on_gc)
+    pauses, on_gc = _gc_watch()
     discovery_s, floor_s, complete = [], [], 0
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -143,8 +157,7 @@ async def main(spec):
     await node.close()
     print(json.dumps({"discovery_s": discovery_s, "floor_s": floor_s, "complete": complete,
                       "node_rejected": node.stats["rejected"],
-                      "gc": {"collections": len(pauses), "full_collections": sum(1 for g, _ in pauses if g == 2),
-                             "longest_pause_ms": round(max((d for _, d in pauses), default=0.0) * 1000, 1)}}))
+                      "gc": _gc_summary(pauses)}))
 
 asyncio.run(main(json.loads(sys.stdin.read())))
 """
@@ -229,17 +242,7 @@ async def _measure(workdir: Path) -> dict:
         for t in responders:
             await t.wait_connected(10)
 
-        gc.collect()
-        gc.freeze()
-        pauses: list = []
-        started: dict = {}
-
-        def on_gc(phase, info):
-            if phase == "start":
-                started["t"] = time.perf_counter()
-            elif "t" in started:
-                pauses.append((info["generation"], time.perf_counter() - started.pop("t")))
-        gc.callbacks.append(on_gc)
+        pauses, on_gc = _gc_watch()
         key_bytes = node_key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
         try:
@@ -262,10 +265,7 @@ async def _measure(workdir: Path) -> dict:
             "ratio_p50": round(statistics.median(discovery_s) / statistics.median(floor_s), 2),
             "received_outside_area": fleet.received_outside(inside_ids),
             "node_rejected": child["node_rejected"],
-            "gc_fleet": {"frozen_objects": gc.get_freeze_count(), "collections": len(pauses),
-                         "full_collections": sum(1 for g, _ in pauses if g == 2),
-                         "longest_pause_ms": round(max((d for _, d in pauses), default=0.0) * 1000, 1),
-                         "total_pause_ms": round(sum(d for _, d in pauses) * 1000, 1)},
+            "gc_fleet": {"frozen_objects": gc.get_freeze_count(), **_gc_summary(pauses)},
             "gc_node": child["gc"],
         }
         for t in responders:

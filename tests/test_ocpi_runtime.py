@@ -16,6 +16,17 @@ from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
 pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")
 
 
+def _caller(http, base, schemas):
+    """``call(method, path, token, body)`` as an eMSP calls the charger; every answer is an envelope."""
+    async def call(method, path, token, body=None):
+        headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
+        async with http.request(method, base + path, json=body, headers=headers) as resp:
+            payload = await resp.json()
+            schemas.envelope(payload)
+            return resp.status, payload
+    return call
+
+
 async def test_remote_session_on_the_simulated_board_ends_in_a_signed_cdr(tmp_path):
     schemas = Schemas()
     cfg = sim_config(tmp_path, auth="network")
@@ -25,12 +36,7 @@ async def test_remote_session_on_the_simulated_board_ends_in_a_signed_cdr(tmp_pa
                                              push_poll_s=0.05)
         http = aiohttp.ClientSession()
         try:
-            async def call(method, path, token, body=None):
-                headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
-                async with http.request(method, base + path, json=body, headers=headers) as resp:
-                    payload = await resp.json()
-                    schemas.envelope(payload)
-                    return resp.status, payload
+            call = _caller(http, base, schemas)
 
             status, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
             assert status == 200, body
@@ -118,10 +124,7 @@ async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_
                                              push_poll_s=0.05)
         http = aiohttp.ClientSession()
         try:
-            async def call(method, path, token, body=None):
-                headers = {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
-                async with http.request(method, base + path, json=body, headers=headers) as resp:
-                    return resp.status, await resp.json()
+            call = _caller(http, base, Schemas())
 
             _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
             token = body["data"]["token"]

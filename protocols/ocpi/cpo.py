@@ -971,6 +971,23 @@ class OcpiCpo:
                 pass
 
 
+def _credentials_url(endpoints: list) -> str:
+    """The partner's credentials module (its RECEIVER interface when it names roles)."""
+    return next((e["url"] for e in endpoints if e["identifier"] == "credentials" and e.get("role") == "RECEIVER"),
+                None) or next(e["url"] for e in endpoints if e["identifier"] == "credentials")
+
+
+async def _exchange_credentials(client: OcpiClient, method: str, url: str, token: str, ours: dict) -> tuple:
+    """Send our credentials (POST to register, PUT to update); returns theirs (token, url, roles)."""
+    status, reply = await client.call(method, url, token=token, body=ours)
+    data = reply.get("data")
+    if status != 200 or reply.get("status_code") != 1000 or not isinstance(data, dict):
+        raise PartnerError(E.UNABLE_TO_USE_CLIENT_API,
+                           f"{method} {url}: HTTP {status}, status_code {reply.get('status_code')!r}: "
+                           f"{reply.get('status_message', '')}")
+    return OcpiCpo._parse_credentials(data)
+
+
 async def rotate_with(client: OcpiClient, store: OcpiStore, party: Party, *, credentials, new_token,
                       clock) -> Party:
     """Update a registration from our side (OCPI credentials PUT): the partner gets a new token
@@ -984,19 +1001,13 @@ async def rotate_with(client: OcpiClient, store: OcpiStore, party: Party, *, cre
     if not party.outgoing_token:
         raise OcpiError(E.INVALID_PARAMETERS, f"{party.label} has given us no token to call it with")
     _, endpoints = await client.discover(party.versions_url, token=party.outgoing_token)
-    url = next((e["url"] for e in endpoints if e["identifier"] == "credentials" and e.get("role") == "RECEIVER"),
-               None) or next(e["url"] for e in endpoints if e["identifier"] == "credentials")
+    url = _credentials_url(endpoints)
     token_b = new_token()
     pending = store.add_pending(incoming_token=token_b, versions_url=party.versions_url, version=VERSION,
                                 endpoints=endpoints, now_s=clock())
     try:
-        status, reply = await client.call("PUT", url, token=party.outgoing_token, body=credentials(token_b))
-        data = reply.get("data")
-        if status != 200 or reply.get("status_code") != 1000 or not isinstance(data, dict):
-            raise PartnerError(E.UNABLE_TO_USE_CLIENT_API,
-                               f"PUT {url}: HTTP {status}, status_code {reply.get('status_code')!r}: "
-                               f"{reply.get('status_message', '')}")
-        token_c, their_url, roles = OcpiCpo._parse_credentials(data)
+        token_c, their_url, roles = await _exchange_credentials(client, "PUT", url, party.outgoing_token,
+                                                                credentials(token_b))
     except BaseException:
         store.delete_party(pending.pk)
         raise
@@ -1021,19 +1032,12 @@ async def register_with(client: OcpiClient, store: OcpiStore, *, versions_url: s
     while handling our request; a failed registration removes it again.
     """
     _, endpoints = await client.discover(versions_url, token=token_a)
-    url = next((e["url"] for e in endpoints if e["identifier"] == "credentials" and e.get("role") == "RECEIVER"),
-               None) or next(e["url"] for e in endpoints if e["identifier"] == "credentials")
+    url = _credentials_url(endpoints)
     token_b = new_token()
     pending = store.add_pending(incoming_token=token_b, versions_url=versions_url, version=VERSION,
                                 endpoints=endpoints, now_s=clock())
     try:
-        status, reply = await client.call("POST", url, token=token_a, body=credentials(token_b))
-        data = reply.get("data")
-        if status != 200 or reply.get("status_code") != 1000 or not isinstance(data, dict):
-            raise PartnerError(E.UNABLE_TO_USE_CLIENT_API,
-                               f"POST {url}: HTTP {status}, status_code {reply.get('status_code')!r}: "
-                               f"{reply.get('status_message', '')}")
-        token_c, their_url, roles = OcpiCpo._parse_credentials(data)
+        token_c, their_url, roles = await _exchange_credentials(client, "POST", url, token_a, credentials(token_b))
         party = store.complete_pending(pending.pk, outgoing_token=token_c, roles=roles, versions_url=their_url,
                                        now_s=clock())
     except BaseException:
