@@ -27,6 +27,17 @@ Durability contract (what the runtime must do, and what it may then rely on)
    the runtime considers it sent; a sender takes ``due(now_s)``, delivers, then ``ack``-s or
    ``retry``-s. A crash between delivery and ack redelivers (at-least-once); a ``key``
    deduplicates repeated enqueues of the same logical message.
+7. Network orders: a protocol binding keeps the orders it has confirmed with
+   ``save_order(binding, tx_id, snapshot_json, now_s)`` (durable on return, one row per
+   binding and transaction, replaced on every save), reads them back at start with
+   ``orders(binding)`` and forgets one with ``delete_order(binding, tx_id)``. A buyer who paid
+   and got an order id must still find that order after a power cut. The snapshot is the
+   binding's own JSON object; the journal only checks that it is one. Bindings never see each
+   other's rows (the MQTT and HTTP bindings answer their own transactions).
+
+Tables added after schema version 1 that older code can simply ignore (``orders``) are created
+with ``CREATE TABLE IF NOT EXISTS`` at every open, without a version bump: a file stays
+readable by the release before, so going back after a bad update keeps every session.
 
 "Durable" means fsynced: it holds on storage that honours flush requests (industrial-grade
 SD/eMMC; consumer cards that acknowledge writes from a volatile cache can still lose the last
@@ -175,6 +186,16 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class OrderRecord:
+    """One stored network order: ``snapshot`` is the binding's JSON text, returned as written."""
+
+    binding: str
+    tx_id: str
+    snapshot: str
+    updated_s: float
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     id: int
     topic: str
@@ -229,8 +250,27 @@ _SCHEMA_V1 = (
 )
 
 
+# Added without a schema version bump (see the module docstring): older code ignores them.
+# The snapshot (about 2 KB) spills into overflow pages; a rowid table keeps the row's key in a
+# small index that a replacing save does not touch, and rowid order is first-saved order.
+_SCHEMA_ADDITIONS = (
+    """CREATE TABLE IF NOT EXISTS orders (
+        binding TEXT NOT NULL,
+        tx_id TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        updated_s REAL NOT NULL,
+        UNIQUE (binding, tx_id)
+    )""",
+)
+
+
 def _create_v1(conn: sqlite3.Connection) -> None:
     for statement in _SCHEMA_V1:
+        conn.execute(statement)
+
+
+def _create_additions(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_ADDITIONS:
         conn.execute(statement)
 
 
@@ -252,6 +292,15 @@ def _require_text(name, value, *, optional=False):
     if not isinstance(value, str) or not value:
         raise InvalidValue(f"{name} must be a non-empty string, got {value!r}", field=name, value=value)
     return value
+
+
+def _as_text(value) -> str:
+    """A stored text column as text, whatever a damaged row holds (SQLite columns are not typed)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return repr(value)
 
 
 def _payload_bytes(name, value) -> bytes:
@@ -342,6 +391,7 @@ class Journal:
                 step(conn)
                 version += 1
                 conn.execute(f"PRAGMA user_version={version}")
+            _create_additions(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -751,6 +801,50 @@ class Journal:
 
         return self._write(work)
 
+    # ------------------------------------------------------------------ orders
+
+    def save_order(self, binding: str, tx_id: str, snapshot_json: str, now_s: float) -> None:
+        """Store (or replace) a binding's order; durable on return.
+
+        ``snapshot_json`` must be the text of a JSON object: a row the binding could not read
+        back is refused here rather than found at the next start.
+        """
+        _require_text("binding", binding)
+        _require_text("tx_id", tx_id)
+        if not isinstance(snapshot_json, str):
+            raise InvalidValue(f"order snapshot must be JSON text, got {type(snapshot_json).__name__}",
+                               field="snapshot_json", tx_id=tx_id)
+        try:
+            parsed = json.loads(snapshot_json)
+        except ValueError as exc:
+            raise InvalidValue(f"order {tx_id!r}: snapshot is not JSON: {exc}", field="snapshot_json",
+                               tx_id=tx_id) from exc
+        if not isinstance(parsed, dict):
+            raise InvalidValue(f"order {tx_id!r}: snapshot must be a JSON object, got {type(parsed).__name__}",
+                               field="snapshot_json", tx_id=tx_id)
+        _require_number("now_s", now_s)
+        self._write(lambda conn: conn.execute(
+            """INSERT INTO orders (binding, tx_id, snapshot, updated_s) VALUES (?, ?, ?, ?)
+               ON CONFLICT (binding, tx_id) DO UPDATE SET snapshot = excluded.snapshot,
+                                                          updated_s = excluded.updated_s""",
+            (binding, tx_id, snapshot_json, now_s)))
+
+    def orders(self, binding: str) -> list[OrderRecord]:
+        """A binding's stored orders, first saved first; rows are returned unread (the binding
+        decides what a snapshot it cannot use means)."""
+        _require_text("binding", binding)
+        rows = self._db().execute(
+            "SELECT binding, tx_id, snapshot, updated_s FROM orders WHERE binding = ? ORDER BY rowid",
+            (binding,)).fetchall()
+        return [OrderRecord(binding=r[0], tx_id=r[1], snapshot=_as_text(r[2]), updated_s=r[3]) for r in rows]
+
+    def delete_order(self, binding: str, tx_id: str) -> bool:
+        """Forget a binding's order; True if there was one."""
+        _require_text("binding", binding)
+        _require_text("tx_id", tx_id)
+        return self._write(lambda conn: conn.execute(
+            "DELETE FROM orders WHERE binding = ? AND tx_id = ?", (binding, tx_id)).rowcount) > 0
+
     # ------------------------------------------------------------- housekeeping
 
     def prune(self, *, before_s: float) -> dict:
@@ -779,7 +873,7 @@ class Journal:
 
 
 __all__ = [
-    "CheckpointPolicy", "Journal", "JournalError", "OutboxEntry", "ReceiptConflict", "SCHEMA_VERSION",
+    "CheckpointPolicy", "Journal", "JournalError", "OrderRecord", "OutboxEntry", "ReceiptConflict", "SCHEMA_VERSION",
     "SchemaError", "SessionClosed", "SessionExists", "SessionRecord", "StorageError", "UnknownMessage",
     "UnknownSession", "InvalidValue",
 ]

@@ -34,6 +34,40 @@ signed receipt of a finished session an ``on_status`` with order status ``COMPLE
 connector change a fresh signed catalog; they are queued and delivered by a named background
 task through the injected ``send`` coroutine (``start()`` / ``close()``).
 
+Durable orders (``store``): chargers lose power without warning, and a buyer who paid and got
+an order id must still find the order afterwards. With a ``store`` (the runtime's journal:
+``save_order`` / ``orders`` / ``delete_order``, see ``agent.journal``) and a ``binding`` name
+(``"mqtt"``, ``"http"``: each binding reads only its own rows) a transaction is written when it
+is confirmed and whenever its stage changes (started, stopping, ended, cancelled) or it is
+rated, and read back when the ``Bpp`` is built. Quotes before confirm are not written: they
+live minutes and the buyer simply selects again. Without a store (the default; fleet mode and
+most tests) transactions live in memory only, as before.
+
+* What is written: the transaction's fields as one JSON object, with ``ctx`` (the buyer's
+  ``confirm`` context: it addresses the unsolicited ``on_status`` of that transaction) and
+  ``quote_doc`` (the signed quote every order reply carries as evidence of the price). Both
+  are public; a transaction never holds a private key or any secret (the signer stays
+  outside). Not written: the receipt (the journal holds it already; it is read back through
+  ``service.receipt``) and ``last_sent`` (it only stops a notification from repeating).
+* After a restart each order is tied to the charger again. An order that was charging is
+  tied to its session, which the runtime's boot reconciliation closed and gave a receipt: the
+  order is ended, the receipt attached and the buyer told (``on_status`` ``COMPLETE``), as a
+  live end would be. A start that never reached the journal (the car had not drawn power) died
+  with the process: the order is confirmed again and may be started or cancelled. A confirmed
+  order's connector hold is taken again through ``service.reserve`` in ``start()`` while it has
+  not expired (a hold that cannot be taken is logged; the order may still start). A row that
+  cannot be read is skipped with an error naming the order, and left in the store.
+* Bound: the store follows the memory bound. ``max_transactions`` and the same eviction (ended
+  and cancelled orders, oldest first) delete the row with the transaction, and a restore that
+  finds more rows drops the oldest finished ones. A finished order is kept until then rather
+  than after a time-out, so a buyer whose receipt was lost in the power cut can still ask
+  ``status`` for it; the table keeps no more rows than memory keeps orders (at most
+  ``max_transactions``, about 2 KB each), plus any row it could not read.
+* Refusals: ``confirm`` is refused, with nothing held, when its order cannot be written: the
+  charger must not say yes and then forget. A write that fails after the charger acted (a
+  start, a stop, a cancel) is logged and counted (``store_failed``) instead; the action stands
+  and the next change writes the order again.
+
 Public API::
 
     Policy(*, payment="prepaid", reservation_grace_s=900, cancellation_fee_paise=0,
@@ -43,7 +77,8 @@ Public API::
     Reply(ack: dict, callbacks: list[Outgoing], http_status: int = 200, headers: dict = {})
     Bpp(*, service, signer, verifier, bpp_uri, domain=DEFAULT_DOMAIN, clock=None, new_id=uuid4 text,
         bpp_id=None, policy=None, certificate=None, agency_public_key=None, revocations=None,
-        replay=None, send=None, max_body_bytes=65536, signature_ttl_s=60, max_transactions=1000)
+        replay=None, send=None, max_body_bytes=65536, signature_ttl_s=60, max_transactions=1000,
+        store=None, binding=None)
       await bpp.receive(action, body, headers) -> Reply
       bpp.catalog() -> Outgoing          the retained, signed catalog (an unsolicited on_search)
       await bpp.start() / await bpp.close()   the unsolicited-message pump (uses bpp.send)
@@ -53,6 +88,7 @@ Public API::
                                           and "tariff" service events)
       bpp.certificate_cache               buyer certificates already verified (trust.CertificateCache)
       bpp.revocations = new_list          takes effect with the next message
+      bpp.store, bpp.binding              the order store and this binding's name in it (None: memory only)
 
 What is reused between messages, and why that weakens nothing: the catalog with its signed
 offer, until the tariff, a connector, the site, the certificate or the signing key changes or
@@ -118,7 +154,26 @@ PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
 OFFER_KIND = "urja.offer"
 QUOTE_KIND = "urja.quote"
 MAX_OUTBOX = 256
+ABANDONED_AFTER_S = 86_400  # a confirmed order never started may be evicted this long after its window
 _NOT_SERVICEABLE = ("INOPERATIVE", "OUTOFORDER", "UNKNOWN")
+
+ORDER_FORMAT = 1  # the stored order's layout; a row of another format is not guessed at
+ORDER_STAGES = ("confirmed", "charging", "stopping", "ended", "cancelled")  # stages that have an order
+_NOT_STORED = ("receipt", "last_sent")
+_NUMBER = (int, float)
+_NONE = type(None)
+# What a restored order must hold, by type: the fields the handlers read without a check.
+_STORED_FIELDS = {
+    "transaction_id": (str,), "order_id": (str,), "bap_id": (str,), "bap_uri": (str, _NONE),
+    "stage": (str,), "connector_id": (str,), "ctx": (dict,), "quote_doc": (dict,), "quote_id": (str,),
+    "currency": (str,), "price_paise": (int,), "tax_paise": (int,), "paid_paise": (int,),
+    "start_s": _NUMBER, "created_s": _NUMBER, "quote_expires_s": _NUMBER, "reserve_ahead": (bool,),
+    "certified": (bool,), "payment_id": (str,), "payment_type": (str,), "payment_status": (str, _NONE),
+    "payment_ref": (str, _NONE), "billing": (dict, _NONE), "session_id": (str, _NONE),
+    "reservation_id": (str, _NONE), "reservation_expires_s": _NUMBER + (_NONE,),
+    "acceptance_digest": (str, _NONE), "energy_wh": (int, _NONE), "asked_energy_wh": (int, _NONE),
+    "duration_s": (int, _NONE), "budget_paise": (int, _NONE), "power_w": (int,), "ratings": (list,),
+}
 
 
 @dataclass(frozen=True)
@@ -187,6 +242,7 @@ class _Tx:
     def __init__(self, **values):
         self.stage = "quoted"
         self.order_id = self.reservation_id = self.session_id = self.acceptance_digest = None
+        self.reservation_expires_s = None
         self.payment_status = None
         self.paid_paise = 0
         self.billing = None
@@ -197,6 +253,48 @@ class _Tx:
 
     def snapshot(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("ctx", "quote_doc")}
+
+    def stored_json(self) -> str:
+        """What the order store keeps (see "Durable orders" in the module docstring)."""
+        doc = {k: v for k, v in self.__dict__.items() if k not in _NOT_STORED}
+        doc["format"] = ORDER_FORMAT
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_stored(cls, tx_id: str, text: str) -> "_Tx":
+        """A transaction from its stored JSON; ``ValueError`` naming the order when unusable."""
+        name = f"transaction {tx_id!r}"
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{name}: not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{name}: not a JSON object")
+        if isinstance(doc.get("order_id"), str):
+            name = f"order {doc['order_id']!r} ({name})"
+        if doc.pop("format", None) != ORDER_FORMAT:
+            raise ValueError(f"{name}: format must be {ORDER_FORMAT}")
+        for key, types in _STORED_FIELDS.items():
+            if key not in doc:
+                raise ValueError(f"{name}: {key} is missing")
+            value = doc[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ValueError(f"{name}: {key} is {value!r}, not {' or '.join(t.__name__ for t in types)}")
+        if doc["transaction_id"] != tx_id:
+            raise ValueError(f"{name}: stored under another transaction ({doc['transaction_id']!r})")
+        if doc["stage"] not in ORDER_STAGES:
+            raise ValueError(f"{name}: stage {doc['stage']!r} (allowed: {', '.join(ORDER_STAGES)})")
+        if doc["stage"] in ("charging", "stopping") and doc["session_id"] is None:
+            raise ValueError(f"{name}: {doc['stage']} without a session")
+        ratings = []
+        for r in doc["ratings"]:
+            if not (isinstance(r, list) and len(r) == 2):
+                raise ValueError(f"{name}: rating {r!r} is not [category, value]")
+            ratings.append(tuple(r))
+        doc["ratings"] = ratings
+        for key in _NOT_STORED:
+            doc.pop(key, None)
+        return cls(**doc)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -221,7 +319,11 @@ class Bpp:
                  replay: ReplayGuard | None = None,
                  send: Callable[[Outgoing], Awaitable[None]] | None = None,
                  max_body_bytes: int = m.MAX_BODY_BYTES, signature_ttl_s: int = 60,
-                 max_transactions: int = 1000, city_code: str = m.DEFAULT_CITY):
+                 max_transactions: int = 1000, city_code: str = m.DEFAULT_CITY,
+                 store: Any = None, binding: str | None = None):
+        if store is not None and (not isinstance(binding, str) or not binding):
+            raise ValueError("a Bpp with an order store needs its binding's name (e.g. 'mqtt', 'http'), "
+                             f"got {binding!r}")
         self.service = service
         self.site = service.site
         self._signer = signer
@@ -264,13 +366,22 @@ class Bpp:
             "update": self._update, "status": self._status, "track": self._track, "cancel": self._cancel,
             "rating": self._rating, "support": self._support,
         }
+        self.store = store
+        self.binding = binding
+        self._holds_to_restore: list[_Tx] = []
+        if store is not None:
+            self._restore()
         self.service.add_listener(self._on_event)
         self._listening = True
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start delivering unsolicited messages through ``self.send``."""
+        """Take restored orders' connector holds again, then start delivering unsolicited
+        messages through ``self.send``."""
+        holds, self._holds_to_restore = self._holds_to_restore, []
+        for tx in holds:
+            await self._restore_hold(tx)
         if self._task is None:
             self._task = asyncio.create_task(self._pump(), name=f"beckn-bpp-outbox:{self.bpp_id}")
 
@@ -302,6 +413,134 @@ class Bpp:
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+    # ------------------------------------------------------------------ durable orders
+
+    def _persist(self, tx: _Tx) -> None:
+        """Write an order now (one fsync); raises what the store raises."""
+        if self.store is None or not tx.order_id:
+            return
+        self.store.save_order(self.binding, tx.transaction_id, tx.stored_json(), self.clock())
+        self._count("orders_saved")
+
+    def _persist_quietly(self, tx: _Tx) -> None:
+        """Write an order after the charger acted: a failure is logged, never refused."""
+        try:
+            self._persist(tx)
+        except Exception:
+            self._count("store_failed")
+            log.exception("beckn: order %s (%s) could not be written; it is held in memory until its next change",
+                          tx.order_id, tx.stage)
+
+    def _drop(self, tx_id: str, tx: _Tx) -> None:
+        """Forget a transaction, in memory and in the store."""
+        self._txs.pop(tx_id, None)
+        if tx.order_id:
+            self._by_order.pop(tx.order_id, None)
+        if tx.session_id:
+            self._by_session.pop(tx.session_id, None)
+        if self.store is not None and tx.order_id:
+            try:
+                self.store.delete_order(self.binding, tx_id)
+            except Exception:
+                self._count("store_failed")
+                log.exception("beckn: order %s could not be deleted from the store", tx.order_id)
+
+    def _restore(self) -> None:
+        """Read back this binding's orders and tie each to the charger (module docstring)."""
+        try:
+            records = self.store.orders(self.binding)
+        except Exception:
+            self._count("store_failed")
+            log.exception("beckn: the stored orders of binding %s could not be read; starting without them",
+                          self.binding)
+            return
+        restored = []
+        for rec in records:
+            try:
+                restored.append(_Tx.from_stored(rec.tx_id, rec.snapshot))
+            except ValueError as exc:
+                self._count("orders_unreadable")
+                log.error("beckn: stored %s of binding %s is unreadable and was skipped (left in the store)",
+                          exc, self.binding)
+        restored.sort(key=lambda tx: tx.created_s)  # the order their selects came in
+        by_reference = self._contract_sessions(restored)
+        for tx in restored:
+            self._txs[tx.transaction_id] = tx
+            self._by_order[tx.order_id] = tx
+            try:
+                self._reattach(tx, by_reference)
+            except Exception:  # the order stays as stored; a status still answers with it
+                log.exception("beckn: restored order %s could not be tied to the charger", tx.order_id)
+            if tx.session_id:
+                self._by_session[tx.session_id] = tx
+            if tx.stage == "confirmed" and tx.reservation_id is not None:
+                self._holds_to_restore.append(tx)
+            self._count("orders_restored")
+        excess = len(self._txs) - self.max_transactions
+        for tid, tx in list(self._txs.items()):
+            if excess <= 0:
+                break
+            if tx.stage in ("ended", "cancelled"):
+                self._drop(tid, tx)
+                excess -= 1
+        if restored:
+            log.info("beckn: %d order(s) of binding %s restored", len(restored), self.binding)
+
+    def _contract_sessions(self, restored: list) -> dict:
+        """Sessions started for confirmed orders, by order id: a start whose write the crash
+        cut off still has its session (one read, only when such orders exist)."""
+        confirmed = [tx for tx in restored if tx.stage == "confirmed"]
+        if not confirmed:
+            return {}
+        try:
+            views = self.service.sessions(since_s=min(tx.created_s for tx in confirmed))
+        except Exception:
+            log.exception("beckn: could not list sessions to tie restored orders")
+            return {}
+        return {v.reference: v for v in views if v.source == "contract" and v.reference}
+
+    def _reattach(self, tx: _Tx, by_reference: dict) -> None:
+        stage = tx.stage
+        view = None
+        if tx.stage == "confirmed" and tx.order_id in by_reference:
+            view = by_reference[tx.order_id]
+            tx.session_id, tx.stage = view.session_id, "charging"
+        if tx.stage in ("charging", "stopping"):
+            view = self.service.session(tx.session_id)
+            if view is None:
+                # authorized, but the car drew no power before the restart: nothing was
+                # journaled and the authorization died with the process, so the order is open again
+                tx.session_id, tx.stage = None, "confirmed"
+            elif view.status in ("COMPLETED", "INVALID"):
+                tx.stage = "ended"
+            if view is not None:
+                tx.last_sent = (view.status, view.state)
+        if tx.stage == "ended" and tx.session_id:
+            tx.receipt = self.service.receipt(tx.session_id)
+        if tx.stage == stage:
+            return
+        self._persist_quietly(tx)
+        log.info("beckn: restored order %s: %s -> %s", tx.order_id, stage, tx.stage)
+        if tx.stage == "ended":
+            self._unsolicited(tx, "on_status", {"order": self._status_order(tx)})
+
+    async def _restore_hold(self, tx: _Tx) -> None:
+        """A restored confirmed order holds its connector again, until the hold's own expiry."""
+        if tx.stage != "confirmed" or tx.reservation_id is None:
+            return
+        expires_s = tx.reservation_expires_s
+        if expires_s is None or expires_s <= self.clock():
+            log.info("beckn: restored order %s: its connector hold has expired", tx.order_id)
+            return
+        try:
+            await self.service.reserve(reservation_id=tx.reservation_id, connector_id=tx.connector_id,
+                                       expires_s=expires_s, token=tx.bap_id)
+            self._count("holds_restored")
+        except ServiceError as exc:
+            self._count("holds_not_restored")
+            log.warning("beckn: restored order %s: connector %s could not be held again: %s",
+                        tx.order_id, tx.connector_id, exc)
 
     # ------------------------------------------------------------------ signing
 
@@ -854,8 +1093,7 @@ class Bpp:
             return
         now_s = self.clock()
         for tid, tx in self._txs.items():
-            if tx.stage in ("ended", "cancelled") or (tx.stage in ("quoted", "initiated")
-                                                     and tx.quote_expires_s < now_s):
+            if self._evictable(tx, now_s):
                 return
         raise BecknError(BUSINESS_ERROR, "too many open transactions; retry later", kind="busy", http_status=503)
 
@@ -864,14 +1102,26 @@ class Bpp:
             return
         now_s = self.clock()
         for tid, tx in list(self._txs.items()):
-            if tx.stage in ("ended", "cancelled") or (tx.stage in ("quoted", "initiated")
-                                                     and tx.quote_expires_s < now_s):
-                del self._txs[tid]
-                if tx.order_id:
-                    self._by_order.pop(tx.order_id, None)
-                if tx.session_id:
-                    self._by_session.pop(tx.session_id, None)
+            if self._evictable(tx, now_s):
+                self._drop(tid, tx)
                 return
+
+    def _evictable(self, tx: _Tx, now_s: float) -> bool:
+        """Whether a transaction may make room for a new one (oldest first).
+
+        Ended and cancelled orders, and quotes past their validity. A confirmed order that was
+        never started (the buyer did not come) goes too, a day after its start window closed:
+        otherwise, kept across restarts, abandoned orders would fill the table over months and
+        lock new buyers out. The day leaves the buyer time to ask for its status.
+        """
+        if tx.stage in ("ended", "cancelled"):
+            return True
+        if tx.stage in ("quoted", "initiated"):
+            return tx.quote_expires_s < now_s
+        if tx.stage == "confirmed":
+            window_end_s = tx.reservation_expires_s or (tx.start_s + self.policy.reservation_grace_s)
+            return window_end_s + ABANDONED_AFTER_S < now_s
+        return False
 
     def _tx_for(self, req: m.Request, stages: tuple, what: str) -> _Tx:
         tx = self._txs.get(req.context.transaction_id)
@@ -949,18 +1199,20 @@ class Bpp:
         order_id = self.new_id()
         now_s = self.clock()
         reservation_id = None
+        hold_until_s = max(tx.start_s, now_s) + self.policy.reservation_grace_s
         try:
             await self.service.reserve(reservation_id=order_id, connector_id=tx.connector_id,
-                                       expires_s=max(tx.start_s, now_s) + self.policy.reservation_grace_s,
-                                       token=tx.bap_id)
+                                       expires_s=hold_until_s, token=tx.bap_id)
             reservation_id = order_id
         except ServiceError as exc:
             if exc.code == ServiceError.NOT_SUPPORTED and not tx.reserve_ahead:
                 reservation_id = None
             else:
                 raise _service_nack(exc, "message.order.fulfillments[0].id") from None
+        before = dict(tx.__dict__)
         tx.order_id = order_id
         tx.reservation_id = reservation_id
+        tx.reservation_expires_s = hold_until_s if reservation_id is not None else None
         tx.stage = "confirmed"
         tx.payment_status = pay.status
         tx.paid_paise = pay.amount_paise or 0
@@ -968,6 +1220,22 @@ class Bpp:
         tx.billing = ask.billing or tx.billing
         tx.ctx = req.context.raw
         tx.acceptance_digest = "BLAKE-512=" + digest
+        try:
+            self._persist(tx)
+        except Exception:
+            # A yes the charger would forget at the next power cut is worse than a no now.
+            self._count("store_failed")
+            log.exception("beckn: order %s for transaction %s could not be written; confirm refused",
+                          order_id, tx.transaction_id)
+            tx.__dict__.clear()
+            tx.__dict__.update(before)
+            if reservation_id is not None:
+                try:
+                    await self.service.cancel_reservation(reservation_id)
+                except ServiceError:
+                    pass
+            raise BecknError(AGENT_UNAVAILABLE, "the charger could not record the order; nothing is held, "
+                                                "confirm again later", kind="storage", http_status=503) from None
         self._by_order[order_id] = tx
         state = m.STATE_RESERVED if tx.reserve_ahead else m.STATE_CONFIRMED
         order = self._order_body(tx, state=state, status="ACTIVE",
@@ -1075,6 +1343,7 @@ class Bpp:
             tx.stage = "charging"
             self._by_session[view.session_id] = tx
             tx.last_sent = (view.status, view.state)
+            self._persist_quietly(tx)
         else:
             if tx.stage != "charging":
                 raise BecknError(UPDATE_NOT_POSSIBLE, f"not charging (the order is {tx.stage}); "
@@ -1083,7 +1352,9 @@ class Bpp:
                 await self.service.stop_session(tx.session_id, reason="remote")
             except ServiceError as exc:
                 raise _service_nack(exc, "message.order.fulfillments[0].state") from None
-            tx.stage = "stopping"
+            if tx.stage == "charging":  # the end may already have been told while the stop ran
+                tx.stage = "stopping"
+                self._persist_quietly(tx)
         return self._ack(self._reply(req, "on_update", {"order": self._status_order(tx)}))
 
     async def _status(self, req: m.Request, certified: bool, digest: str = "") -> Reply:
@@ -1119,6 +1390,7 @@ class Bpp:
         refund = max(0, tx.paid_paise - fee) if tx.payment_status == "PAID" else 0
         tx.stage = "cancelled"
         tx.cancel_fee_paise, tx.refund_paise = fee, refund
+        self._persist_quietly(tx)
         order = self._order_body(tx, state=m.STATE_CANCELLED, status="CANCELLED")
         order["quote"]["price"] = {"currency": tx.currency, "value": m.money_text(-refund)}
         order["quote"]["breakup"] = [
@@ -1139,6 +1411,8 @@ class Bpp:
             txs.append((tx, r))
         for tx, r in txs:
             tx.ratings.append((r.category, r.value))
+        for tx in {id(tx): tx for tx, _ in txs}.values():
+            self._persist_quietly(tx)
         return self._ack(self._reply(req, "on_rating", {"feedback_form": {"required": False}}))
 
     async def _support(self, req: m.Request, certified: bool, digest: str = "") -> Reply:
@@ -1175,6 +1449,7 @@ class Bpp:
                 tx.last_sent = key
                 if obj.status in ("COMPLETED", "INVALID") and tx.stage in ("charging", "stopping"):
                     tx.stage = "ended"
+                    self._persist_quietly(tx)
                 self._unsolicited(tx, "on_status", {"order": self._status_order(tx)})
             elif kind == "receipt":
                 session_id, receipt = obj
@@ -1182,7 +1457,9 @@ class Bpp:
                 if tx is None or tx.receipt is not None:
                     return
                 tx.receipt = receipt
-                tx.stage = "ended"
+                if tx.stage != "ended":
+                    tx.stage = "ended"
+                    self._persist_quietly(tx)
                 self._unsolicited(tx, "on_status", {"order": self._status_order(tx)})
             elif kind == "connector":
                 key = (obj.connector_id, obj.status)

@@ -4,6 +4,8 @@ A charger that is reachable (a public address, or a tunnel) can serve Beckn's HT
 beside, or instead of, the MQTT network. It gets its own ``Bpp`` over the same charger facade:
 transactions that arrive over HTTP are answered over HTTP (callbacks to the buyer's
 ``bap_uri``), those from MQTT over MQTT, and both see the same connectors, tariff and sessions.
+Its confirmed orders are kept in the runtime's journal under its own name (``"http"``), apart
+from the MQTT binding's, so they survive a restart (``protocols.beckn.bpp``, "Durable orders").
 
     [http]
     listen = "0.0.0.0:8080"                 # host:port to bind
@@ -16,6 +18,8 @@ from protocols.beckn.bpp import Bpp
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
+
+ORDER_BINDING = "http"  # this binding's rows in the journal's order store
 
 
 class HttpBinding:
@@ -41,7 +45,7 @@ class HttpBinding:
         # Buyers are known by the agency certificate they carry; no static keys are configured.
         bpp = Bpp(service=rt, signer=ident.keyring, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
                   bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
-                  agency_public_key=ident.agency_public_key)
+                  agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING)
         return cls(bpp=bpp, server=BecknHttpServer(bpp=bpp), host=host, port=int(port_text))
 
     async def start(self) -> int:

@@ -34,6 +34,7 @@ from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup, signer_at
 
 DEFAULT_BROKERS = ("mqtt://127.0.0.1:1883",)
+ORDER_BINDING = "mqtt"  # this binding's rows in the journal's order store
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +97,8 @@ class ChargerNetwork:
     def __init__(self, *, service, signer, certificate: dict | None, agency_public_key: bytes | None,
                  settings: MqttSettings, topics: Topics | None = None, journal=None,
                  clock: Callable[[], float] | None = None, rng: _random.Random | None = None,
-                 revocations: Any = None, buyer_keys: StaticKeyLookup | None = None, **link_options):
+                 revocations: Any = None, buyer_keys: StaticKeyLookup | None = None, order_store: Any = None,
+                 **link_options):
         self.service = service
         clock = clock or service.now_s
         site = service.site
@@ -109,13 +111,20 @@ class ChargerNetwork:
                                 topics=self.topics, journal=journal, rng=rng, **link_options)
         self.bpp = Bpp(service=service, signer=signer, verifier=self.verifier, bpp_uri=self.link.uri,
                        clock=clock, bpp_id=subscriber_id, certificate=certificate,
-                       agency_public_key=agency_public_key, revocations=revocations, send=self.link.send)
+                       agency_public_key=agency_public_key, revocations=revocations, send=self.link.send,
+                       store=order_store, binding=ORDER_BINDING)
         self.link.provider = self.bpp
 
     @classmethod
     def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
-        """Wire the network for an ``agent.runtime.Runtime`` (keys, certificate, journal from it)."""
+        """Wire the network for an ``agent.runtime.Runtime`` (keys, certificate, journal from it).
+
+        The journal also keeps this binding's confirmed orders, so they survive a restart of the
+        charger (``protocols.beckn.bpp``, "Durable orders"); fleet mode and tests that build a
+        ``ChargerNetwork`` directly keep them in memory.
+        """
         config = config or NetworkConfig.from_site(rt.site)
+        options.setdefault("order_store", rt.journal)
         ident = rt.identity
         settings = config.mqtt_settings(client_id=rt.site.site_id)
         return cls(service=rt, signer=ident.keyring, certificate=ident.certificate,
