@@ -308,3 +308,25 @@ async def test_node_recognises_a_charger_certificate_yet_refuses_it_when_revoked
                                             "revoked": [{"id": "c1", "revoked_at": format_time(NOW_S)}]},
                                            agency.signer))
     assert not await answer()
+
+
+async def test_node_checks_a_certificate_whose_fields_were_altered_under_a_known_signature():
+    from protocols.mqtt.identity import make_identity, memory_agency
+    from protocols.mqtt.transport import MqttSettings, MqttTransport
+    from protocols.node.client import NetworkNode
+
+    clock = Clock()
+    agency = memory_agency()
+    ident = make_identity(agency, "c1", lat=12.97, lon=77.59, now_s=NOW_S, valid_days=1)
+    node = NetworkNode(transport=MqttTransport(MqttSettings(brokers=("mqtt://127.0.0.1:1",), client_id="n")),
+                       subscriber_id="node", signer=signer("node", "n1", 5), agency_public_key=agency.public_key,
+                       clock=clock)
+
+    def carried(cert):
+        return {"tags": [m.signed_tag(m.TAG_CERTIFICATE, cert)]}
+
+    assert node._certificates_in(carried(ident.certificate)) == [ident.certificate]
+    moved = dict(ident.certificate, gps="28.613900,77.209000")  # the same signature, another place
+    assert node._certificates_in(carried(moved)) == []
+    assert "certificate" in node.last_rejection
+    assert node._certificates_in(carried(ident.certificate)) == [ident.certificate]

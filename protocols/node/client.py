@@ -161,7 +161,7 @@ class NetworkNode:
         self._seen: set[tuple[str, str, str]] = set()
         self._browse = None
         self._probe = asyncio.Event()
-        self._certs_held: set[tuple] = set()
+        self._certs_held: dict[tuple, dict] = {}  # (subscriber, key id, signature) -> the verified certificate
         self._cert_texts: dict[str, dict] = {}
         transport.on_message = self._on_message
 
@@ -398,15 +398,19 @@ class NetworkNode:
                 continue
             if not isinstance(cert, dict):
                 continue
-            certs.append(cert)
             marker = (cert.get("subscriber_id"), cert.get("unique_key_id"), str(cert.get("signature")))
-            if marker not in self._certs_held:
+            # Skip the check only for the very certificate verified before: a signature copied
+            # onto altered fields must be checked (and refused), not recognised by its marker.
+            if self._certs_held.get(marker) != cert:
                 try:
                     self.certs.add(cert)
                 except SignatureError as exc:
                     self.last_rejection = f"certificate: {exc}"
                     continue
-                self._certs_held.add(marker)
+                if len(self._certs_held) >= MAX_CERT_TEXTS:
+                    self._certs_held.pop(next(iter(self._certs_held)))
+                self._certs_held[marker] = cert
+            certs.append(cert)
             if len(self._cert_texts) >= MAX_CERT_TEXTS:
                 self._cert_texts.pop(next(iter(self._cert_texts)))
             self._cert_texts[text] = cert
