@@ -59,12 +59,39 @@ class RuntimeError_(AgentError):
 
 
 class Identity:
-    """The charger's keys and its agency certificate, loaded once at start."""
+    """The charger's keys and its agency certificate, loaded once at start.
+
+    Everything the charger signs (messages, offers, receipts, OCMF) is signed with the key the
+    certificate vouches for, not the keyring's newest: after ``urja keygen --rotate`` the new
+    key is useless to a buyer until the agency has certified it, and a receipt signed with it
+    would not verify (the receipt builder refuses the mismatch outright). Installing the new
+    certificate (and restarting) moves everything to the new key.
+    """
 
     def __init__(self, *, keyring, certificate: dict, agency_public_key: bytes | None):
         self.keyring = keyring
         self.certificate = certificate
         self.agency_public_key = agency_public_key
+        key_id = certificate.get("unique_key_id") if isinstance(certificate, dict) else None
+        self._entry = next((e for e in keyring.entries if e.key_id == key_id), None)
+
+    @property
+    def certified_key_id(self) -> str | None:
+        return self._entry.key_id if self._entry is not None else None
+
+    def entry(self, now_s: float):
+        """The certified key generation (signing, encryption and metering keys)."""
+        if self._entry is None:
+            raise AgentError(f"the certificate names key {self.certificate.get('unique_key_id')!r}, "
+                             f"which is not in {self.keyring.key_dir}")
+        return self._entry
+
+    def signer(self, now_s: float):
+        from protocols.signing.keys import Ed25519Signer
+
+        entry = self.entry(now_s)
+        return Ed25519Signer(subscriber_id=self.keyring.subscriber_id, key_id=entry.key_id,
+                             private_key=entry.signing_key)
 
     def __repr__(self) -> str:
         return f"Identity({self.keyring.subscriber_id!r})"
@@ -100,7 +127,16 @@ def load_identity(config: SiteConfig) -> Identity:
             agency_key = read_agency_public_key(config.agency_key)
         except (OSError, ProtocolError) as exc:
             raise ConfigError(config.path, "identity.agency_key", str(exc)) from None
-    return Identity(keyring=keyring, certificate=certificate, agency_public_key=agency_key)
+    identity = Identity(keyring=keyring, certificate=certificate, agency_public_key=agency_key)
+    if identity.certified_key_id is None:
+        raise ConfigError(config.path, "identity.certificate",
+                          f"{cert_path} certifies key {certificate.get('unique_key_id')!r}, which is not among "
+                          f"the keys in {key_dir} ({', '.join(e.key_id for e in keyring.entries)})")
+    newest = keyring.entries[-1]
+    if newest.key_id != identity.certified_key_id:
+        log.warning("key %s waits for its agency certificate; signing with the certified key %s until it is "
+                    "installed in %s", newest.key_id, identity.certified_key_id, cert_path)
+    return identity
 
 
 class _Meta:
@@ -375,7 +411,8 @@ class Runtime(ChargerService):
             charging = self.core.state == "charging" and reading.power_w > 1
             try:
                 meta.pricer.reading(int(now_s), reading.energy_import_wh, power_w=int(reading.power_w),
-                                    current_ma=int(max(reading.current_a) * 1000), charging=charging)
+                                    # OCPI min/max_current restrict the sum over phases
+                                    current_ma=int(sum(reading.current_a) * 1000), charging=charging)
             except AgentError as exc:
                 log.warning("pricer refused reading: %s", exc)
             try:
@@ -570,7 +607,7 @@ class Runtime(ChargerService):
         paid = auth.get("paid_minor")
         parts = _receipt_parts(cost)
         now_s = self.clock.wall_s()
-        entry = self.identity.keyring.current(now_s)
+        entry = self.identity.entry(now_s)
         model = self.board.meter.model
         serial = rec.meter_serial or "unknown"
         offset_min = utc_offset_s(self.config.place.timezone, rec.start_time_s) // 60
@@ -582,7 +619,7 @@ class Runtime(ChargerService):
                                     OcmfReading(rec.stop_time_s or now_s, "E", int(rec.stop_wh))],
                           utc_offset_min=offset_min)
         receipt = build_receipt(
-            signer=self.identity.keyring.signer(now_s), certificate=self.identity.certificate,
+            signer=self.identity.signer(now_s), certificate=self.identity.certificate,
             receipt_id=f"rcpt-{rec.session_id}", order_id=auth.get("reference") or rec.session_id,
             acceptance_digest=auth.get("acceptance_digest") or "",
             meter=MeterIdentity(vendor=_vendor(model), model=model, serial=serial),
@@ -590,9 +627,10 @@ class Runtime(ChargerService):
             stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "", tariff_digest=self._tariff_digest,
             costs=ReceiptCost(energy_paise=parts["energy"], time_paise=parts["time"],
                               parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
-            # What the buyer actually paid (prepaid orders); the receipt then states the refund
-            # or the balance due. Without a prepayment the total is what is paid.
-            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else cost.paid_minor,
+            # What the buyer actually paid before charging (prepaid orders); the receipt then
+            # states the refund or the balance due. Without a prepayment nothing was paid: the
+            # whole total is due (a signed receipt must not say "paid" for money never received).
+            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else 0,
             issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
             waived_paise=max(0, cost.uncapped_minor - cost.paid_minor))
         return json.dumps(receipt, sort_keys=True)

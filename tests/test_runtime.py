@@ -1,6 +1,9 @@
 """The runtime end to end on the simulated board: a real Modbus meter, the core, the journal, receipts."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from agent.clock import Clock
@@ -38,7 +41,8 @@ async def test_free_vend_session_runs_to_its_energy_limit_and_signs_a_receipt(tm
     assert abs(energy - 200) <= 5, energy
     # Flat tariff: Rs 18/kWh + 18 % GST, rounded once to paise.
     assert receipt["cost_paise"]["total"] == (energy * 1800 * 118 + 50_000) // 100_000
-    assert receipt["cost_paise"]["total"] == receipt["paid_paise"]
+    # Nothing was prepaid: the receipt says so and states the whole total as due.
+    assert receipt["paid_paise"] == 0 and receipt["balance_due_paise"] == receipt["cost_paise"]["total"] > 0
 
 
 async def test_second_start_is_refused_while_busy(tmp_path):
@@ -252,3 +256,42 @@ async def test_a_reservation_made_again_under_its_id_replaces_the_first(tmp_path
         started = await rt.start_session(source="ocpi", reference="x-2", token="CARD-B")
         assert started.status == "ACTIVE"
         await rt.stop_session(started.session_id)
+
+
+async def test_after_key_rotation_the_certified_key_signs_until_its_certificate_is_replaced(tmp_path):
+    """``urja keygen --rotate`` adds a key the agency has not certified yet: receipts (and the
+    journal's reconciliation at the next start) stay signed with the certified key."""
+    import time
+
+    from protocols.signing.keys import rotate_keyring
+
+    cfg = sim_config(tmp_path, auth="network")
+    certified = json.loads((Path(cfg.key_dir) / "certificate.json").read_text())["unique_key_id"]
+    rotate_keyring(cfg.key_dir, valid_days=30, old_valid_until_s=time.time() + 86400, now_s=time.time() - 1,
+                   new_key_id=lambda: "k-new")
+    receipts = []
+    for _ in range(2):  # the second start reconciles with the same identity
+        async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+            rt.add_listener(lambda kind, obj: receipts.append(obj) if kind == "receipt" else None)
+            rt.board.sim.car.plug_in()
+            rt.board.sim.car.request_power()
+            view = await rt.start_session(source="contract", reference="order-r", energy_limit_wh=20)
+            await wait_until(lambda: rt.core.stop_reason is not None, timeout_s=20, what="energy limit")
+            rt.board.sim.car.unplug()
+            await wait_until(lambda: rt.receipt(view.session_id) is not None, what="receipt")
+            assert rt.safety.latched_fault is None
+    for _, receipt in receipts:
+        verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key), require_ocmf=True)
+        assert receipt["signature"]["key_id"].endswith("|" + certified)
+
+
+async def test_a_certificate_for_a_key_the_charger_does_not_hold_is_a_config_error(tmp_path):
+    from board.checks import ConfigError
+
+    cfg = sim_config(tmp_path, auth="network")
+    cert_path = Path(cfg.key_dir) / "certificate.json"
+    cert = json.loads(cert_path.read_text())
+    cert_path.write_text(json.dumps(dict(cert, unique_key_id="someone-elses-key")))
+    with pytest.raises(ConfigError, match="someone-elses-key"):
+        async with open_runtime(cfg, clock=Clock(speed=5)):
+            pass

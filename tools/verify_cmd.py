@@ -176,6 +176,7 @@ def _check_document(doc, certs, key_dir, agency_key, revocations, now_s) -> str:
         ocmf = "OCMF verified" if check.ocmf_verified else "no OCMF data"
         return (f"receipt {check.receipt_id} from {check.subscriber_id}: {check.energy_wh} Wh, "
                 f"total {check.total_paise} paise {check.currency}, refund due {check.refund_due_paise} paise, "
+                f"balance due {check.balance_due_paise} paise, "
                 f"{ocmf}; certificate chain charger -> agency ok")
     if kind == REVOCATIONS_KIND:
         revoked = verify_revocations(doc, _need_agency(agency_key, "a revocation list"))

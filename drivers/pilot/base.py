@@ -139,7 +139,10 @@ class ControlPilot(ABC):
         self._listeners.append(callback)
 
     def remove_listener(self, callback: Listener) -> None:
-        self._listeners.remove(callback)
+        """Forget ``callback``; one never added is ignored (a start that failed early
+        must close cleanly, reporting its own error rather than this one)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def _update(self, state: str | None, diode_fault: bool) -> bool:
         """Record a new reading and tell listeners if it changed anything."""

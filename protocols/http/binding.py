@@ -43,7 +43,7 @@ class HttpBinding:
         sec.finish()
         ident = rt.identity
         # Buyers are known by the agency certificate they carry; no static keys are configured.
-        bpp = Bpp(service=rt, signer=ident.keyring, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
+        bpp = Bpp(service=rt, signer=ident, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
                   bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
                   agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING)
         return cls(bpp=bpp, server=BecknHttpServer(bpp=bpp), host=host, port=int(port_text))

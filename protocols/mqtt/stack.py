@@ -127,7 +127,7 @@ class ChargerNetwork:
         options.setdefault("order_store", rt.journal)
         ident = rt.identity
         settings = config.mqtt_settings(client_id=rt.site.site_id)
-        return cls(service=rt, signer=ident.keyring, certificate=ident.certificate,
+        return cls(service=rt, signer=ident, certificate=ident.certificate,
                    agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
                    journal=rt.journal, **options)
 

@@ -123,6 +123,7 @@ class ReceiptCheck:
     refund_due_paise: int
     currency: str
     ocmf_verified: bool
+    balance_due_paise: int = 0
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -186,5 +187,5 @@ def verify_receipt(
             raise SignatureError("receipt-inconsistent", "OCMF reading times differ from the receipt's")
     return ReceiptCheck(
         str(_get(receipt, "receipt_id")), cert.key.subscriber_id, energy_wh, total, refund,
-        str(_get(receipt, "currency")), ocmf_text is not None,
+        str(_get(receipt, "currency")), ocmf_text is not None, balance,
     )
