@@ -91,7 +91,9 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     board.finish()
 
     charging = root.section("charging")
-    auth_mode = charging.str("auth", "free_vend", choices=AUTH_MODES)
+    # Free vend gives energy to anyone who plugs in: a site owner must choose it, never get it
+    # by leaving the table out. Without a choice the charger sells through the network.
+    auth_mode = charging.str("auth", "network", choices=AUTH_MODES)
     allow_tokens = charging.list("allow_tokens", [])
     for i, tok in enumerate(allow_tokens):
         if not isinstance(tok, str) or not tok:
@@ -101,7 +103,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     max_current_a = charging.float("max_current_a", None, min=6, max=80)
     default_limit_wh = charging.int("default_limit_wh", 0, min=0, max=500_000)
     meter_poll_ms = charging.int("meter_poll_ms", 1000, min=100, max=10_000)
-    meter_timeout_ms = charging.int("meter_timeout_ms", 5000, min=500, max=30_000)
+    meter_timeout_ms = charging.int("meter_timeout_ms", 5000, min=500, max=10_000)  # the gate's own bound
     if meter_timeout_ms <= meter_poll_ms:
         raise charging.error("meter_timeout_ms", f"must exceed meter_poll_ms ({meter_poll_ms})")
     charging.finish()

@@ -10,9 +10,10 @@ Format::
     [tariff]
     id = "evening-peak"          # required, at most 36 characters
     currency = "INR"             # ISO 4217, default INR
-    gst_percent = 18             # required; VAT on every component
+    gst_percent = 18             # VAT on every component, default 18 (India's GST on charging)
     country_code = "IN"          # default IN
     party_id = "URJ"             # default URJ
+    last_updated = "2026-03-01T00:00:00Z"  # default: the file's modification time
     min_price = 30               # optional, excl. GST
     max_price = 2000             # optional, excl. GST
 
@@ -37,6 +38,7 @@ Prices are exact: a number is read through the decimal text it was written with 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from agent.tariff import DAYS, Tariff, TariffError, format_fixed, parse_fixed
@@ -49,6 +51,7 @@ _DIM_KEYS = (
     ("flat", "FLAT", None),
 )
 _DEFAULT_LAST_UPDATED = "2026-01-01T00:00:00Z"
+DEFAULT_GST_PERCENT = 18  # GST on EV charging services in India
 
 
 def _fixed(sec: Section, name: str, places: int, what: str, *, minimum: float = 0):
@@ -71,8 +74,13 @@ def _number_out(value_scaled: int, places: int):
     return float(format_fixed(value_scaled, places))
 
 
-def tariff_from_toml(data: dict, file: str | Path = "<tariff>") -> dict:
-    """OCPI Tariff dict from a parsed tariff TOML document; errors name file and key."""
+def tariff_from_toml(data: dict, file: str | Path = "<tariff>", *,
+                     default_last_updated: str = _DEFAULT_LAST_UPDATED) -> dict:
+    """OCPI Tariff dict from a parsed tariff TOML document; errors name file and key.
+
+    ``gst_percent`` defaults to India's 18 % for EV charging. ``last_updated`` is the file's
+    own when it has one; ``load_tariff_file`` passes the file's modification time as the
+    default, so an edited price looks changed to partners that pull with ``date_from``."""
     root = Section(data, file)
     sec = root.section("tariff", required=True)
     root.finish()
@@ -84,7 +92,7 @@ def tariff_from_toml(data: dict, file: str | Path = "<tariff>") -> dict:
         raise sec.error("currency", f"not an ISO 4217 code: {currency!r}", "e.g. INR, EUR, USD")
     gst_e4 = _fixed(sec, "gst_percent", 4, "0 to 100 with at most 4 decimals")
     if gst_e4 is None:
-        raise sec.error("gst_percent", "missing required key", "0 to 100, e.g. 18")
+        gst_e4 = DEFAULT_GST_PERCENT * 10000
     if gst_e4 > 100 * 10000:
         raise sec.error("gst_percent", f"out of range: {format_fixed(gst_e4, 4)}", "0 to 100")
     country = sec.str("country_code", "IN")
@@ -93,7 +101,7 @@ def tariff_from_toml(data: dict, file: str | Path = "<tariff>") -> dict:
     party = sec.str("party_id", "URJ")
     if len(party) != 3:
         raise sec.error("party_id", f"must be 3 characters, got {party!r}")
-    last_updated = sec.str("last_updated", _DEFAULT_LAST_UPDATED)
+    last_updated = sec.str("last_updated", default_last_updated)
     out: dict = {"country_code": country, "party_id": party, "id": tariff_id,
                  "currency": currency}
     vat = _number_out(gst_e4, 4)
@@ -221,7 +229,10 @@ def load_tariff_file(path: str | Path) -> dict:
     """OCPI Tariff dict from a ``.toml`` owner's file or an OCPI ``.json`` Tariff, validated."""
     path = Path(path)
     if path.suffix.lower() == ".toml":
-        return tariff_from_toml(load_toml(path), path)
+        data = load_toml(path)  # names a missing or unreadable file itself
+        modified_s = int(path.stat().st_mtime)
+        return tariff_from_toml(data, path, default_last_updated=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                             time.gmtime(modified_s)))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -260,3 +260,28 @@ def test_an_unreadable_revocation_list_is_an_error_that_names_the_file(agency):
     with pytest.raises(SignatureError):
         revoke(agency, "b", now_s=T0 + 1)
     assert path.read_text() == "{not json"
+
+
+def test_a_site_loads_its_revocation_list_checked_and_names_a_bad_one(agency, tmp_path):
+    from types import SimpleNamespace
+
+    from board.checks import ConfigError
+    from protocols.beckn.trust import site_revocations
+
+    doc, _ = revoke(agency, "bad.app", now_s=T0)
+    path = tmp_path / "revocations.json"
+    path.write_text(json.dumps(doc))
+
+    def site(revocations, agency_key=agency.public_key):
+        return SimpleNamespace(site=SimpleNamespace(revocations=revocations, path="/etc/urja/urja.toml"),
+                               identity=SimpleNamespace(agency_public_key=agency_key))
+
+    assert site_revocations(site(None)) is None
+    assert site_revocations(site(str(path)))["revoked"][0]["id"] == "bad.app"
+    forged = dict(doc, revoked=[])  # the agency's signature no longer covers it
+    path.write_text(json.dumps(forged))
+    missing = tmp_path / "missing.json"
+    for rt, named in ((site(str(path)), path), (site(str(missing)), missing), (site(str(path), agency_key=None), path)):
+        with pytest.raises(ConfigError) as info:
+            site_revocations(rt)
+        assert info.value.key == "identity.revocations" and str(named) in str(info.value)

@@ -361,7 +361,7 @@ async def test_an_unreadable_stored_order_is_skipped_and_named(tmp_path, caplog)
         # damage below the store's own checks, as a failing card could leave it
         c.journal._conn.execute("INSERT INTO orders (binding, tx_id, snapshot, updated_s) "
                                 "VALUES ('mqtt', 'tx-garbage', '{\"order_id\": ', 0)")
-        with caplog.at_level(logging.ERROR, logger="protocols.beckn.bpp"):
+        with caplog.at_level(logging.ERROR, logger="urja.beckn"):
             await c.restart()
         errors = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
         assert "order 'order-bad'" in errors and "teleported" in errors

@@ -42,6 +42,7 @@ lon = 77.6
         ('[charging]\nauth = "allow_list"\n', "charging.allow_tokens", "at least one token"),
         ('[charging]\nmeter_poll_ms = 50\n', "charging.meter_poll_ms", "100 to 10000"),
         ('[charging]\nmeter_timeout_ms = 900\n', "charging.meter_timeout_ms", "must exceed"),
+        ('[charging]\nmeter_timeout_ms = 20000\n', "charging.meter_timeout_ms", "500 to 10000"),
         ('[payment]\nupi_vpa = "owner"\n', "payment.upi_vpa", "name@bank"),
         ('[board]\nprofiel = "sim"\n', "board.profiel", "unknown key"),
         ("[journal]\npath = 3\n", "journal.path", "must be a string"),
@@ -55,6 +56,11 @@ def test_bad_values_name_file_key_and_allowed(tmp_path, extra, key, fragment):
     assert err.file == str(path)
     assert err.key == key
     assert fragment in str(err)
+
+
+def test_without_a_charging_table_nobody_charges_for_free(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE))
+    assert cfg.auth_mode == "network"
 
 
 def test_bad_place(tmp_path):

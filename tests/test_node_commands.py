@@ -78,6 +78,14 @@ async def test_discover_and_charge_commands(tmp_path):
                 args = build_parser().parse_args(["charge", cfg.site_id, "--kwh", "0.15", "--json", "--poll", "0.3",
                                                   "--agency-dir", str(agency_dir), *common])
                 result = await asyncio.wait_for(charge_cmd.run(args, clock=rt.now_s), 60)
+                # once the agency revokes the charger, a node given the list no longer trusts it
+                from protocols.signing.agency import load_agency, revoke
+
+                doc, _ = revoke(load_agency(agency_dir), cfg.site_id, now_s=rt.now_s())
+                (tmp_path / "revoked.json").write_text(json.dumps(doc))
+                args = build_parser().parse_args(["discover", "--near", near, "--radius-km", "3", "--revocations",
+                                                  str(tmp_path / "revoked.json"), *quick, *common])
+                assert await discover_cmd.run(args, clock=rt.now_s) == []
             finally:
                 rt.remove_listener(on_event)
                 await network.close()

@@ -69,13 +69,25 @@ def test_errors_name_file_key_and_allowed(tmp_path, body, key, words):
     assert words in str(info.value)
 
 
-def test_missing_gst_and_bad_currency(tmp_path):
-    with pytest.raises(ConfigError, match="tariff.gst_percent: missing"):
-        load_tariff_file(write(tmp_path, '[tariff]\nid = "x"\n[[tariff.element]]\nflat = 1\n'))
+def test_gst_defaults_to_18_percent_and_a_bad_currency_is_named(tmp_path):
+    tariff = load_tariff_file(write(tmp_path, '[tariff]\nid = "x"\n[[tariff.element]]\nflat = 1\n'))
+    assert tariff["elements"][0]["price_components"][0]["vat"] == 18
     with pytest.raises(ConfigError, match="tariff.currency"):
         load_tariff_file(write(tmp_path, BASE + 'currency = "rupee"\n[[tariff.element]]\nflat = 1\n'))
     with pytest.raises(ConfigError, match="tariff.gst_percent: out of range"):
         load_tariff_file(write(tmp_path, BASE.replace("18", "180") + "[[tariff.element]]\nflat = 1\n"))
+
+
+def test_an_edited_tariff_file_looks_changed_to_partners(tmp_path):
+    import os
+
+    path = write(tmp_path, BASE + "[[tariff.element]]\nflat = 1\n")
+    os.utime(path, (1_780_000_000, 1_780_000_000))
+    assert load_tariff_file(path)["last_updated"] == "2026-05-28T20:26:40Z"
+    os.utime(path, (1_780_086_400, 1_780_086_400))
+    assert load_tariff_file(path)["last_updated"] == "2026-05-29T20:26:40Z"
+    pinned = write(tmp_path, BASE + 'last_updated = "2026-02-01T00:00:00Z"\n[[tariff.element]]\nflat = 1\n')
+    assert load_tariff_file(pinned)["last_updated"] == "2026-02-01T00:00:00Z"
 
 
 def test_broken_files(tmp_path):

@@ -148,7 +148,7 @@ from protocols.signing.errors import SignatureError
 from protocols.signing.keys import signer_at
 from protocols.signing.replay import ReplayGuard
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("urja.beckn")
 
 PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
 OFFER_KIND = "urja.offer"

@@ -24,6 +24,26 @@ from protocols.signing.keys import KeyLookup, PublicKeyRecord
 BUYER_TYPES = ("BAP", "BPP")
 
 
+def site_revocations(rt) -> dict | None:
+    """The agency's revocation list named by ``[identity] revocations``, checked, or None.
+
+    A buyer (app) whose certificate the agency revoked must not transact with the charger,
+    postpaid least of all; a list that cannot be read or checked stops the start with an
+    error naming the file and key.
+    """
+    path = getattr(rt.site, "revocations", None)
+    if not path:
+        return None
+    from board.checks import ConfigError
+    from protocols.errors import ProtocolError
+    from protocols.signing.agency import read_revocation_file
+
+    try:
+        return read_revocation_file(path, rt.identity.agency_public_key)
+    except ProtocolError as exc:
+        raise ConfigError(rt.site.path, "identity.revocations", str(exc)) from None
+
+
 def verify_sender_certificate(cert: Any, agency_public_key: bytes, revocations: Any = None, *,
                               now_s: float) -> PublicKeyRecord:
     """The signing key an agency certificate vouches for; ``SignatureError`` if it does not."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from board.checks import Section
 from protocols.beckn.bpp import Bpp
+from protocols.beckn.trust import site_revocations
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
@@ -45,7 +46,8 @@ class HttpBinding:
         # Buyers are known by the agency certificate they carry; no static keys are configured.
         bpp = Bpp(service=rt, signer=ident, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
                   bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
-                  agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING)
+                  agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING,
+                  revocations=site_revocations(rt))
         return cls(bpp=bpp, server=BecknHttpServer(bpp=bpp), host=host, port=int(port_text))
 
     async def start(self) -> int:

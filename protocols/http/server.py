@@ -28,7 +28,7 @@ from protocols.http.serve import action_app, serve
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("urja.http")
 
 
 class BecknHttpServer:

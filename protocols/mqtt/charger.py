@@ -285,7 +285,9 @@ class ChargerLink:
         if not isinstance(error, dict):
             error = {"code": "30000", "message": "request refused"}
         now = self.clock()
-        ctx = {"domain": messages.DEFAULT_DOMAIN, "action": "on_" + routing.action, "version": messages.CORE_VERSION,
+        # the refusal speaks the network's domain, as the provider's answers do
+        domain = getattr(self.provider, "domain", None) or messages.DEFAULT_DOMAIN
+        ctx = {"domain": domain, "action": "on_" + routing.action, "version": messages.CORE_VERSION,
                "bap_id": routing.bap_id, "bap_uri": inbox,
                "bpp_id": self.subscriber_id, "bpp_uri": self.uri,
                "transaction_id": routing.transaction_id, "message_id": routing.message_id,

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from board.checks import ConfigError, Section
 from protocols.beckn.bpp import Bpp
+from protocols.beckn.trust import site_revocations
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
@@ -126,6 +127,8 @@ class ChargerNetwork:
         config = config or NetworkConfig.from_site(rt.site)
         options.setdefault("order_store", rt.journal)
         ident = rt.identity
+        if "revocations" not in options:
+            options["revocations"] = site_revocations(rt)
         settings = config.mqtt_settings(client_id=rt.site.site_id)
         return cls(service=rt, signer=ident, certificate=ident.certificate,
                    agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),

@@ -246,7 +246,10 @@ class NetworkNode:
             except asyncio.TimeoutError:
                 pass
             if self._work:
-                await asyncio.wait_for(asyncio.gather(*list(self._work), return_exceptions=True), timeout_s)
+                try:
+                    await asyncio.wait_for(asyncio.gather(*list(self._work), return_exceptions=True), timeout_s)
+                except asyncio.TimeoutError:
+                    pass  # what was verified in time is the answer; the rest arrives too late
         finally:
             self._browse = None
             for f in filters + [probe]:
@@ -347,7 +350,11 @@ class NetworkNode:
                 verified = await self.verifier.verify_message(frame.body, frame.authorization,
                                                               frame.gateway_authorization)
             except SignatureError as exc:
-                if exc.reason != "key-unknown":
+                if exc.reason != "key-unknown" or action == "on_search":
+                    # a catalog carries its own certificate: if that did not vouch for the key
+                    # (revoked, expired, forged), fetching the catalog again cannot either
+                    if exc.reason == "key-unknown" and self.last_rejection:
+                        raise SignatureError(exc.reason, f"{exc}; {self.last_rejection}") from None
                     raise
                 # a charger we have not met yet (e.g. a receipt after a restart): its retained
                 # catalog carries the certificate that vouches for the key

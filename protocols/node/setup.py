@@ -50,6 +50,7 @@ def add_node_options(p) -> None:
     p.add_argument("--key-dir", help="this node's keyring (from `urja keygen`)")
     p.add_argument("--certificate", help="the agency's certificate for this node's key (JSON)")
     p.add_argument("--agency-dir", help="pilot networks: let this local agency certify a fresh node key")
+    p.add_argument("--revocations", help="the agency's signed revocation list (JSON): revoked chargers are refused")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers (default 3)")
 
 
@@ -121,6 +122,14 @@ def build_node(args, *, clock) -> NetworkNode:
             signer = Ed25519Signer(subscriber_id=subscriber_id, key_id="ephemeral",
                                    private_key=ed25519.Ed25519PrivateKey.generate())
     settings = net.mqtt_settings(client_id=f"{signer.subscriber_id}-{uuid.uuid4().hex[:6]}", brokers=brokers)
-    return NetworkNode(transport=MqttTransport(settings), subscriber_id=signer.subscriber_id, signer=signer,
+    node = NetworkNode(transport=MqttTransport(settings), subscriber_id=signer.subscriber_id, signer=signer,
                        agency_public_key=agency_key, clock=clock, certificate=certificate,
                        topics=Topics(net.topic_root))
+    if getattr(args, "revocations", None):
+        from protocols.signing.agency import read_revocation_file
+
+        try:
+            node.certs.set_revocations(read_revocation_file(args.revocations, agency_key))
+        except ProtocolError as exc:
+            raise ConfigError("<flags>", "--revocations", str(exc)) from None
+    return node

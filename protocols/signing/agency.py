@@ -193,6 +193,29 @@ def certify(request: Any, agency: Agency, *, valid_days: int, now_s: float, kind
     return sign_object(record, agency.signer)
 
 
+def read_revocation_file(path: str | Path, agency_public_key: bytes | None) -> dict:
+    """A revocation list a charger or node was given (``[identity] revocations``), checked.
+
+    Refused, naming the file, when it cannot be read, is not the agency's, or there is no
+    agency key to check it with: an unchecked list could un-revoke nobody, but a forged one
+    could revoke anybody.
+    """
+    path = Path(path)
+    if agency_public_key is None:
+        raise SignatureError("revocation-unverifiable", f"{path}: no agency key is configured to check it")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SignatureError("revocation-unreadable", f"{path}: {exc.strerror or exc}") from None
+    try:
+        doc = load_json(raw, max_bytes=16 * 1024 * 1024)
+        verify_revocations(doc, agency_public_key)
+    except SignatureError as exc:
+        detail = str(exc).removeprefix(f"{exc.reason}: ")
+        raise SignatureError(exc.reason, f"{path}: {detail}") from None
+    return doc
+
+
 def load_revocations(agency_dir: Path) -> dict | None:
     """The agency's revocation list as stored (None before the first revocation).
 
