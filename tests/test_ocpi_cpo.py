@@ -19,6 +19,8 @@ from aiohttp import web
 from agent.config import Place, SiteConfig
 from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
 from agent.tariff import Period, Tariff, price_periods
+from protocols.ocpi.cpo import PUSH_TOPIC
+from protocols.ocpi.mapping import Renderer
 from protocols.ocpi.testing import start_cpo
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "ocpi-2.2.1"
@@ -525,11 +527,21 @@ def _token(uid="RFID-1", whitelist="ALLOWED", valid=True, party="EMS"):
             "issuer": "Test eMSP", "valid": valid, "whitelist": whitelist, "last_updated": "2026-01-01T00:00:00Z"}
 
 
-async def _command(h, name, body, schemas):
-    status, reply, _ = await h.call("POST", f"/2.2.1/commands/{name}", body=body)
+async def _command(h, name, body, schemas, *, token=None):
+    status, reply, _ = await h.call("POST", f"/2.2.1/commands/{name}", body=body, token=token)
     assert status == 200, reply
     schemas.check(reply["data"], "commands", "CommandResponse")
     return reply["data"]
+
+
+async def _start_by_command(h, tag, *, token=None, **extra):
+    """A session the eMSP starts with START_SESSION (so it is that eMSP's); returns its id."""
+    start = {"response_url": f"{h.emsp.url}/2.2.1/commands/START_SESSION/{tag}", "token": token or _token(),
+             "location_id": "in.test.site-1", **extra}
+    assert (await _command(h, "START_SESSION", start, h.schemas))["result"] == "ACCEPTED"
+    result = await h.emsp.wait_for(lambda r: r[1] == f"commands/START_SESSION/{tag}", f"the START result {tag}")
+    assert result[0][2]["result"] == "ACCEPTED", result[0][2]
+    return f"S{h.charger.n}"
 
 
 async def test_whole_session_by_commands_with_pushes_and_cdr(h, schemas):
@@ -628,6 +640,170 @@ async def test_reserve_cancel_and_unlock(h, schemas):
     await h.emsp.wait_for(lambda r: r[1].endswith("/u1") and r[2]["result"] == "NOT_SUPPORTED", "unlock result")
 
 
+async def test_start_session_is_not_sent_back_to_the_emsp_for_authorization(h, schemas):
+    """The eMSP sending START_SESSION has authorized the token (OCPI 2.2.1): whatever its
+    whitelist, the eMSP is not asked again, and the Session keeps the command's reference."""
+    await h.register()
+    h.emsp.authorize_answer = "BLOCKED"  # what it would answer, were it asked
+    for n, whitelist in enumerate(("NEVER", "ALLOWED_OFFLINE", "ALWAYS")):
+        sid = await _start_by_command(h, f"wl-{n}", token=_token(f"APP-{n}", whitelist),
+                                      authorization_reference=f"emsp-ref-{n}")
+        _, body, _ = await h.call("GET", "/2.2.1/sessions")
+        session = next(x for x in body["data"] if x["id"] == sid)
+        schemas.check(session, "sessions", "Session")
+        assert session["cdr_token"]["uid"] == f"APP-{n}" and session["auth_method"] == "COMMAND"
+        assert session["authorization_reference"] == f"emsp-ref-{n}"
+        await h.charger.stop_session(sid)
+    assert not [r for r in h.emsp.received if r[1].startswith("tokens/")]
+
+
+async def test_reserve_now_is_not_sent_back_to_the_emsp_for_authorization(h, schemas):
+    await h.register()
+    h.emsp.authorize_answer = "BLOCKED"
+    reserve = {"response_url": f"{h.emsp.url}/2.2.1/commands/RESERVE_NOW/n1", "token": _token("APP-R", "NEVER"),
+               "expiry_date": "2026-05-28T21:00:00Z", "reservation_id": "88", "location_id": "in.test.site-1",
+               "authorization_reference": "emsp-ref-r"}
+    assert (await _command(h, "RESERVE_NOW", reserve, schemas))["result"] == "ACCEPTED"
+    result = await h.emsp.wait_for(lambda r: r[1].endswith("RESERVE_NOW/n1"), "the RESERVE_NOW result")
+    assert result[0][2]["result"] == "ACCEPTED", result[0][2]
+    assert [c[0] for c in h.charger.calls] == ["reserve"] and h.charger.calls[0][4] == "APP-R"
+    assert not [r for r in h.emsp.received if r[1].startswith("tokens/")]
+
+
+async def test_start_and_reserve_refuse_tokens_not_the_callers_or_not_valid(h, schemas):
+    """An eMSP cannot start or reserve with another party's token (a session billed to someone
+    else's customer), nor with a token it marks not valid; refused at once, nothing runs."""
+    await h.register()
+    tokens = {"another eMSP's": _token("X-1", party="OTH"),
+              "another country's": {**_token("X-2"), "country_code": "NL"},
+              "not valid": _token("X-3", valid=False)}
+    for n, (what, token) in enumerate(tokens.items()):
+        start = {"response_url": f"{h.emsp.url}/2.2.1/commands/START_SESSION/t{n}", "token": token,
+                 "location_id": "in.test.site-1", "evse_uid": "EVSE-1"}
+        reply = await _command(h, "START_SESSION", start, schemas)
+        assert reply["result"] == "REJECTED", what
+        assert token["uid"] in reply["message"][0]["text"], reply
+        reserve = {"response_url": f"{h.emsp.url}/2.2.1/commands/RESERVE_NOW/t{n}", "token": token,
+                   "expiry_date": "2026-05-28T21:00:00Z", "reservation_id": f"t{n}", "location_id": "in.test.site-1"}
+        assert (await _command(h, "RESERVE_NOW", reserve, schemas))["result"] == "REJECTED", what
+    assert h.charger.calls == []
+    await h.cpo.push_once()
+    assert not [r for r in h.emsp.received if r[1].startswith(("commands/", "tokens/"))], \
+        "a refused command gets no CommandResult and asks nobody"
+
+
+async def test_evses_advertise_unlock_only_when_the_charger_can_unlock(h, schemas):
+    """This charger's sockets have no cable lock (UNLOCK_CONNECTOR ends in NOT_SUPPORTED), so its
+    EVSEs must not offer an unlock button to drivers."""
+    await h.register()
+    _, body, _ = await h.call("GET", "/2.2.1/locations")
+    evse = body["data"][0]["evses"][0]
+    assert evse["capabilities"] == ["REMOTE_START_STOP_CAPABLE", "RESERVABLE"]
+    able = Renderer(service=h.charger, country_code="IN", party_id="URJ", can_unlock=True)
+    evse = able.evse(h.charger.connectors())
+    schemas.check(evse, "locations", "EVSE")
+    assert "UNLOCK_CAPABLE" in evse["capabilities"]
+
+
+# ---------------------------------------------------------------------------- privacy between parties
+async def _second_emsp(h, party_id="OTH"):
+    """Another eMSP registered with the same charger: (its FakeEmsp, its token for calling us)."""
+    other = await FakeEmsp(party_id=party_id).start()
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", token=h.cpo.create_token_a(party_id),
+                                   body=other.credentials())
+    assert status == 200, body
+    return other, body["data"]["token"]
+
+
+def _sessions_pushed(emsp) -> set:
+    return {r[1].rsplit("/", 1)[1] for r in emsp.received if r[0] == "PUT" and r[1].startswith("sessions/")}
+
+
+def _cdrs_pushed(emsp) -> set:
+    return {r[2]["session_id"] for r in emsp.received if r[0] == "POST" and r[1] == "cdrs"}
+
+
+async def test_each_emsp_sees_receives_and_stops_only_its_own_sessions(h, schemas):
+    """Roaming partners are competitors: sessions the site started itself (free vend, its
+    allow-list cards, network customers) and another eMSP's sessions are never listed, pushed or
+    stoppable, and a STOP_SESSION for one is answered exactly as for an unknown id."""
+    await h.register()
+    other, other_token = await _second_emsp(h)
+    try:
+        async def stop(caller_token, emsp, session_id):
+            body = {"response_url": f"{emsp.url}/2.2.1/commands/STOP_SESSION/{session_id}", "session_id": session_id}
+            return await _command(h, "STOP_SESSION", body, schemas, token=caller_token)
+
+        ours = await _start_by_command(h, "ours")
+        unknown = await stop(other_token, other, "S99")
+        foreign = await stop(other_token, other, ours)
+        assert foreign["result"] == unknown["result"] == "UNKNOWN_SESSION"
+        assert foreign["message"][0]["text"].replace(ours, "S99") == unknown["message"][0]["text"]
+        h.charger.charge(ours, 2000, 600)
+        await h.charger.stop_session(ours)
+
+        site_own = []
+        for source, reference, uid in (("free_vend", "free-1", None), ("allow_list", "token-CARD-L", "CARD-L"),
+                                       ("contract", "order-1", None)):
+            s = await h.charger.start_session(source=source, reference=reference, token=uid)
+            site_own.append(s.session_id)
+            for caller_token, emsp in ((None, h.emsp), (other_token, other)):
+                assert (await stop(caller_token, emsp, s.session_id))["result"] == "UNKNOWN_SESSION", source
+            h.charger.charge(s.session_id, 1000, 600)
+            await h.charger.stop_session(s.session_id)
+
+        # A card of the second eMSP shown at the charger: that eMSP's session, not ours.
+        status, _, _ = await h.call("PUT", "/2.2.1/tokens/IN/OTH/CARD-2", token=other_token,
+                                    body=_token("CARD-2", party="OTH"))
+        assert status == 201
+        decision = await h.cpo.authorize("CARD-2")
+        assert decision.allowed
+        h.cpo.remember_authorization("card-2", decision)
+        theirs = (await h.charger.start_session(source="ocpi", reference="card-2", token="CARD-2")).session_id
+        assert (await stop(None, h.emsp, theirs))["result"] == "UNKNOWN_SESSION"
+        h.charger.charge(theirs, 1000, 600)
+        await h.charger.stop_session(theirs)
+        assert [c[1] for c in h.charger.calls if c[0] == "stop"] == [ours, *site_own, theirs], \
+            "only the charger's own stops ran"
+
+        for caller_token, expected in ((None, ours), (other_token, theirs)):
+            _, body, headers = await h.call("GET", "/2.2.1/sessions", token=caller_token)
+            assert [x["id"] for x in body["data"]] == [expected] and headers["X-Total-Count"] == "1"
+            _, body, headers = await h.call("GET", "/2.2.1/cdrs", token=caller_token)
+            assert [c["session_id"] for c in body["data"]] == [expected] and headers["X-Total-Count"] == "1"
+
+        await h.cpo.push_once()
+        assert h.cpo.outbox.pending_count() == 0
+        assert _sessions_pushed(h.emsp) == _cdrs_pushed(h.emsp) == {ours}
+        assert _sessions_pushed(other) == _cdrs_pushed(other) == {theirs}
+        # The EVSE's status is everyone's: it says the socket is busy, not whose session it is.
+        # (A push carries the status at delivery, so how many CHARGING arrive depends on timing;
+        # the first did arrive before the START result, queued after it.)
+        for emsp in (h.emsp, other):
+            statuses = [r[2]["status"] for r in emsp.received if r[0] == "PATCH" and r[1].startswith("locations/")]
+            assert "CHARGING" in statuses and statuses[-1] == "AVAILABLE", statuses
+    finally:
+        await other.close()
+
+
+async def test_a_queued_push_of_a_session_not_the_partys_is_dropped_at_delivery(h):
+    """The outbox outlives the process: a Session or CDR push queued for the wrong eMSP (as an
+    older version queued the site's own sessions for everyone) is dropped, not delivered."""
+    await h.register()
+    await h.emsp.wait_for(lambda r: r[0] == "PUT", "the initial location push")
+    local = await h.charger.start_session(source="free_vend", reference="free-1")
+    await h.charger.stop_session(local.session_id)
+    (party,) = h.cpo.store.parties()
+    session = h.cpo.render.session(local)
+    cdr = h.cpo.render.cdr(local, h.charger.receipt(local.session_id))
+    for kind, object_id, snapshot in (("session", local.session_id, session), ("cdr", cdr["id"], cdr)):
+        h.cpo.outbox.enqueue(PUSH_TOPIC, json.dumps({"party": party.pk, "kind": kind, "id": object_id,
+                                                     "snapshot": snapshot}))
+    await h.cpo.push_once()
+    assert h.cpo.outbox.pending_count() == 0
+    assert _sessions_pushed(h.emsp) == set() and _cdrs_pushed(h.emsp) == set()
+
+
 # ---------------------------------------------------------------------------- tokens
 async def test_token_put_patch_get(h, schemas):
     await h.register()
@@ -687,8 +863,10 @@ async def test_pagination_links_and_date_filters(h, schemas):
     await h.register()
     for i in range(5):
         h.clock.now += 10
-        s = await h.charger.start_session(source="free_vend", reference=f"local-{i}")
-        await h.charger.stop_session(s.session_id)
+        await h.charger.stop_session(await _start_by_command(h, f"page-{i}"))
+    # The site's own sessions in between are not the eMSP's: they are neither counted nor listed.
+    local = await h.charger.start_session(source="free_vend", reference="local")
+    await h.charger.stop_session(local.session_id)
     seen, url = [], "/2.2.1/sessions?limit=2"
     while url:
         status, body, headers = await h.call("GET", url)
@@ -729,11 +907,11 @@ async def test_pushes_retry_with_backoff_and_survive_outage(h):
 async def test_running_session_progress_is_pushed_without_notifications(h, schemas):
     """The facade announces state changes only; kWh of a running session still reach the eMSP."""
     await h.register()
-    s = await h.charger.start_session(source="free_vend", reference="local")
-    await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{s.session_id}", "the first session push")
-    h.charger.charge(s.session_id, 1500, 30, notify=False)
+    sid = await _start_by_command(h, "progress")
+    await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{sid}", "the first session push")
+    h.charger.charge(sid, 1500, 30, notify=False)
     h.clock.now += 61
-    pushes = await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{s.session_id}" and r[2]["kwh"] == 1.5,
+    pushes = await h.emsp.wait_for(lambda r: r[1] == f"sessions/IN/URJ/{sid}" and r[2]["kwh"] == 1.5,
                                    "a session push with 1.5 kWh")
     schemas.check(pushes[0][2], "sessions", "Session")
 

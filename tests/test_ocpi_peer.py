@@ -405,21 +405,47 @@ async def test_start_on_an_occupied_evse_is_refused(charger, peer):
     assert len(charger.rt.sessions()) == 1
 
 
+def _receipts(rt) -> list:
+    """Session ids whose receipt was issued, in order (the charger's own event, no polling)."""
+    seen = []
+    rt.add_listener(lambda kind, obj: seen.append(obj[0]) if kind == "receipt" else None)
+    return seen
+
+
+async def _session_by_command(peer, charger, location, uid) -> str:
+    """A session the eMSP starts over OCPI (so it is that eMSP's), charging; returns its id."""
+    charger.car.plug_in()
+    start = await peer.command("START_SESSION", {"token": peer.add_token(uid), "location_id": location["id"],
+                                                 "evse_uid": location["evses"][0]["uid"]})
+    assert start.result["result"] == "ACCEPTED", start
+    charger.car.request_power()
+    await wait_until(lambda: charger.rt.board.relay.closed, what=f"relay closed for {uid}")
+    return charger.rt.core.session_id
+
+
 async def test_sessions_and_cdrs_page_by_page_with_date_filters(charger, peer):
     rt = charger.rt
-    await _registered(peer, charger)
-    receipts = []
-    rt.add_listener(lambda kind, obj: receipts.append(obj[0]) if kind == "receipt" else None)
+    location = await _registered(peer, charger)
+    receipts = _receipts(rt)
+    ours = []
     for n in range(3):
-        charger.car.plug_in()
-        view = await rt.start_session(source="contract", reference=f"order-{n}")
-        charger.car.request_power()
-        await wait_until(lambda: rt.board.relay.closed, what=f"relay closed for session {n}")
-        await rt.stop_session(view.session_id)
+        sid = await _session_by_command(peer, charger, location, f"pager-{n}")
+        ours.append(sid)
+        stop = await peer.command("STOP_SESSION", {"session_id": sid})
+        assert stop.result["result"] == "ACCEPTED", stop
         charger.car.unplug()
-        await wait_until(lambda: view.session_id in receipts, what=f"receipt {n}")
+        await wait_until(lambda: sid in receipts, what=f"receipt {n}")
+    # A network customer's session in between is the site's, not the eMSP's: not counted, not listed.
+    charger.car.plug_in()
+    view = await rt.start_session(source="contract", reference="order-1")
+    charger.car.request_power()
+    await wait_until(lambda: rt.board.relay.closed, what="relay closed for the network customer")
+    await rt.stop_session(view.session_id)
+    charger.car.unplug()
+    await wait_until(lambda: view.session_id in receipts, what="the network session's receipt")
+    assert len(rt.sessions()) == 4
     sessions = await peer.pull("sessions", limit=1)
-    assert len(sessions) == 3 and sorted(s["id"] for s in sessions) == sorted(s.session_id for s in rt.sessions())
+    assert len(sessions) == 3 and sorted(s["id"] for s in sessions) == sorted(ours)
     cdrs = await peer.pull("cdrs", limit=2)
     assert sorted(c["session_id"] for c in cdrs) == sorted(s["id"] for s in sessions)
     # date_from is inclusive, date_to exclusive, both on last_updated.
@@ -431,6 +457,56 @@ async def test_sessions_and_cdrs_page_by_page_with_date_filters(charger, peer):
     # CDRs pushed and pulled are the same objects.
     await peer.wait_until(lambda: len(peer.server.cdrs) == 3, what="three CDR pushes")
     assert sorted(peer.server.cdrs.values(), key=lambda c: c["id"]) == sorted(cdrs, key=lambda c: c["id"])
+
+
+async def test_sessions_stay_with_the_emsp_they_belong_to(charger, peer):
+    """Two eMSPs on one charger, and a network customer: each eMSP pulls, receives and may stop
+    only the sessions it started; the others' are answered as unknown, never shown or pushed."""
+    rt = charger.rt
+    location = await _registered(peer, charger)
+    receipts = _receipts(rt)
+    async with EmspPeer(party_id="EM2", new_token=_ids("second-token")) as second:
+        await second.register(charger.versions_url, charger.cpo.create_token_a("second"))
+        await second.wait_until(lambda: second.server.locations, what="the second eMSP's Location push")
+
+        async def refused_stop(emsp, sid):
+            outcome = await emsp.command("STOP_SESSION", {"session_id": sid})
+            assert outcome.response["result"] == "UNKNOWN_SESSION", outcome
+
+        first = await _session_by_command(peer, charger, location, "driver-a")
+        await refused_stop(second, first)
+        assert (await peer.command("STOP_SESSION", {"session_id": first})).result["result"] == "ACCEPTED"
+        charger.car.unplug()
+        await wait_until(lambda: first in receipts, what="the first eMSP's receipt")
+
+        charger.car.plug_in()
+        network = (await rt.start_session(source="contract", reference="order-x")).session_id
+        charger.car.request_power()
+        await wait_until(lambda: rt.board.relay.closed, what="relay closed for the network customer")
+        for emsp in (peer, second):
+            await refused_stop(emsp, network)
+        await rt.stop_session(network)
+        charger.car.unplug()
+        await wait_until(lambda: network in receipts, what="the network session's receipt")
+
+        other = await _session_by_command(second, charger, location, "driver-b")
+        await refused_stop(peer, other)
+        assert (await second.command("STOP_SESSION", {"session_id": other})).result["result"] == "ACCEPTED"
+        charger.car.unplug()
+        await wait_until(lambda: other in receipts, what="the second eMSP's receipt")
+
+        for emsp, own in ((peer, first), (second, other)):
+            assert [s["id"] for s in await emsp.pull("sessions")] == [own]
+            assert [c["session_id"] for c in await emsp.pull("cdrs")] == [own]
+        # Everything queued has been delivered; then nothing of another's reached either eMSP.
+        await wait_until(lambda: not charger.cpo.outbox.due(rt.now_s() + 86400, 500, topic_prefix="ocpi/"),
+                         timeout_s=20, what="every OCPI push delivered")
+        for emsp, own in ((peer, first), (second, other)):
+            assert {key[2] for key in emsp.server.sessions} == {own}
+            assert {c["session_id"] for c in emsp.server.cdrs.values()} == {own}
+            assert [e["status"] for e in emsp.server.locations[("IN", "URJ", location["id"])]["evses"]] == \
+                [rt.connectors()[0].status]
+        assert second.server.violations == [] and second.server.unauthorized == []
 
 
 async def test_session_stopped_before_any_energy_is_closed(charger, peer):

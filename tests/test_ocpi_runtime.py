@@ -160,3 +160,47 @@ async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_
         with pytest.raises(ServiceError, match="no eMSP knows it"):
             await rt.present_token("CARD-7")
     await emsp.close()
+
+
+async def test_the_sites_own_sessions_are_not_reported_to_an_emsp(tmp_path):
+    """A free-vend session on the simulated board is the site's business: a registered eMSP
+    sees the EVSE busy and free again, but neither pulls nor receives the session or its CDR."""
+    cfg = sim_config(tmp_path)  # free vend
+    emsp = await FakeEmsp().start()
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                             push_poll_s=0.05)
+        http = aiohttp.ClientSession()
+        try:
+            call = _caller(http, base, Schemas())
+            _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
+            token = body["data"]["token"]
+            receipts = []
+            rt.add_listener(lambda kind, obj: receipts.append(obj[0]) if kind == "receipt" else None)
+
+            car = rt.board.sim.car
+            car.plug_in()  # free vend: plugging in starts the session
+            await wait_until(lambda: rt.core.session_id is not None, what="the free-vend session")
+            view = rt.session(rt.core.session_id)
+            assert view.source == "free_vend"
+            car.request_power()
+            await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+            await emsp.wait_for(lambda r: r[0] == "PATCH" and r[2].get("status") == "CHARGING", "CHARGING push", 10)
+            stop = {"response_url": f"{emsp.url}/2.2.1/commands/STOP_SESSION/1", "session_id": view.session_id}
+            _, body = await call("POST", "/2.2.1/commands/STOP_SESSION", token, stop)
+            assert body["data"]["result"] == "UNKNOWN_SESSION"
+            await rt.stop_session(view.session_id)
+            car.unplug()
+            await wait_until(lambda: view.session_id in receipts, timeout_s=15, what="the receipt")
+            for module in ("sessions", "cdrs"):
+                status, body = await call("GET", f"/2.2.1/{module}", token)
+                assert status == 200 and body["data"] == [], (module, body)
+            await wait_until(lambda: not cpo.outbox.due(rt.now_s() + 86400, 500, topic_prefix="ocpi/"),
+                             timeout_s=15, what="every OCPI push delivered")
+            assert not [r for r in emsp.received if r[1].startswith(("sessions", "cdrs", "commands"))]
+            statuses = [r[2]["status"] for r in emsp.received if r[0] == "PATCH"]
+            assert "CHARGING" in statuses, statuses
+        finally:
+            await http.close()
+            await cpo.close()
+    await emsp.close()

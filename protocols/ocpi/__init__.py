@@ -3,8 +3,8 @@
 Apps and roaming hubs that speak only OCPI treat the charger as their CPO directly: it serves
 versions, credentials (both directions of the registration), locations, tariffs, sessions and
 CDRs (sender), commands and tokens (receiver), from the same ``ChargerService`` objects the
-network binding uses, and pushes location, session and CDR changes to every registered eMSP
-through the journal's durable outbox.
+network binding uses, and pushes location changes to every registered eMSP and session and CDR
+changes to the eMSP they belong to, through the journal's durable outbox.
 
 Wiring (the integrator's side)::
 
@@ -21,15 +21,26 @@ Wiring (the integrator's side)::
 
 ``OcpiCpo(*, service, store, outbox, base_url, country_code, party_id, http_session_factory,
 clock, new_id)`` takes further keyword-only knobs (``mount_path`` when a proxy strips the
-prefix, ``max_body_bytes``, ``command_timeout_s``, retry timings). Other public calls:
-``create_token_a(label)``, ``await register(versions_url, token_a)`` (we initiate),
+prefix, ``max_body_bytes``, ``command_timeout_s``, retry timings, ``can_unlock`` when the
+charger can release a cable lock, so EVSEs advertise UNLOCK_CAPABLE; False by default).
+Other public calls: ``create_token_a(label)``, ``await register(versions_url, token_a)`` (we initiate),
 ``await unregister(party_pk)``, ``await authorize(uid, token_type=, evse_uid=)`` (whitelist
 and real-time authorization for a local RFID card) followed by
 ``remember_authorization(reference, decision)`` before the runtime starts that session with
 the same ``reference`` (its Session and CDR then name the eMSP's token), ``await push_once()``.
 
-Visibility: an eMSP sees and receives the sessions and CDRs it authorized and those no eMSP
-authorized (the site's own, e.g. free vend), never another eMSP's.
+Visibility: an eMSP sees, receives and may stop only the sessions (and CDRs) tied to it: those
+its START_SESSION started and those authorized with one of its tokens. Sessions no eMSP started
+(free vend, the site's allow-list cards, network customers) and other eMSPs' sessions are never
+shown, pushed or stoppable (a STOP_SESSION for one is answered as for an unknown session):
+roaming partners are often competitors, and a charger's sessions are its utilisation data.
+Locations, EVSE status and tariffs are shown to every registered party; a status does not say
+whose session it is.
+
+Commands: the token of START_SESSION and RESERVE_NOW has been authorized by the eMSP sending
+the command, so it is not sent back to that eMSP for authorization; it must be one of the
+caller's own tokens (its country_code and party_id) and not marked invalid, and the command's
+``authorization_reference`` is the one the Session and CDR carry.
 
 Tests start a served instance with ``protocols.ocpi.testing.start_cpo(service, tmp_path)``.
 """

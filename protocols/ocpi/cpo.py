@@ -111,7 +111,7 @@ class OcpiCpo:
                  http_session_factory, clock=None, new_id=None, new_token=None, mount_path: str | None = None,
                  business_name: str | None = None, max_body_bytes: int = 64 * 1024, command_timeout_s: int = 60,
                  authorize_timeout_s: float = 5.0, push_retry_base_s: float = 2.0, push_retry_max_s: float = 600.0,
-                 push_poll_s: float = 1.0, session_push_interval_s: float = 60.0):
+                 push_poll_s: float = 1.0, session_push_interval_s: float = 60.0, can_unlock: bool = False):
         if len(country_code) != 2 or len(party_id) != 3:
             raise ValueError(f"country_code must have 2 and party_id 3 characters, got {country_code!r}/{party_id!r}")
         self.service = service
@@ -133,7 +133,7 @@ class OcpiCpo:
         self.push_retry_max_s = push_retry_max_s
         self.push_poll_s = push_poll_s
         self.session_push_interval_s = session_push_interval_s
-        self.render = Renderer(service=service, country_code=country_code, party_id=party_id)
+        self.render = Renderer(service=service, country_code=country_code, party_id=party_id, can_unlock=can_unlock)
         self._http = None
         self._tasks: set = set()
         self._push_task = None
@@ -466,10 +466,13 @@ class OcpiCpo:
 
     # ================================================================== sessions, CDRs
     def _visible_to(self, session, party: Party) -> tuple[bool, object]:
-        """An eMSP sees the sessions it authorized and those no eMSP authorized (the site's own),
-        never another eMSP's."""
+        """An eMSP sees only the sessions tied to it: started by its START_SESSION or authorized
+        with one of its tokens (the store's session reference says which). Sessions no eMSP
+        started (free vend, the site's allow-list, network customers) and other eMSPs' sessions
+        are the operator's business data: showing them would hand a competitor the charger's
+        utilisation."""
         ref = self.store.session_ref(session.reference)
-        return (ref is None or ref.owner_pk == party.pk), ref
+        return (ref is not None and ref.owner_pk == party.pk), ref
 
     async def _get_sessions(self, request):
         party = self._auth(request).party
@@ -572,24 +575,37 @@ class OcpiCpo:
         require(token, "valid", bool, where=w, optional=True)
         return token
 
+    @staticmethod
+    def _token_problem(party: Party, token: dict) -> str | None:
+        """Why the token of a START_SESSION or RESERVE_NOW cannot be used, or None.
+
+        The eMSP sending the command has authorized the token itself (OCPI 2.2.1, commands), so
+        it is not asked again, whatever its whitelist says: asking would refuse a NEVER token
+        of an eMSP without a real-time endpoint and lose the eMSP's authorization_reference.
+        What is checked is that the token is the caller's own, so no eMSP can charge a session
+        to another's customer, and that the eMSP has not itself marked it invalid."""
+        if not party.has_role(token["country_code"], token["party_id"]):
+            return (f"token {token['country_code']}*{token['party_id']} {token['uid']!r} is not issued by the "
+                    f"party sending the command")
+        if token.get("valid") is False:
+            return f"token {token['uid']!r} is marked not valid"
+        return None
+
     def _check_start_session(self, party, body):
         where = "START_SESSION"
         token = self._parse_token(body, where)
         self._check_location(body, where)
         connector_id, problem = self._evse_connector(body, where)
         auth_ref = require(body, "authorization_reference", str, where=where, optional=True, max_len=36)
+        problem = problem or self._token_problem(party, token)
         if problem:
             return "REJECTED", problem, None
 
         async def action():
-            decision = await self._decide(token, party, evse_uid=body.get("evse_uid"))
-            if not decision.allowed:
-                return "REJECTED", f"token {token['uid']} not allowed: {decision.reason}"
             reference = self._new_id()
             cdr_token = {k: token[k] for k in ("country_code", "party_id", "uid", "type", "contract_id")}
             self.store.add_session_ref(reference, owner_pk=party.pk, cdr_token=cdr_token, auth_method="COMMAND",
-                                       authorization_reference=decision.authorization_reference or auth_ref,
-                                       now_s=self._clock())
+                                       authorization_reference=auth_ref, now_s=self._clock())
             session = await self.service.start_session(source="ocpi", reference=reference, token=token["uid"],
                                                        connector_id=connector_id)
             return "ACCEPTED", f"session {session.session_id} started"
@@ -615,8 +631,10 @@ class OcpiCpo:
         token = self._parse_token(body, where)
         expires_s = parse_time(require(body, "expiry_date", str, where=where), f"{where}.expiry_date")
         their_id = require(body, "reservation_id", str, where=where, max_len=36)
+        require(body, "authorization_reference", str, where=where, optional=True, max_len=36)
         self._check_location(body, where)
         connector_id, problem = self._evse_connector(body, where)
+        problem = problem or self._token_problem(party, token)
         if problem:
             return "REJECTED", problem, None
         if expires_s <= self.service.now_s():
@@ -624,9 +642,7 @@ class OcpiCpo:
         reservation_id = f"ocpi-{party.pk}-{their_id}"
 
         async def action():
-            decision = await self._decide(token, party, evse_uid=body.get("evse_uid"))
-            if not decision.allowed:
-                return "REJECTED", f"token {token['uid']} not allowed: {decision.reason}"
+            # The eMSP authorized the token when it asked for the reservation (as for START_SESSION).
             self.store.add_reservation(reservation_id, owner_pk=party.pk, their_id=their_id, now_s=self._clock())
             await self.service.reserve(reservation_id=reservation_id, connector_id=connector_id, expires_s=expires_s,
                                        token=token["uid"])
@@ -849,7 +865,20 @@ class OcpiCpo:
                                                     "last_updated": snapshot["last_updated"]})
         self._wake.set()
 
+    def _owner_taking(self, ref, module: str) -> Party | None:
+        """The registered eMSP a session belongs to, if it takes pushes of ``module``."""
+        if ref is None:
+            return None
+        party = self.store.party(ref.owner_pk)
+        if party is None or party.state != "registered" or not party.endpoint(module, "RECEIVER"):
+            return None
+        return party
+
     def _on_session(self, session, *, force: bool = False) -> None:
+        """A session is pushed to the eMSP it belongs to and to nobody else (see ``_visible_to``)."""
+        ref = self.store.session_ref(session.reference)
+        if ref is None:
+            return  # the site's own session: no eMSP is told of it
         now = self._clock()
         last = self._session_pushed.get(session.session_id)
         if not force and last is not None and last[0] == session.status and \
@@ -858,22 +887,33 @@ class OcpiCpo:
         self._session_pushed[session.session_id] = (session.status, now)
         if session.stop_s is not None:
             self._session_pushed.pop(session.session_id, None)
-        ref = self.store.session_ref(session.reference)
-        for party in self._parties_with("sessions"):
-            if ref is None or ref.owner_pk == party.pk:
-                self._enqueue(party, "session", session.session_id, self.render.session(session, ref))
-        self._wake.set()
+        party = self._owner_taking(ref, "sessions")
+        if party is not None:
+            self._enqueue(party, "session", session.session_id, self.render.session(session, ref))
+            self._wake.set()
 
     def _on_receipt(self, session_id, receipt) -> None:
         session = self._session(session_id)
         if session is None:
             return
         ref = self.store.session_ref(session.reference)
-        cdr = self.render.cdr(session, receipt, ref)
-        for party in self._parties_with("cdrs"):
-            if ref is None or ref.owner_pk == party.pk:
-                self._enqueue(party, "cdr", cdr["id"], cdr, key=f"ocpi-cdr:{party.pk}:{cdr['id']}")
-        self._wake.set()
+        party = self._owner_taking(ref, "cdrs")
+        if party is not None:
+            cdr = self.render.cdr(session, receipt, ref)
+            self._enqueue(party, "cdr", cdr["id"], cdr, key=f"ocpi-cdr:{party.pk}:{cdr['id']}")
+            self._wake.set()
+
+    def _addressed_rightly(self, party: Party, entry: dict) -> bool:
+        """Whether a queued Session or CDR push still goes to the eMSP the session belongs to.
+
+        Checked again at delivery because the outbox outlives the process: entries queued by a
+        version that pushed the site's own sessions to every eMSP must not leak after an update."""
+        kind = entry["kind"]
+        if kind not in ("session", "cdr"):
+            return True
+        session_id = entry["id"] if kind == "session" else (entry.get("snapshot") or {}).get("session_id")
+        session = self._session(session_id) if isinstance(session_id, str) else None
+        return session is not None and self._visible_to(session, party)[0]
 
     def _request_for(self, party: Party, entry: dict):
         """(method, url, body) of a queued push; live objects are rendered afresh so that a late
@@ -922,6 +962,11 @@ class OcpiCpo:
                 return False
             if entry.topic == RESULT_TOPIC:
                 method, url, body = "POST", payload["url"], payload["body"]
+            elif not self._addressed_rightly(party, payload):
+                log.warning("OCPI: dropping queued %s push %s: it is not %s's", payload["kind"], payload["id"],
+                            party.label)
+                self.outbox.ack(entry.id)
+                return False
             else:
                 method, url, body = self._request_for(party, payload)
             if not url:

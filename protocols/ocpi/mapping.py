@@ -62,12 +62,19 @@ def _coord(value: float) -> str:
 
 
 class Renderer:
-    """Builds OCPI objects for one charger (country code, party id and site fixed)."""
+    """Builds OCPI objects for one charger (country code, party id and site fixed).
 
-    def __init__(self, *, service, country_code: str, party_id: str):
+    ``can_unlock`` says whether the charger can release a cable lock. Only then do EVSEs
+    advertise UNLOCK_CAPABLE: an eMSP offers its drivers an unlock button from that capability,
+    and on a lockless socket every press would end in NOT_SUPPORTED. It is False until the
+    charger's facade can say otherwise.
+    """
+
+    def __init__(self, *, service, country_code: str, party_id: str, can_unlock: bool = False):
         self.service = service
         self.country_code = country_code
         self.party_id = party_id
+        self.can_unlock = bool(can_unlock)
 
     # ----------------------------------------------------------------- locations
     @property
@@ -100,11 +107,14 @@ class Renderer:
         """One EVSE from its connectors; its ``last_updated`` is the newest of theirs."""
         first = views[0]
         status = first.status if first.status in EVSE_STATUSES else "UNKNOWN"
+        capabilities = ["REMOTE_START_STOP_CAPABLE", "RESERVABLE"]
+        if self.can_unlock:
+            capabilities.append("UNLOCK_CAPABLE")
         out = {
             "uid": str(first.evse_uid),
             "evse_id": evse_id(self.country_code, self.party_id, first.evse_uid),
             "status": status,
-            "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE"],
+            "capabilities": capabilities,
             "connectors": [self.connector(v) for v in views],
             "last_updated": format_time(max(self._updated(v) for v in views)),
         }
