@@ -141,6 +141,10 @@ class Section:
             raise self.error(name, f"must be an array, got {value!r}")
         return value
 
+    def known(self, *names: str) -> None:
+        """Keys of this table that another reader owns: not typos (``finish`` accepts them)."""
+        self._used.update(names)
+
     def finish(self) -> None:
         """Reject keys nobody asked for (typos)."""
         unknown = sorted(set(self.data) - self._used)

@@ -206,3 +206,23 @@ def test_a_password_in_a_broker_url_is_refused_without_echoing_it():
         assert "s3cret" not in str(exc) and "password" in str(exc)
     else:
         raise AssertionError("credentials in the URL were accepted")
+
+
+def test_a_misspelt_network_key_is_named_not_ignored():
+    from types import SimpleNamespace
+
+    from board.checks import ConfigError
+    from protocols.beckn.bpp import Policy
+    from protocols.mqtt.stack import NetworkConfig
+
+    table = {"brokers": ["mqtt://broker.example:1883"], "payment": "postpaid_certified"}
+    assert NetworkConfig.from_table(table, "/etc/urja/urja.toml").brokers == ("mqtt://broker.example:1883",)
+    site = SimpleNamespace(extra={"network": table}, path="/etc/urja/urja.toml")
+    assert Policy.from_site(site).payment == "postpaid_certified"
+    for typo in ({"broker": ["mqtt://broker.example:1883"]}, {"paymnet": "prepaid"}):
+        with pytest.raises(ConfigError) as info:
+            NetworkConfig.from_table(typo, "/etc/urja/urja.toml")
+        assert info.value.key == f"network.{next(iter(typo))}" and "unknown key" in str(info.value)
+        with pytest.raises(ConfigError) as info:
+            Policy.from_site(SimpleNamespace(extra={"network": typo}, path="/etc/urja/urja.toml"))
+        assert info.value.key == f"network.{next(iter(typo))}"

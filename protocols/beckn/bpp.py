@@ -154,6 +154,10 @@ PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
 OFFER_KIND = "urja.offer"
 QUOTE_KIND = "urja.quote"
 MAX_OUTBOX = 256
+POLICY_KEYS = ("payment", "reservation_grace_s", "cancellation_fee_paise", "quote_ttl_s", "max_advance_s")
+# ``[network]`` keys the MQTT binding reads (``protocols.mqtt.stack.NetworkConfig``)
+NETWORK_TRANSPORT_KEYS = ("brokers", "protocol", "topic_root", "username", "password", "ca_file", "cert_file",
+                          "key_file", "keepalive_s", "agency_public_key")
 ABANDONED_AFTER_S = 86_400  # a confirmed order never started may be evicted this long after its window
 _NOT_SERVICEABLE = ("INOPERATIVE", "OUTOFORDER", "UNKNOWN")
 
@@ -191,13 +195,16 @@ class Policy:
         """Read the keys this module owns from ``[network]`` (other bindings read the rest)."""
         data = (getattr(site, "extra", None) or {}).get("network") or {}
         sec = Section(data, getattr(site, "path", "<site>"), "network")
-        return cls(
+        sec.known(*NETWORK_TRANSPORT_KEYS)
+        policy = cls(
             payment=sec.str("payment", "prepaid", choices=PAYMENT_POLICIES),
             reservation_grace_s=sec.int("reservation_grace_s", 900, min=60, max=86400),
             cancellation_fee_paise=sec.int("cancellation_fee_paise", 0, min=0, max=10_000_000),
             quote_ttl_s=sec.int("quote_ttl_s", 300, min=10, max=86400),
             max_advance_s=sec.int("max_advance_s", 86400, min=0, max=30 * 86400),
         )
+        sec.finish()  # a misspelt key must not silently leave a default in force
+        return policy
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from board.checks import ConfigError, Section
-from protocols.beckn.bpp import Bpp
+from protocols.beckn.bpp import POLICY_KEYS, Bpp
 from protocols.beckn.trust import site_revocations
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
@@ -72,6 +72,8 @@ class NetworkConfig:
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
                   agency_public_key=sec.str("agency_public_key", None))
+        sec.known(*POLICY_KEYS)  # the provider's own keys (``protocols.beckn.bpp.Policy``)
+        sec.finish()  # a misspelt key must not silently leave a default in force
         try:
             check_root(cfg.topic_root)
             cfg.mqtt_settings(client_id="check")
