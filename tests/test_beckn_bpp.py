@@ -170,6 +170,11 @@ async def test_future_start_is_a_reservation_and_cancel_refunds_minus_tariff_fee
     w = World()
     _, on_confirm, order_id = await w.contract(start_s=NOW_S + 7200)
     assert on_confirm["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == m.STATE_RESERVED
+    # booked for two hours from now: the connector stays free for others until 15 minutes before
+    await w.bpp.take_due_holds()
+    assert w.charger.connectors()[0].status == "AVAILABLE"
+    w.clock.t_s = NOW_S + 7200 - 900
+    await w.bpp.take_due_holds()
     assert w.charger.connectors()[0].status == "RESERVED"
     await w.refused(m.update(w.buyer.ctx("update"), order_id=order_id, command=m.START_CHARGING), "50002")
     on_cancel = await w.ok(m.cancel(w.buyer.ctx("cancel"), order_id=order_id))
@@ -177,6 +182,26 @@ async def test_future_start_is_a_reservation_and_cancel_refunds_minus_tariff_fee
     assert order["status"] == "CANCELLED" and order["quote"]["price"]["value"] == "-61.36"  # 84.96 - 23.60
     assert w.charger.connectors()[0].status == "AVAILABLE"
     await w.refused(m.update(w.buyer.ctx("update"), order_id=order_id, command=m.START_CHARGING), "50002")
+
+
+async def test_bookings_of_one_connector_may_not_overlap_and_leave_it_free_meanwhile():
+    w = World()
+    await w.contract(start_s=NOW_S + 7200)
+    w.buyer.transaction_id = w.buyer.new_id()
+    b = w.buyer
+    await w.ok(m.select(b.ctx("select"), provider_id="in.test.charger", energy_wh=4000, start_s=NOW_S + 7800))
+    on_init = await w.ok(m.init(b.ctx("init"), provider_id="in.test.charger", energy_wh=4000))
+    amount = m.parse_money(on_init["message"]["order"]["payments"][0]["params"]["amount"], "amount")
+    err = await w.refused(m.confirm(b.ctx("confirm"), provider_id="in.test.charger", energy_wh=4000,
+                                    amount_paise=amount, payment_ref="UPI-2"), "30008")
+    assert "booked from" in err["message"]
+    # a later evening is free, and so is the connector now: a walk-in charges before the bookings
+    w.buyer.transaction_id = w.buyer.new_id()
+    await w.contract(start_s=NOW_S + 5 * 3600)
+    w.buyer.transaction_id = w.buyer.new_id()
+    _, _, walk_in = await w.contract()
+    await w.ok(m.update(w.buyer.ctx("update"), order_id=walk_in, command=m.START_CHARGING))
+    assert w.charger.connectors()[0].status == "CHARGING"
 
 
 async def test_prepaid_site_refuses_unpaid_confirm():

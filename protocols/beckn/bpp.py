@@ -112,6 +112,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote as _q
 
 from agent import offers
+from agent.aio import cancel_and_wait
 from agent.config import utc_offset_s
 from agent.service import ChargerService, ServiceError
 from agent.tariff import Tariff, TariffError, parse_fixed
@@ -154,7 +155,9 @@ PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
 OFFER_KIND = "urja.offer"
 QUOTE_KIND = "urja.quote"
 MAX_OUTBOX = 256
-POLICY_KEYS = ("payment", "reservation_grace_s", "cancellation_fee_paise", "quote_ttl_s", "max_advance_s")
+POLICY_KEYS = ("payment", "reservation_grace_s", "cancellation_fee_paise", "quote_ttl_s", "max_advance_s",
+               "hold_lead_s")
+HOLD_CHECK_S = 1.0  # how often booked orders whose hold is due are looked at (real seconds)
 # ``[network]`` keys the MQTT binding reads (``protocols.mqtt.stack.NetworkConfig``)
 NETWORK_TRANSPORT_KEYS = ("brokers", "protocol", "topic_root", "username", "password", "ca_file", "cert_file",
                           "key_file", "keepalive_s", "agency_public_key")
@@ -175,6 +178,7 @@ _STORED_FIELDS = {
     "certified": (bool,), "payment_id": (str,), "payment_type": (str,), "payment_status": (str, _NONE),
     "payment_ref": (str, _NONE), "billing": (dict, _NONE), "session_id": (str, _NONE),
     "reservation_id": (str, _NONE), "reservation_expires_s": _NUMBER + (_NONE,),
+    "hold_from_s": _NUMBER + (_NONE,), "hold_taken": (bool,),
     "acceptance_digest": (str, _NONE), "energy_wh": (int, _NONE), "asked_energy_wh": (int, _NONE),
     "duration_s": (int, _NONE), "budget_paise": (int, _NONE), "power_w": (int,), "ratings": (list,),
 }
@@ -189,6 +193,7 @@ class Policy:
     cancellation_fee_paise: int = 0
     quote_ttl_s: int = 300
     max_advance_s: int = 86400
+    hold_lead_s: int = 900
 
     @classmethod
     def from_site(cls, site) -> "Policy":
@@ -202,6 +207,7 @@ class Policy:
             cancellation_fee_paise=sec.int("cancellation_fee_paise", 0, min=0, max=10_000_000),
             quote_ttl_s=sec.int("quote_ttl_s", 300, min=10, max=86400),
             max_advance_s=sec.int("max_advance_s", 86400, min=0, max=30 * 86400),
+            hold_lead_s=sec.int("hold_lead_s", 900, min=0, max=86400),
         )
         sec.finish()  # a misspelt key must not silently leave a default in force
         return policy
@@ -250,6 +256,8 @@ class _Tx:
         self.stage = "quoted"
         self.order_id = self.reservation_id = self.session_id = self.acceptance_digest = None
         self.reservation_expires_s = None
+        self.hold_from_s = None  # a booking's hold starts here (``Policy.hold_lead_s`` before its start)
+        self.hold_taken = False  # whether the charger holds the connector for it now
         self.payment_status = None
         self.paid_paise = 0
         self.billing = None
@@ -375,7 +383,7 @@ class Bpp:
         }
         self.store = store
         self.binding = binding
-        self._holds_to_restore: list[_Tx] = []
+        self._hold_task = None
         if store is not None:
             self._restore()
         self.service.add_listener(self._on_event)
@@ -384,25 +392,21 @@ class Bpp:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Take restored orders' connector holds again, then start delivering unsolicited
-        messages through ``self.send``."""
-        holds, self._holds_to_restore = self._holds_to_restore, []
-        for tx in holds:
-            await self._restore_hold(tx)
+        """Take the connector holds that are due (restored orders' included), then start
+        delivering unsolicited messages through ``self.send`` and taking later holds on time."""
+        await self.take_due_holds()
         if self._task is None:
             self._task = asyncio.create_task(self._pump(), name=f"beckn-bpp-outbox:{self.bpp_id}")
+        if self._hold_task is None:
+            self._hold_task = asyncio.create_task(self._hold_loop(), name=f"beckn-bpp-holds:{self.bpp_id}")
 
     async def close(self) -> None:
         if self._listening:
             self.service.remove_listener(self._on_event)
             self._listening = False
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        tasks = [t for t in (self._task, self._hold_task) if t is not None]
+        self._task = self._hold_task = None
+        await cancel_and_wait(tasks)
 
     async def __aenter__(self) -> "Bpp":
         await self.start()
@@ -482,7 +486,7 @@ class Bpp:
             if tx.session_id:
                 self._by_session[tx.session_id] = tx
             if tx.stage == "confirmed" and tx.reservation_id is not None:
-                self._holds_to_restore.append(tx)
+                tx.hold_taken = False  # the charger's holds died with the process: take it again
             self._count("orders_restored")
         excess = len(self._txs) - self.max_transactions
         for tid, tx in list(self._txs.items()):
@@ -532,22 +536,43 @@ class Bpp:
         if tx.stage == "ended":
             self._unsolicited(tx, "on_status", {"order": self._status_order(tx)})
 
-    async def _restore_hold(self, tx: _Tx) -> None:
-        """A restored confirmed order holds its connector again, until the hold's own expiry."""
-        if tx.stage != "confirmed" or tx.reservation_id is None:
-            return
-        expires_s = tx.reservation_expires_s
-        if expires_s is None or expires_s <= self.clock():
-            log.info("beckn: restored order %s: its connector hold has expired", tx.order_id)
-            return
-        try:
-            await self.service.reserve(reservation_id=tx.reservation_id, connector_id=tx.connector_id,
-                                       expires_s=expires_s, token=tx.bap_id)
-            self._count("holds_restored")
-        except ServiceError as exc:
-            self._count("holds_not_restored")
-            log.warning("beckn: restored order %s: connector %s could not be held again: %s",
-                        tx.order_id, tx.connector_id, exc)
+    async def take_due_holds(self) -> None:
+        """Hold the connector for every confirmed order whose hold is due and not yet taken.
+
+        A booking for the evening must not shut the connector all day: its hold starts
+        ``Policy.hold_lead_s`` before the booked start (immediately for a start within that
+        lead) and ends ``reservation_grace_s`` after it. A hold that cannot be taken yet (a car
+        still charging there) is tried again on the next round until the window closes.
+        """
+        now_s = self.clock()
+        for tx in list(self._by_order.values()):
+            if tx.stage != "confirmed" or tx.reservation_id is None or tx.hold_taken:
+                continue
+            expires_s = tx.reservation_expires_s
+            if expires_s is None or expires_s <= now_s:
+                continue
+            if tx.hold_from_s is not None and tx.hold_from_s > now_s:
+                continue
+            try:
+                await self.service.reserve(reservation_id=tx.reservation_id, connector_id=tx.connector_id,
+                                           expires_s=expires_s, token=tx.bap_id)
+            except ServiceError as exc:
+                self._count("holds_not_taken")
+                log.info("beckn: order %s: connector %s cannot be held yet: %s", tx.order_id, tx.connector_id, exc)
+                continue
+            tx.hold_taken = True
+            self._count("holds_taken")
+            self._persist_quietly(tx)
+
+    async def _hold_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HOLD_CHECK_S)
+            try:
+                await self.take_due_holds()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the next round tries again; answering buyers must go on
+                log.exception("beckn: taking due connector holds failed")
 
     # ------------------------------------------------------------------ signing
 
@@ -1186,6 +1211,19 @@ class Bpp:
             self._cancellation_fee_paise(self.service.tariff()), tx.currency)
         return self._ack(self._reply(req, "on_init", {"order": order}))
 
+    def _check_no_overlap(self, tx: _Tx, hold_from_s: float, hold_until_s: float) -> None:
+        """One connector, one booking at a time: refuse a window that meets another's."""
+        for other in self._by_order.values():
+            if other is tx or other.stage != "confirmed" or other.reservation_id is None \
+                    or other.connector_id != tx.connector_id:
+                continue
+            start_s = other.hold_from_s if other.hold_from_s is not None else other.created_s
+            if start_s < hold_until_s and hold_from_s < (other.reservation_expires_s or 0):
+                raise BecknError(FULFILLMENT_UNAVAILABLE,
+                                 f"connector {tx.connector_id} is booked from {m.format_timestamp(start_s)} to "
+                                 f"{m.format_timestamp(other.reservation_expires_s)}; choose another time",
+                                 path="message.order.fulfillments[0].stops", kind="refused")
+
     async def _confirm(self, req: m.Request, certified: bool, digest: str = "") -> Reply:
         tx = self._tx_for(req, ("initiated",), "confirm")
         ask: m.OrderAsk = req.body
@@ -1207,19 +1245,29 @@ class Bpp:
         now_s = self.clock()
         reservation_id = None
         hold_until_s = max(tx.start_s, now_s) + self.policy.reservation_grace_s
-        try:
-            await self.service.reserve(reservation_id=order_id, connector_id=tx.connector_id,
-                                       expires_s=hold_until_s, token=tx.bap_id)
+        hold_from_s = tx.start_s - self.policy.hold_lead_s
+        deferred = tx.reserve_ahead and hold_from_s > now_s
+        if deferred:
+            # booked for later: the connector stays free until the hold is due (take_due_holds)
+            self._check_no_overlap(tx, hold_from_s, hold_until_s)
             reservation_id = order_id
-        except ServiceError as exc:
-            if exc.code == ServiceError.NOT_SUPPORTED and not tx.reserve_ahead:
-                reservation_id = None
-            else:
-                raise _service_nack(exc, "message.order.fulfillments[0].id") from None
+        else:
+            hold_from_s = now_s
+            try:
+                await self.service.reserve(reservation_id=order_id, connector_id=tx.connector_id,
+                                           expires_s=hold_until_s, token=tx.bap_id)
+                reservation_id = order_id
+            except ServiceError as exc:
+                if exc.code == ServiceError.NOT_SUPPORTED and not tx.reserve_ahead:
+                    reservation_id = None
+                else:
+                    raise _service_nack(exc, "message.order.fulfillments[0].id") from None
         before = dict(tx.__dict__)
         tx.order_id = order_id
         tx.reservation_id = reservation_id
         tx.reservation_expires_s = hold_until_s if reservation_id is not None else None
+        tx.hold_from_s = hold_from_s if reservation_id is not None else None
+        tx.hold_taken = reservation_id is not None and not deferred
         tx.stage = "confirmed"
         tx.payment_status = pay.status
         tx.paid_paise = pay.amount_paise or 0
@@ -1236,7 +1284,7 @@ class Bpp:
                           order_id, tx.transaction_id)
             tx.__dict__.clear()
             tx.__dict__.update(before)
-            if reservation_id is not None:
+            if reservation_id is not None and not deferred:
                 try:
                     await self.service.cancel_reservation(reservation_id)
                 except ServiceError:
