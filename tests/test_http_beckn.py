@@ -168,3 +168,49 @@ async def test_site_config_http_table_serves_beckn_from_the_runtime(tmp_path):
                 assert r.status == 401
                 assert "WWW-Authenticate" in r.headers
     assert rt.http.server._runner is None
+
+
+async def test_unsolicited_messages_wait_in_the_journal_until_the_buyer_answers(tmp_path):
+    """The receipt must reach a buyer whose server was down, even across a charger restart."""
+    from agent.journal import Journal
+    from tests.support import wait_until
+
+    seen = []
+
+    async def buyer_inbox(request):
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(status=503) if len(seen) == 1 else web.json_response(m.ack())
+
+    app = web.Application()
+    app.router.add_post("/on_status", buyer_inbox)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    body = json.dumps(m.ack()).encode()
+    journal = None
+    try:
+        async with Net() as n:
+            clock = n.clock  # the provider signs by it, the journal schedules by it
+            journal = Journal.open(tmp_path / "journal.db", clock=clock)
+            n.server.journal = journal  # as HttpBinding.for_runtime wires it
+            n.server.clock = clock
+            n.bpp.send = n.server._queue
+            await n.bpp.send(Outgoing("on_status", body, {}, "bap", f"http://127.0.0.1:{port}"))
+            assert journal.pending_count() == 1
+        # the charger restarts before the buyer is back; its new server finds the message
+        server = BecknHttpServer(bpp=n.bpp, retry_delay_s=0.01, journal=journal, clock=clock, outbox_poll_s=0.01)
+        await server.start()
+        try:
+            await wait_until(lambda: len(seen) == 1, what="the first attempt")
+            clock.t_s += 1  # past the retry delay
+            await wait_until(lambda: journal.pending_count() == 0, what="delivery after the retry")
+            assert len(seen) == 2 and seen[0] != seen[1]  # signed afresh for the second attempt
+            assert server.counters["delivered"] == 1
+        finally:
+            await server.close()
+    finally:
+        if journal is not None:
+            journal.close()
+        await runner.cleanup()

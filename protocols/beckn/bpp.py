@@ -588,13 +588,17 @@ class Bpp:
             body = m.encode(doc)
         else:
             body = b'{"context":' + m.encode(doc["context"]) + b',"message":' + message_json + b"}"
+        ttl = doc["context"].get("ttl")
+        return Outgoing(doc["context"]["action"], body, self.sign_headers(body), receiver_id, receiver_uri,
+                        m.parse_duration(ttl, "context.ttl") if ttl is not None else None)
+
+    def sign_headers(self, body: bytes) -> dict:
+        """Fresh signed headers for ``body`` (a message queued while its receiver was away is
+        signed again when it is finally sent, so its signature window is still open)."""
         created_s = int(self.clock())
         auth = sign_body(body, self._current_signer(), created_s=created_s,
                          expires_s=created_s + self.signature_ttl_s)
-        ttl = doc["context"].get("ttl")
-        return Outgoing(doc["context"]["action"], body,
-                        {AUTHORIZATION: auth, "Content-Type": "application/json"}, receiver_id, receiver_uri,
-                        m.parse_duration(ttl, "context.ttl") if ttl is not None else None)
+        return {AUTHORIZATION: auth, "Content-Type": "application/json"}
 
     def _sign_doc(self, doc: dict, signer=None) -> dict:
         return sign_object(doc, signer or self._current_signer())

@@ -48,7 +48,9 @@ class HttpBinding:
                   bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
                   agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING,
                   revocations=site_revocations(rt))
-        return cls(bpp=bpp, server=BecknHttpServer(bpp=bpp), host=host, port=int(port_text))
+        # unsolicited messages (the receipt above all) wait in the journal while a buyer is away
+        server = BecknHttpServer(bpp=bpp, journal=rt.journal, clock=rt.now_s)
+        return cls(bpp=bpp, server=server, host=host, port=int(port_text))
 
     async def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""

@@ -4,12 +4,15 @@ Thin on purpose: the request body and headers go to ``Bpp.receive`` untouched (t
 covers the exact bytes), the ACK/NACK comes back with the status ``Bpp`` chose (401 with
 ``WWW-Authenticate`` for signature failures, as BECKN-006 prescribes), and the signed
 ``on_*`` callbacks are POSTed to ``<bap_uri>/<action>`` after the answer, by named tasks with
-bounded retries. Unsolicited messages from ``Bpp`` take the same delivery path.
+bounded retries. Unsolicited messages from ``Bpp`` (status changes, the final receipt) take the
+same path, or, given a ``journal``, go through its durable outbox (topic ``http/...``): a buyer
+whose server is down for an hour, or a charger that restarts meanwhile, still gets the receipt,
+signed afresh when it is finally sent.
 
 Public API::
 
     BecknHttpServer(*, bpp, session=None, max_attempts=3, retry_delay_s=0.5, timeout_s=10.0,
-                    max_body_bytes=None)
+                    max_body_bytes=None, journal=None, clock=None, outbox_poll_s=1.0, retry_max_s=300.0)
       server.app() -> aiohttp.web.Application
       await server.start(host="127.0.0.1", port=0) -> int     the bound port
       await server.deliver(out: Outgoing) -> bool              also used as ``bpp.send``
@@ -18,6 +21,7 @@ Public API::
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiohttp
@@ -29,11 +33,13 @@ from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
 
 log = logging.getLogger("urja.http")
+OUTBOX_PREFIX = "http/"  # this binding's topics in the journal's outbox
 
 
 class BecknHttpServer:
     def __init__(self, *, bpp: Bpp, session: aiohttp.ClientSession | None = None, max_attempts: int = 3,
-                 retry_delay_s: float = 0.5, timeout_s: float = 10.0, max_body_bytes: int | None = None):
+                 retry_delay_s: float = 0.5, timeout_s: float = 10.0, max_body_bytes: int | None = None,
+                 journal=None, clock=None, outbox_poll_s: float = 1.0, retry_max_s: float = 300.0):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.bpp = bpp
@@ -46,7 +52,13 @@ class BecknHttpServer:
         self._tasks: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
         self.counters: dict[str, int] = {}
-        bpp.send = self.deliver
+        self.journal = journal
+        self.clock = clock or bpp.clock
+        self.outbox_poll_s = outbox_poll_s
+        self.retry_max_s = retry_max_s
+        self._kick = asyncio.Event()
+        self._pump_task: asyncio.Task | None = None
+        bpp.send = self._queue if journal is not None else self.deliver
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -56,10 +68,15 @@ class BecknHttpServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)
+        if self.journal is not None and self._pump_task is None:
+            self._pump_task = asyncio.create_task(self._outbox_pump(), name="beckn-http-outbox")
         return bound
 
     async def close(self) -> None:
         tasks, self._tasks = list(self._tasks), set()
+        if self._pump_task is not None:
+            tasks.append(self._pump_task)
+            self._pump_task = None
         await cancel_and_wait(tasks)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -89,30 +106,80 @@ class BecknHttpServer:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         return self._session
 
+    # --- the durable outbox (unsolicited messages) --------------------------------------------
+
+    async def _queue(self, out: Outgoing) -> None:
+        """``bpp.send`` with a journal: keep the message durably; the pump delivers it."""
+        if not out.receiver_uri or not out.receiver_uri.startswith(("http://", "https://")):
+            self._count("undeliverable")
+            return
+        payload = json.dumps({"action": out.action, "body": out.body.decode("utf-8"), "uri": out.receiver_uri,
+                              "receiver_id": out.receiver_id}, separators=(",", ":"))
+        self.journal.enqueue(f"{OUTBOX_PREFIX}{out.receiver_id or '-'}", payload)
+        self._count("queued")
+        self._kick.set()
+
+    def _retry_delay_s(self, attempts: int) -> float:
+        return min(self.retry_max_s, self.retry_delay_s * (2 ** min(attempts, 20)))
+
+    async def _outbox_pump(self) -> None:
+        while True:
+            entries = self.journal.due(self.clock(), 20, topic_prefix=OUTBOX_PREFIX)
+            if not entries:
+                self._kick.clear()
+                try:
+                    await asyncio.wait_for(self._kick.wait(), self.outbox_poll_s)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            for entry in entries:
+                try:
+                    item = json.loads(entry.payload)
+                    body = item["body"].encode("utf-8")
+                    out = Outgoing(item["action"], body, self.bpp.sign_headers(body), item.get("receiver_id"),
+                                   item["uri"])
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    log.error("beckn: queued HTTP message %s is unreadable and was dropped: %s", entry.id, exc)
+                    self.journal.ack(entry.id)
+                    continue
+                outcome = await self._post(out)
+                if outcome == "retry":
+                    self.journal.retry(entry.id, self.clock() + self._retry_delay_s(entry.attempts))
+                else:  # delivered, or refused for good (retrying cannot change a 4xx)
+                    self.journal.ack(entry.id)
+
     async def deliver(self, out: Outgoing) -> bool:
-        """POST a signed message to its receiver; True once it was ACKed."""
+        """POST a signed message to its receiver, retrying a few times; True once it was ACKed."""
         uri = out.receiver_uri
         if not uri or not uri.startswith(("http://", "https://")):
             self._count("undeliverable")
             return False
-        url = uri.rstrip("/") + "/" + out.action
-        session = await self._client()
         for attempt in range(self.max_attempts):
-            try:
-                async with session.post(url, data=out.body, headers=out.headers) as resp:
-                    text = await resp.read()
-                    if resp.status == 200:
-                        self._count("delivered")
-                        return True
-                    if 400 <= resp.status < 500 and resp.status != 429:
-                        self._count("rejected")  # the receiver said no: retrying will not change that
-                        log.warning("beckn: %s refused %s (%s): %s", url, out.action, resp.status, text[:200])
-                        return False
-            except asyncio.CancelledError:
-                raise
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                log.info("beckn: %s to %s failed (attempt %d): %s", out.action, url, attempt + 1, exc)
+            outcome = await self._post(out)
+            if outcome != "retry":
+                return outcome == "delivered"
             if attempt + 1 < self.max_attempts:
                 await asyncio.sleep(self.retry_delay_s * (2 ** attempt))  # back-off, not synchronisation
         self._count("failed")
         return False
+
+    async def _post(self, out: Outgoing) -> str:
+        """One POST: "delivered", "refused" (a 4xx other than 429: final) or "retry"."""
+        url = out.receiver_uri.rstrip("/") + "/" + out.action
+        session = await self._client()
+        try:
+            async with session.post(url, data=out.body, headers=out.headers) as resp:
+                text = await resp.read()
+                if resp.status == 200:
+                    self._count("delivered")
+                    return "delivered"
+                if 400 <= resp.status < 500 and resp.status != 429:
+                    self._count("rejected")  # the receiver said no: retrying will not change that
+                    log.warning("beckn: %s refused %s (%s): %s", url, out.action, resp.status, text[:200])
+                    return "refused"
+                log.info("beckn: %s to %s answered HTTP %s", out.action, url, resp.status)
+        except asyncio.CancelledError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.info("beckn: %s to %s failed: %s", out.action, url, exc)
+        return "retry"
