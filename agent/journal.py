@@ -35,6 +35,13 @@ Durability contract (what the runtime must do, and what it may then rely on)
    binding's own JSON object; the journal only checks that it is one. Bindings never see each
    other's rows (the MQTT and HTTP bindings answer their own transactions).
 
+8. Latched faults: ``FaultStore`` (below) keeps them in a small file of its own beside the
+   journal, ``fault_store_path(journal_path)``. A latch must outlive a power cut and be
+   cleared only by a local reset, and that reset (``urja fault reset``) must work while the
+   agent runs; the journal itself is opened exclusively, so the latch cannot live in it. The
+   runtime records a latch (durable on return) when the safety gate latches, re-latches a
+   recorded uncleared one at boot before anything can close the relay, and records the clearing.
+
 Tables added after schema version 1 that older code can simply ignore (``orders``) are created
 with ``CREATE TABLE IF NOT EXISTS`` at every open, without a version bump: a file stays
 readable by the release before, so going back after a bad update keeps every session.
@@ -57,6 +64,7 @@ import math
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from agent.errors import AgentError
@@ -872,8 +880,192 @@ class Journal:
         return [r[0] for r in self._db().execute("PRAGMA integrity_check")]
 
 
+# ------------------------------------------------------------------ latched faults
+
+_FAULT_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS latched_faults (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        code TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        latched_s REAL NOT NULL,
+        cleared_s REAL,
+        cleared_by TEXT,
+        CHECK ((cleared_s IS NULL) = (cleared_by IS NULL))
+    )""",
+    "CREATE INDEX IF NOT EXISTS latched_faults_open ON latched_faults(id) WHERE cleared_s IS NULL",
+)
+
+
+def fault_store_path(journal_path) -> Path:
+    """Where the latched faults of the journal at ``journal_path`` live: ``NAME.faults.sqlite`` beside it."""
+    path = Path(journal_path)
+    return path.with_name(path.stem + ".faults.sqlite")
+
+
+@dataclass(frozen=True)
+class LatchedFault:
+    id: int
+    code: str
+    detail: str
+    latched_s: float
+    cleared_s: float | None
+    cleared_by: str | None
+
+    @property
+    def is_latched(self) -> bool:
+        return self.cleared_s is None
+
+
+class FaultStore:
+    """Latched safety faults and their clearing, in a file shared by the agent and ``urja fault``.
+
+    Why a file of its own: the journal is held exclusively by the running agent, but a
+    technician's local reset must reach the latch whether the agent runs or not. WAL with
+    normal locking lets the command write while the agent holds its own connection; every
+    write is one short ``BEGIN IMMEDIATE`` transaction fsynced before it returns, and rows are
+    never deleted (faults are rare; the history tells a technician what happened).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path, *, busy_timeout_s: float = 2.0) -> "FaultStore":
+        path = str(path)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the fault latch file {path}: {exc}", path=path) from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if path != ":memory:" and str(mode).lower() != "wal":
+                raise StorageError(f"fault latch file {path}: the file system refused WAL mode (got {mode!r})",
+                                   path=path)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _FAULT_SCHEMA:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StorageError(f"fault latch file {path} is not usable: {exc}", path=path) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(f"fault latch file {self.path} is closed", code="journal-closed")
+        return self._conn
+
+    def _write(self, work):
+        conn = self._db()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"fault latch file {self.path}: write failed: {exc}", path=self.path) from exc
+        return result
+
+    def _read(self, sql: str, params=()) -> list:
+        try:
+            return self._db().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"fault latch file {self.path}: read failed: {exc}", path=self.path) from exc
+
+    @staticmethod
+    def _row(row) -> LatchedFault:
+        return LatchedFault(id=row[0], code=_as_text(row[1]), detail=_as_text(row[2]), latched_s=row[3],
+                            cleared_s=row[4], cleared_by=None if row[5] is None else _as_text(row[5]))
+
+    _COLUMNS = "id, code, detail, latched_s, cleared_s, cleared_by"
+
+    def latched(self) -> LatchedFault | None:
+        """The newest fault not cleared yet, or None."""
+        rows = self._read(f"SELECT {self._COLUMNS} FROM latched_faults WHERE cleared_s IS NULL "
+                          "ORDER BY id DESC LIMIT 1")
+        return self._row(rows[0]) if rows else None
+
+    def fault(self, fault_id: int) -> LatchedFault | None:
+        """One recorded fault by id, cleared or not (one indexed row: cheap enough to poll)."""
+        rows = self._read(f"SELECT {self._COLUMNS} FROM latched_faults WHERE id = ?", (fault_id,))
+        return self._row(rows[0]) if rows else None
+
+    def history(self, limit: int = 10) -> list[LatchedFault]:
+        """The newest ``limit`` faults, newest first."""
+        rows = self._read(f"SELECT {self._COLUMNS} FROM latched_faults ORDER BY id DESC LIMIT ?", (int(limit),))
+        return [self._row(r) for r in rows]
+
+    def latch(self, code: str, detail: str, time_s: float) -> LatchedFault:
+        """Record a latched fault; durable on return.
+
+        Idempotent: while a fault with the same code is recorded and not cleared, that record
+        is returned and nothing is written (a fault re-latched at boot is not a new fault).
+        """
+        _require_text("code", code)
+        if not isinstance(detail, str):
+            raise InvalidValue(f"detail must be a string, got {detail!r}", field="detail", value=detail)
+        _require_number("time_s", time_s)
+
+        def work(conn):
+            row = conn.execute(f"SELECT {self._COLUMNS} FROM latched_faults WHERE cleared_s IS NULL AND code = ? "
+                               "ORDER BY id DESC LIMIT 1", (code,)).fetchone()
+            if row is not None:
+                return self._row(row)
+            cur = conn.execute("INSERT INTO latched_faults (code, detail, latched_s) VALUES (?, ?, ?)",
+                               (code, detail, float(time_s)))
+            return LatchedFault(id=cur.lastrowid, code=code, detail=detail, latched_s=float(time_s),
+                                cleared_s=None, cleared_by=None)
+
+        return self._write(work)
+
+    def clear(self, time_s: float, *, by: str) -> list[LatchedFault]:
+        """Mark every uncleared fault cleared (durable on return); returns what was cleared.
+
+        Only a local reset may call this: the agent after its gate cleared, or ``urja fault
+        reset`` at the charger. Nothing on the network reaches it.
+        """
+        _require_number("time_s", time_s)
+        _require_text("by", by)
+
+        def work(conn):
+            rows = conn.execute(f"SELECT {self._COLUMNS} FROM latched_faults WHERE cleared_s IS NULL "
+                                "ORDER BY id").fetchall()
+            conn.execute("UPDATE latched_faults SET cleared_s = ?, cleared_by = ? WHERE cleared_s IS NULL",
+                         (float(time_s), by))
+            return [LatchedFault(id=r[0], code=_as_text(r[1]), detail=_as_text(r[2]), latched_s=r[3],
+                                 cleared_s=float(time_s), cleared_by=by) for r in rows]
+
+        return self._write(work)
+
+
 __all__ = [
-    "CheckpointPolicy", "Journal", "JournalError", "OrderRecord", "OutboxEntry", "ReceiptConflict", "SCHEMA_VERSION",
+    "CheckpointPolicy", "FaultStore", "Journal", "JournalError", "LatchedFault", "OrderRecord", "OutboxEntry",
+    "ReceiptConflict", "SCHEMA_VERSION", "fault_store_path",
     "SchemaError", "SessionClosed", "SessionExists", "SessionRecord", "StorageError", "UnknownMessage",
     "UnknownSession", "InvalidValue",
 ]

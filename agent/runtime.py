@@ -15,8 +15,14 @@ time order, one at a time; all sources only append to a list and wake the dispat
 
 Durability follows ``agent.journal``'s contract: the session's start reading is committed
 before the relay closes, the stop reading is taken after it opened, and receipts are stored
-exactly once. On boot the relay is forced open before anything else, then unfinished
-sessions are reconciled from the journal with the meter's own register.
+exactly once. On boot the relay is forced open before anything else, then a latched fault
+recorded before the restart is latched again, then unfinished sessions are reconciled from the
+journal with the meter's own register.
+
+A latched fault outlives restarts and power cuts (``agent.journal.FaultStore``) and is cleared
+only by a local reset: ``urja fault reset`` at the charger writes the clearing to the fault
+file, and the running agent, checking that file about once a second while a fault is latched,
+then asks the gate to clear (which it refuses while the condition is still there).
 
 It also implements ``agent.service.ChargerService`` for the protocols.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -33,8 +40,8 @@ from agent.auth import Authorizer
 from agent.clock import Clock
 from agent.config import SiteConfig, utc_offset_s
 from agent.errors import AgentError
-from agent.journal import Journal
-from agent.safety import SafetySettings, SafetySupervisor
+from agent.journal import FaultStore, Journal, fault_store_path
+from agent.safety import FaultPersists, SafetySettings, SafetySupervisor
 from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
 from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalRecord, LocalReset,
                            MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
@@ -52,6 +59,7 @@ TICK_S = 0.05  # safety supervision period (real time): well inside IEC 61851's 
 CONNECTOR_ID = "1"
 MAX_FINISHED_VIEWS = 100  # finished sessions kept in memory (older ones come from the journal)
 PROGRESS_S = 15  # how often a charging session's progress is announced to listeners (clock time)
+FAULT_CHECK_S = 1.0  # how often (real time) a latched fault's record is checked for a local reset
 
 
 class RuntimeError_(AgentError):
@@ -156,10 +164,13 @@ class Runtime(ChargerService):
     def __init__(self, *, config: SiteConfig, board, journal: Journal, tariff: dict, identity: Identity,
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None):
+                 safety_settings: SafetySettings | None = None, faults: FaultStore | None = None):
         self.config = config
         self.board = board
         self.journal = journal
+        # Where latched faults are kept across restarts; None keeps them in memory only.
+        self.faults = faults
+        self._latch_record_id: int | None = None
         self.identity = identity
         self.clock = clock
         self._new_id = new_id or (lambda: uuid.uuid4().hex[:20])
@@ -216,6 +227,7 @@ class Runtime(ChargerService):
         for cmd in self.safety.boot(self.clock.monotonic_ms()):
             await self._execute(cmd)
         await self.board.relay.open()
+        await self._restore_latch()
         reading = await self._read_meter_for_boot()
         if reading is not None:
             closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
@@ -234,6 +246,8 @@ class Runtime(ChargerService):
         self._spawn("urja-dispatch", self._dispatch_loop())
         self._spawn("urja-meter-poll", self._meter_loop())
         self._spawn("urja-safety-tick", self._tick_loop())
+        if self.faults is not None:
+            self._spawn("urja-fault-reset", self._fault_reset_loop())
         self._refresh_connector()
         log.info("started: site %s, board %s, %s mode, max %s A, tariff %s", self.config.site_id,
                  self.board.profile.name, self.core.settings.mode, self.max_current_a,
@@ -259,6 +273,25 @@ class Runtime(ChargerService):
                 pilot.remove_listener(self._on_pilot)
             log.info("stopped: relay open")
 
+    async def _restore_latch(self) -> None:
+        """Latch again a fault recorded before the restart and never cleared by a local reset.
+
+        Runs right after the boot open, before the meter, the pilot or any task can ask for
+        power: a reboot or a power cut must not be a way around a welded contactor.
+        """
+        if self.faults is None:
+            return
+        recorded = self.faults.latched()
+        if recorded is None:
+            return
+        log.error("fault %s latched at %s is still recorded (%s): the charger stays out of order until a "
+                  "local reset at the charger (urja fault reset)", recorded.code, _utc(recorded.latched_s),
+                  recorded.detail)
+        self._latch_record_id = recorded.id
+        event = Fault(recorded.code, self._now_ms(), latch=True, detail=recorded.detail)
+        for cmd in self.safety.handle(event):
+            await self._execute(cmd)
+
     def _spawn(self, name: str, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks[name] = task
@@ -274,7 +307,7 @@ class Runtime(ChargerService):
             # its ticks, polls or events.
             name = task.get_name()
             log.critical("task %s died: %r; opening the relay", name, exc)
-            self.post(lambda t: Fault("task_died", t, latch=True))
+            self.post(lambda t, d=f"task {name} died: {exc!r}": Fault("task_died", t, latch=True, detail=d))
             opener = "urja-emergency-open-" + name
             self._tasks[opener] = asyncio.get_running_loop().create_task(self.board.relay.open(), name=opener)
 
@@ -348,7 +381,8 @@ class Runtime(ChargerService):
                     error = error or exc
                     log.critical("carrying out %s failed: %r; opening the relay", commands, exc)
                     await self._emergency_open()
-                    self.post(lambda t: Fault("command_failed", t, latch=True))
+                    detail = f"carrying out {', '.join(c.kind for c in commands)} failed: {exc!r}"
+                    self.post(lambda t, d=detail: Fault("command_failed", t, latch=True, detail=d))
                 self._resolve_waiters(seq, error)
             self._resolve_waiters(self._handled, None)
 
@@ -375,6 +409,42 @@ class Runtime(ChargerService):
             self.post(_tick)  # through the dispatcher, so ticks and events never interleave
             self._expire_reservation()
 
+    async def _fault_reset_loop(self) -> None:
+        """Take a local reset that ``urja fault reset`` wrote to the fault file.
+
+        Kept off the safety tick: one indexed read a second, and only while a fault is latched.
+        """
+        while True:
+            await asyncio.sleep(FAULT_CHECK_S)
+            if self.safety.latched_fault is None:
+                continue
+            try:
+                await self._check_fault_record()
+            except AgentError as exc:  # the file is unreadable or full: the latch stays, as it must
+                log.error("latched fault %s: %s", self.safety.latched_fault, exc)
+
+    async def _check_fault_record(self) -> None:
+        code = self.safety.latched_fault
+        detail = self.safety.latched_detail or code
+        if self._latch_record_id is None:
+            # Latched but not recorded (the write failed, or is still on its way): record it now,
+            # so that it survives a power cut and a local reset can reach it.
+            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
+            return
+        recorded = self.faults.fault(self._latch_record_id)
+        if recorded is not None and recorded.is_latched:
+            return
+        if recorded is None:
+            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
+            return
+        log.warning("local reset of fault %s recorded at %s (%s): clearing the latch", code,
+                    _utc(recorded.cleared_s), recorded.cleared_by)
+        try:
+            await self.local_reset()
+        except FaultPersists as exc:
+            log.error("%s: the fault stays latched", exc)
+            self._latch_record_id = self.faults.latch(code, f"{detail}; {exc}", self.clock.wall_s()).id
+
     async def _meter_loop(self) -> None:
         from drivers.meter.base import MeterEnergyBackwards, MeterFault
 
@@ -383,14 +453,17 @@ class Runtime(ChargerService):
         while not self._stopping:
             try:
                 reading = await self.board.meter.read()
+                # When the meter was read, not when the dispatcher gets to it: the weld check
+                # must not take a reading from before the relay opened for current after it.
+                read_ms = self.clock.monotonic_ms()
             except MeterEnergyBackwards as exc:
                 meter_log.error("fault %s: %s", exc.code, exc)
-                self.post(lambda t: Fault("meter_energy_backwards", t, latch=True))
+                self.post(lambda t, d=str(exc): Fault("meter_energy_backwards", t, latch=True, detail=d))
             except MeterFault as exc:
                 meter_log.warning("fault %s: %s (health: %s)", exc.code, exc, self.board.meter.health)
             else:
                 self._last_reading = reading
-                self.post(lambda t, r=reading: self._reading_event(r, t))
+                self.post(lambda t, r=reading, m=read_ms: self._reading_event(r, t, m))
                 polls += 1
                 # One line a minute while idle, every ten seconds while charging (simulated time).
                 every = 10 if self.core.state == "charging" else 60
@@ -403,7 +476,7 @@ class Runtime(ChargerService):
                                    ",".join(sorted(reading.quality)))
             await self.clock.sleep(period_s)
 
-    def _reading_event(self, reading, time_ms: int):
+    def _reading_event(self, reading, time_ms: int, read_ms: int | None = None):
         sid = self.core.session_id
         meta = self._meta.get(sid) if sid else None
         if meta is not None and meta.pricer is not None:
@@ -423,7 +496,8 @@ class Runtime(ChargerService):
             if now_s - self._progress_s >= PROGRESS_S:
                 self._progress_s = now_s
                 self._update_view(sid)
-        return MeterReading(time_ms, reading.energy_import_wh, float(reading.power_w), tuple(reading.current_a))
+        return MeterReading(time_ms, reading.energy_import_wh, float(reading.power_w), tuple(reading.current_a),
+                            read_ms=None if read_ms is None else min(read_ms, time_ms))
 
     def _on_pilot(self, event) -> None:
         self._on_pilot_state(event.state, event.diode_fault)
@@ -503,8 +577,26 @@ class Runtime(ChargerService):
                 self._meta[data["session_id"]] = pending[1]
         if record == "session_start":
             self._session_started(data)
-        elif record in ("fault", "fault_reset", "session_stop", "authorized"):
+        if record == "fault" and data.get("latched"):
+            self._record_latch(data["code"], data.get("detail") or data["code"])
+        elif record == "fault_reset":
+            self._record_clearing(data["code"])
+        if record in ("fault", "fault_reset", "session_stop", "authorized"):
             log.info("%s %s", record, {k: v for k, v in data.items() if k != "limits"})
+
+    def _record_latch(self, code: str, detail: str) -> None:
+        """Make the gate's latch durable before anything else happens (the relay is already open)."""
+        if self.faults is not None:
+            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
+        # Out of order from now, not only once the session's end has been carried out.
+        self._refresh_connector()
+
+    def _record_clearing(self, code: str) -> None:
+        """The gate cleared on a local reset; the record follows (``urja fault reset`` may have cleared it first)."""
+        if self.faults is not None:
+            self.faults.clear(self.clock.wall_s(), by="local reset")
+        self._latch_record_id = None
+        log.warning("fault %s cleared by a local reset", code)
 
     def _session_started(self, data: dict) -> None:
         sid = data["session_id"]
@@ -544,7 +636,8 @@ class Runtime(ChargerService):
         await self.board.relay.wait_settled(timeout_ms=2000)
         try:
             self._last_reading = await self.board.meter.read()
-            self.post(lambda t, r=self._last_reading: self._reading_event(r, t))
+            read_ms = self.clock.monotonic_ms()
+            self.post(lambda t, r=self._last_reading, m=read_ms: self._reading_event(r, t, m))
         except MeterFault as exc:
             meter_log.warning("stop reading failed (%s); billing from the last good reading", exc.code)
         reading = self._last_reading
@@ -927,9 +1020,25 @@ class Runtime(ChargerService):
         raise ServiceError("this socket has no cable lock to release", code=ServiceError.NOT_SUPPORTED)
 
     async def local_reset(self) -> None:
-        """Clear a latched fault: only from the charger itself (button, local CLI)."""
-        await self.post_and_wait(lambda t: LocalReset(t))
-        self._refresh_connector()
+        """Clear a latched fault: only from the charger itself (button, ``urja fault reset``),
+        never from the network. Raises ``FaultPersists`` while the condition is still there.
+
+        With a fault latched the relay is open already; it is driven open once more and its
+        mirror contact read afresh, so a contactor repaired since it welded is seen apart
+        before the gate judges the reset.
+        """
+        if self.safety.latched_fault is not None:
+            async with self._relay_lock:
+                await self.board.relay.open()
+            await self.board.relay.wait_settled()
+            feedback = self.board.relay.feedback
+            if feedback is not None:
+                self._feedback = feedback
+                self.post(lambda t, f=feedback: RelayFeedback(f, t))
+        try:
+            await self.post_and_wait(lambda t: LocalReset(t))
+        finally:
+            self._refresh_connector()
 
     # --- notifications --------------------------------------------------------------------
 
@@ -974,6 +1083,12 @@ _TICK = object()
 
 def _tick(time_ms: int):
     return _TICK
+
+
+def _utc(time_s: float | None) -> str:
+    if time_s is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time_s))
 
 
 def _parking_so_far(pricer: SessionPricer) -> int:
@@ -1061,17 +1176,21 @@ class open_runtime:
         self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
         board = await self._board_ctx.__aenter__()
         journal = None
+        faults = None
         try:
             journal = Journal.open(journal_path, clock=self.clock.wall_s)
+            faults = FaultStore.open(fault_store_path(journal_path))
             self.runtime = Runtime(config=cfg, board=board, journal=journal, tariff=tariff, identity=identity,
                                    clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
-                                   safety_settings=self.safety_settings)
+                                   safety_settings=self.safety_settings, faults=faults)
             await self.runtime.start()
             await self._start_bindings(self.runtime)
         except BaseException:
             await self._stop_bindings()
             if self.runtime is not None:
                 await self.runtime.close()
+            if faults is not None:
+                faults.close()
             if journal is not None:
                 journal.close()
             await self._board_ctx.__aexit__(None, None, None)
@@ -1134,4 +1253,6 @@ class open_runtime:
                 await self._board_ctx.__aexit__(*exc)
             finally:
                 if self.runtime is not None:
+                    if self.runtime.faults is not None:
+                        self.runtime.faults.close()
                     self.runtime.journal.close()

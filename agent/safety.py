@@ -15,7 +15,10 @@ these hold, re-checked on every event and every tick:
 When any stops holding, ``OpenRelay`` is the first command of the batch returned by the very call
 that saw it, so the pilot C->B / C->A rule of IEC 61851 (open within 100 ms) is met in-process by
 construction. Pilot states E and F, a diode fault, a welded contactor and a meter whose energy
-register runs backwards latch a fault that only ``LocalReset`` clears. Current above the offered
+register runs backwards latch a fault that only ``LocalReset`` clears, and only once the condition
+is gone: a reset while the pilot still reports the error, the contactor's mirror still reads closed
+or current still flows with the relay open is refused (``FaultPersists``) and changes nothing. Each
+latch is journaled with a ``detail`` line for the technician. Current above the offered
 current + ``overcurrent_margin_pct`` + ``overcurrent_extra_a`` for ``overcurrent_hold_ms`` stops the
 session (not latched: the next car may be fine).
 
@@ -29,6 +32,12 @@ from agent.session import CloseRelay, Fault, GateChanged, JournalRecord, LimitRe
 
 class SafetyConfigError(AgentError):
     code = "unsafe-config"
+
+
+class FaultPersists(AgentError):
+    """A local reset came while the latched condition is still there; the latch stays."""
+
+    code = "fault-persists"
 
 
 def _bounded(name, value, low, high, integer):
@@ -108,8 +117,12 @@ class SafetySupervisor:
         self._reading_ms = None
         self._energy_wh = None
         self._current_a = 0.0
+        # When the current in ``_current_a`` was measured (the meter's read time, which may be
+        # well before the event is handled when events queue up).
+        self._current_read_ms = None
         self._feedback_closed = None
         self.latched_fault = None
+        self.latched_detail = None
         self._over_since_ms = None
         self._offered_a = session.settings.max_current_a
         self._auth = None
@@ -131,13 +144,20 @@ class SafetySupervisor:
         """Feed one event; returns the commands to carry out, in order, relay first."""
         session = self.session
         session.validate(event)
+        kind = event.kind
+        if kind == "local_reset" and self.latched_fault is not None:
+            # Refused before anything changes: the latch, the session and the clock stay as they were.
+            persists = self._still_there(self.latched_fault)
+            if persists is not None:
+                raise FaultPersists("local reset refused: fault %s persists (%s)" % (self.latched_fault, persists),
+                                    fault=self.latched_fault)
         out = []
         if not self._booted:
             self._boot(out, event.time_ms)
         now = event.time_ms
         self._now_ms = now
-        kind = event.kind
         latched = None
+        energy_before_wh = self._energy_wh
         if kind == "pilot_changed":
             self._pilot = event.state
             if event.state in ("E", "F", "diode_fault"):
@@ -149,19 +169,24 @@ class SafetySupervisor:
             latched = self._weld_check(now)
         elif kind == "fault":
             if event.latch and self.latched_fault is None:
-                self.latched_fault = event.code
-                out.append(JournalRecord("fault", {"code": event.code, "time_ms": now, "latched": True}))
+                self._latch(event.code, event.detail or "reported by the charger: " + event.code, now, out)
         elif kind == "local_reset":
             if self.latched_fault is not None:
                 out.append(JournalRecord("fault_reset", {"code": self.latched_fault, "time_ms": now}))
             self.latched_fault = None
+            self.latched_detail = None
             self._over_since_ms = None
         if latched is not None and self.latched_fault is not None:
             latched = None
         if latched is not None:
             # Latch before the session runs so the gate below can never close on this event.
-            self.latched_fault = latched
-            out.append(JournalRecord("fault", {"code": latched, "time_ms": now, "latched": True}))
+            if latched == "meter_energy_backwards":
+                detail = "energy register read %d Wh after %d Wh" % (event.energy_wh, energy_before_wh)
+            elif latched == "relay_welded":
+                detail = self._weld_detail(now)
+            else:
+                detail = "control pilot reported " + event.state
+            self._latch(latched, detail, now, out)
         session_out = session.handle(event)
         if kind == "auth_granted" and session.active_auth_id == event.auth.auth_id:
             self._auth = event.auth
@@ -185,8 +210,7 @@ class SafetySupervisor:
         session_out = []
         latched = self._weld_check(now) if self.latched_fault is None else None
         if latched is not None:
-            self.latched_fault = latched
-            out.append(JournalRecord("fault", {"code": latched, "time_ms": now, "latched": True}))
+            self._latch(latched, self._weld_detail(now), now, out)
             session_out.extend(self.session.handle(Fault(latched, now, latch=True)))
         self._settle(now, out, session_out)
         return out
@@ -213,11 +237,45 @@ class SafetySupervisor:
             "permitted": ok,
             "reason": reason,
             "latched_fault": self.latched_fault,
+            "latched_detail": self.latched_detail,
             "pilot": self._pilot,
             "meter_age_ms": None if self._reading_ms is None else now_ms - self._reading_ms,
         }
 
     # --- mechanics --------------------------------------------------------------------------
+
+    def _latch(self, code, detail, now, out):
+        self.latched_fault = code
+        self.latched_detail = detail
+        out.append(JournalRecord("fault", {"code": code, "detail": detail, "time_ms": now, "latched": True}))
+
+    def _still_there(self, code):
+        """Why the latched condition is still present as far as the gate can see, or None.
+
+        Faults the gate cannot observe (a meter register that ran backwards, a driver's or the
+        runtime's own) are taken as gone: the next reading or event latches them again.
+        """
+        if code.startswith("pilot_") and self._pilot in ("E", "F", "diode_fault"):
+            return "the control pilot still reports " + self._pilot
+        if code == "relay_welded":
+            if self._feedback_closed:
+                return "the contactor's feedback contact still reads closed"
+            if self._current_after_open():
+                return "%.1f A still flows with the relay open" % self._current_a
+        return None
+
+    def _current_after_open(self):
+        """Current above the weld threshold in a reading *taken* after the contacts had time to part."""
+        read_ms = self._current_read_ms
+        return (read_ms is not None and self._opened_ms is not None
+                and read_ms - self._opened_ms >= self.settings.weld_settle_ms
+                and self._current_a > self.settings.weld_current_a)
+
+    def _weld_detail(self, now):
+        if self._feedback_closed:
+            return "contactor feedback still closed %d ms after the relay was opened" % (now - self._opened_ms)
+        return "%.1f A measured %d ms after the relay was opened" % (self._current_a,
+                                                                     self._current_read_ms - self._opened_ms)
 
     def _boot(self, out, now):
         self._booted = True
@@ -250,6 +308,8 @@ class SafetySupervisor:
             self._reading_ms = now
             self._energy_wh = event.energy_wh
         self._current_a = event.max_current_a
+        read_ms = event.read_ms
+        self._current_read_ms = now if read_ms is None or read_ms > now else read_ms
         if self.relay_closed and self._current_a > self._overcurrent_limit_a():
             if self._over_since_ms is None:
                 self._over_since_ms = now
@@ -266,9 +326,9 @@ class SafetySupervisor:
             return None
         if self._feedback_closed:
             return "relay_welded"
-        # A reading only proves a weld if it was taken after the contacts had time to part.
-        if (self._reading_ms is not None and self._reading_ms - self._opened_ms >= self.settings.weld_settle_ms
-                and self._current_a > self.settings.weld_current_a):
+        # A reading only proves a weld if it was *taken* after the contacts had time to part:
+        # judged by its read time, since one taken before the open may be handled much later.
+        if self._current_after_open():
             return "relay_welded"
         return None
 

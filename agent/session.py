@@ -189,13 +189,20 @@ class PilotChanged(Event):
 
 
 class MeterReading(Event):
-    """One valid meter reading; a failed read is simply not fed (the meter timeout catches it)."""
+    """One valid meter reading; a failed read is simply not fed (the meter timeout catches it).
 
-    __slots__ = ("energy_wh", "power_w", "current_a")
+    ``time_ms`` is when the event is handled; ``read_ms`` (optional) is when the meter was read.
+    They differ when events queue up, and the weld check must know when the current was
+    measured, not when it was looked at: a reading taken while the contacts were still closed
+    proves nothing about them once they were told to open.
+    """
+
+    __slots__ = ("energy_wh", "power_w", "current_a", "read_ms")
     kind = "meter_reading"
 
-    def __init__(self, time_ms, energy_wh, power_w, current_a):
+    def __init__(self, time_ms, energy_wh, power_w, current_a, read_ms=None):
         self.time_ms = _int_field("MeterReading", "time_ms", time_ms, 0)
+        self.read_ms = None if read_ms is None else _int_field("MeterReading", "read_ms", read_ms, 0)
         self.energy_wh = _int_field("MeterReading", "energy_wh", energy_wh, 0)
         self.power_w = _number_field("MeterReading", "power_w", power_w)
         if isinstance(current_a, (int, float)) and not isinstance(current_a, bool):
@@ -240,16 +247,22 @@ class StopRequested(Event):
 
 
 class Fault(Event):
-    """A fault reported by a driver or found by the supervisor; ``latch`` needs a local reset."""
+    """A fault reported by a driver or found by the supervisor; ``latch`` needs a local reset.
 
-    __slots__ = ("code", "latch")
+    ``detail`` is a line for the technician (what was seen), kept with a latched fault.
+    """
+
+    __slots__ = ("code", "latch", "detail")
     kind = "fault"
 
-    def __init__(self, code, time_ms, latch=True):
+    def __init__(self, code, time_ms, latch=True, detail=None):
         if not isinstance(code, str) or not code:
             raise SessionError("Fault: code must be a non-empty string", code="bad-event", field="code")
+        if detail is not None and not isinstance(detail, str):
+            raise SessionError("Fault: detail must be a string or None", code="bad-event", field="detail")
         self.code = code
         self.latch = bool(latch)
+        self.detail = detail
         self.time_ms = _int_field("Fault", "time_ms", time_ms, 0)
 
     def fields(self):

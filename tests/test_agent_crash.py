@@ -6,11 +6,13 @@ chain without gaps across the meter's non-volatile register, and each has exactl
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,3 +68,63 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     check_meter_chain(snap, initial_wh=0, final_wh=final_wh)
     assert len(snap.sessions) >= 10, "too few sessions to mean anything"
     assert mid_session >= 5, f"only {mid_session} of {kills} kills landed inside a session"
+
+
+# A child that welds the contactor, waits for the latch to be recorded, says so and waits to be killed.
+_WELD_CHILD = """
+import asyncio, sys
+from agent.clock import Clock
+from agent.config import load_config
+from agent.runtime import open_runtime
+
+async def main(path):
+    async with open_runtime(load_config(path), clock=Clock(speed=20)) as rt:
+        car = rt.board.sim.car
+        car.plug_in()
+        car.request_power()
+        view = await rt.start_session(source="contract", reference="order-kill", energy_limit_wh=10000)
+        while not rt.board.relay.closed:
+            await asyncio.sleep(0.005)
+        rt.board.relay.weld()
+        await rt.stop_session(view.session_id)
+        while rt.faults.latched() is None:
+            await asyncio.sleep(0.005)
+        print("latched", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_latched_weld_survives_sigkill(tmp_path):
+    """A power cut right after a weld latched: the charger comes back out of order, relay open."""
+    from agent.clock import Clock
+    from agent.runtime import open_runtime
+    from agent.service import ServiceError
+
+    cfg = sim_config(tmp_path, auth="network")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen([sys.executable, "-c", _WELD_CHILD, cfg.path], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(60, child.kill)  # bounds the read below if the child hangs
+    guard.start()
+    try:
+        line = child.stdout.readline()
+    finally:
+        guard.cancel()
+    child.send_signal(signal.SIGKILL)
+    out, err = child.communicate(timeout=30)
+    assert line.strip() == "latched", err[-3000:]
+    assert child.returncode == -signal.SIGKILL
+
+    async def after_restart():
+        async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+            assert rt.safety.latched_fault == "relay_welded"
+            assert not rt.board.relay.closed and rt.connectors()[0].status == "OUTOFORDER"
+            try:
+                await rt.start_session(source="contract", reference="order-after-power-cut")
+            except ServiceError as exc:
+                return exc.code
+            return None
+
+    assert asyncio.run(after_restart()) == ServiceError.INOPERATIVE

@@ -8,6 +8,7 @@ import pytest
 
 from agent.clock import Clock
 from agent.runtime import open_runtime
+from agent.safety import SafetySettings
 from agent.service import ServiceError
 from protocols.signing.agency import read_agency_public_key
 from protocols.signing.receipt import verify_receipt
@@ -295,3 +296,57 @@ async def test_a_certificate_for_a_key_the_charger_does_not_hold_is_a_config_err
     with pytest.raises(ConfigError, match="someone-elses-key"):
         async with open_runtime(cfg, clock=Clock(speed=5)):
             pass
+
+
+async def test_current_read_before_the_contacts_parted_is_no_weld_when_handled_late(tmp_path):
+    """Regression: the weld check took a reading's time from when the dispatcher handled it.
+
+    Seen as a false ``relay_welded`` at an ordinary energy-limit stop at simulated speed 120:
+    a reading taken while the contacts were still closed was handled after the weld settle
+    time and looked like current flowing after the open. Here the dispatcher stalls on
+    purpose (a slow contactor, then a pause after it), so the same happens at every run.
+    """
+    sim = (Path(__file__).resolve().parent.parent / "board" / "profiles" / "sim.toml").read_text()
+    profile = tmp_path / "slow-contactor.toml"
+    # No mirror contact: only the meter's current can tell a weld here.
+    profile.write_text(sim.replace("switch_delay_ms = 0", "switch_delay_ms = 2000")
+                       .replace("feedback = true", "feedback = false"))
+    cfg = sim_config(tmp_path, auth="network", board=str(profile))
+    settle_ms = 3000
+    handled = []  # (handled at, read at, max current) of every reading the gate saw
+    opens = []
+    async with open_runtime(cfg, clock=Clock(speed=20),
+                            safety_settings=SafetySettings(meter_timeout_ms=cfg.meter_timeout_ms,
+                                                           weld_settle_ms=settle_ms)) as rt:
+        real_event = rt._reading_event
+
+        def spy(reading, time_ms, read_ms=None):
+            handled.append((time_ms, read_ms, max(reading.current_a)))
+            return real_event(reading, time_ms, read_ms)
+
+        rt._reading_event = spy
+        rt.on_relay_command = lambda cmd, t: opens.append(t) if cmd.kind == "open_relay" else None
+        car = rt.board.sim.car
+        car.plug_in()
+        car.request_power()
+        view = await rt.start_session(source="contract", reference="order-slow", energy_limit_wh=10_000)
+        await wait_until(lambda: rt.core.state == "charging" and handled and handled[-1][2] > 1,
+                         what="current flowing")
+        relay = rt.board.relay
+        real_open = relay.open
+
+        async def open_then_stall():
+            await real_open()  # 2 s of contactor travel, the meter still sees current
+            await rt.clock.sleep(2.0)  # then the dispatcher is held up: the readings queue
+
+        relay.open = open_then_stall
+        await rt.stop_session(view.session_id)
+        relay.open = real_open
+        opened_ms = opens[-1]
+        await wait_until(lambda: any(r is not None and r - opened_ms >= settle_ms for _, r, _ in handled),
+                         what="a reading taken after the settle time")
+        late = [(t, r, a) for t, r, a in handled
+                if r is not None and r - opened_ms < settle_ms and t - opened_ms >= settle_ms and a > 1]
+        assert late, f"no reading taken before the settle time was handled after it: {handled[-8:]}"
+        assert rt.safety.latched_fault is None
+        assert rt.connectors()[0].status != "OUTOFORDER"

@@ -5,7 +5,7 @@ import pytest
 
 from agent.auth import Authorization
 from agent.errors import AgentError
-from agent.safety import SafetyConfigError, SafetySettings, SafetySupervisor
+from agent.safety import FaultPersists, SafetyConfigError, SafetySettings, SafetySupervisor
 from agent.session import (AuthGranted, CloseRelay, Fault, JournalRecord, LocalReset, MeterReading, OpenRelay,
                            PilotChanged, RelayFeedback, Session, SessionSettings)
 
@@ -120,14 +120,18 @@ def test_weld_detected_by_feedback_after_settle_time():
     assert sup.tick(3999) == [] and sup.latched_fault is None
     sup.tick(4000)
     assert sup.latched_fault == "relay_welded" and sup.session.state == "faulted"
-    # Only a local reset clears it, and it latches again while the weld persists.
-    sup.handle(LocalReset(4100))
+    assert "feedback still closed" in sup.latched_detail
+    # Only a local reset clears it, and not while the weld persists: refused, nothing changes.
+    with pytest.raises(FaultPersists, match="relay_welded persists .*feedback") as info:
+        sup.handle(LocalReset(4100))
+    assert info.value.code == "fault-persists"
     sup.tick(4150)
-    assert sup.latched_fault == "relay_welded"
+    assert sup.latched_fault == "relay_welded" and sup.session.state == "faulted"
     sup.handle(RelayFeedback(False, 4200))
-    sup.handle(LocalReset(4300))
+    out = sup.handle(LocalReset(4300))
+    assert JournalRecord("fault_reset", {"code": "relay_welded", "time_ms": 4300}) in out
     sup.tick(4400)
-    assert sup.latched_fault is None
+    assert sup.latched_fault is None and sup.session.state != "faulted"
 
 
 def test_weld_detected_by_current_after_open():
@@ -139,6 +143,54 @@ def test_weld_detected_by_current_after_open():
     out = sup.handle(MeterReading(4000, 5002, 7000, 30.0))
     assert sup.latched_fault == "relay_welded"
     assert any(isinstance(c, JournalRecord) and c.data.get("code") == "relay_welded" for c in out)
+
+
+def test_a_reading_taken_before_the_open_but_handled_late_is_no_weld():
+    """The weld check goes by when the meter was read, not when the event was handled.
+
+    A reading taken while the contacts were still closed can queue behind the open (the
+    dispatcher busy closing the session) and be handled after the settle time; it shows the
+    current from before the open and proves nothing about the contacts.
+    """
+    sup = charging_rig()
+    sup.handle(PilotChanged("B", 2000))  # the relay opens at 2000 ms
+    out = sup.handle(MeterReading(4500, 5001, 7000, 30.0, read_ms=1990))  # read before the open
+    assert sup.latched_fault is None and not any(isinstance(c, JournalRecord) and c.record == "fault" for c in out)
+    out = sup.handle(MeterReading(4600, 5002, 7000, 30.0, read_ms=3900))  # read inside the settle time
+    assert sup.latched_fault is None
+    assert sup.tick(5000) == [] and sup.latched_fault is None
+    # The same current in a reading *taken* after the settle time is a weld, handled late or not.
+    out = sup.handle(MeterReading(6000, 5003, 7000, 30.0, read_ms=4000))
+    assert sup.latched_fault == "relay_welded"
+    assert any(isinstance(c, JournalRecord) and c.data.get("code") == "relay_welded" for c in out)
+    assert sup.latched_detail == "30.0 A measured 2000 ms after the relay was opened"
+    # While it still flows, a local reset is refused; once a later reading shows none, it clears.
+    with pytest.raises(FaultPersists, match="30.0 A still flows"):
+        sup.handle(LocalReset(6100))
+    sup.handle(MeterReading(7000, 5003, 0, 0.0, read_ms=7000))
+    sup.handle(LocalReset(7100))
+    assert sup.latched_fault is None
+
+
+def test_a_read_time_after_the_event_time_counts_as_the_event_time():
+    sup = charging_rig()
+    sup.handle(PilotChanged("B", 2000))
+    # A clock disagreement must not make a reading look later than it was handled.
+    sup.handle(MeterReading(3000, 5001, 7000, 30.0, read_ms=9000))
+    assert sup.latched_fault is None
+
+
+@pytest.mark.parametrize("state", ["E", "diode_fault"])
+def test_a_pilot_fault_is_not_reset_while_the_pilot_still_reports_it(state):
+    sup = charging_rig()
+    sup.handle(PilotChanged(state, 1500))
+    assert sup.latched_detail == "control pilot reported " + state
+    with pytest.raises(FaultPersists, match="pilot still reports " + state):
+        sup.handle(LocalReset(1600))
+    assert sup.latched_fault == "pilot_" + state and sup.session.state == "faulted"
+    sup.handle(PilotChanged("A", 1700))
+    sup.handle(LocalReset(1800))
+    assert sup.latched_fault is None and sup.session.state == "idle"
 
 
 def test_no_weld_when_current_stops():

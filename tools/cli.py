@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "agency_cmd",
     "verify_cmd",
     "ocpi_cmd",
+    "fault_cmd",
     "discover_cmd", "charge_cmd",
 )
 
