@@ -61,9 +61,20 @@ async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float
                         car.unplug()
                 flow = ChargeFlow(node, site_id, energy_wh=100, poll_s=0.5, on_step=step, on_progress=progress)
                 await asyncio.wait_for(flow.run(), 60)
-                ctx = node.context("track", transaction_id=flow.result.transaction_id, bpp_id=site_id)
                 from protocols.beckn import messages
-                await node.request(messages.track(ctx, order_id=flow.result.order_id))
+
+                def ctx(action):
+                    return node.context(action, transaction_id=flow.result.transaction_id, bpp_id=site_id)
+                order_id = flow.result.order_id
+                await node.request(messages.track(ctx("track"), order_id=order_id))
+                await node.request(messages.rating(ctx("rating"), ref_id=order_id, value=5))
+                await node.request(messages.support(ctx("support"), ref_id=order_id))
+                # a refusal, as every refusal looks: the order has ended, there is nothing to cancel
+                from protocols.node.client import NodeError
+                try:
+                    await node.request(messages.cancel(ctx("cancel"), order_id=order_id))
+                except NodeError:
+                    pass
             finally:
                 await node.close()
                 await network.close()
