@@ -76,7 +76,7 @@ def _service():
                                       power_type="AC_3_PHASE", max_voltage_v=415, max_current_a=32, phases=3,
                                       max_power_w=22000, status="AVAILABLE", last_updated_s=now)
             self._sessions = [SessionView(session_id=f"S{i}", connector_id="1", evse_uid="EVSE-1", auth_id=f"A{i}",
-                                          source="free_vend", token=None, reference=f"r{i}", status="COMPLETED",
+                                          source="ocpi", token=f"U-r{i}", reference=f"r{i}", status="COMPLETED",
                                           start_s=now - 7200 + i, stop_s=now - 3600 + i, energy_wh=7400 + i,
                                           last_updated_s=now - 3600 + i, currency="INR", periods=[])
                               for i in range(SESSIONS)]
@@ -164,6 +164,16 @@ async def _run(workdir: Path) -> dict:
                     {"role": "EMSP", "business_details": {"name": "b"}, "party_id": "BEN", "country_code": "IN"}]}) as r:
             token = (await r.json())["data"]["token"]
         headers = auth(token)
+        # The sessions are this eMSP's (started by its commands): an eMSP sees only its own.
+        (party,) = cpo.store.parties()
+        for s in service.sessions():
+            cpo.store.add_session_ref(s.reference, owner_pk=party.pk, auth_method="COMMAND",
+                                      authorization_reference=None, now_s=time.time(),
+                                      cdr_token={"country_code": "IN", "party_id": "BEN", "uid": f"U-{s.reference}",
+                                                 "type": "APP_USER", "contract_id": f"IN-BEN-{s.reference}"})
+        async with http.get(f"{base}/2.2.1/sessions?limit=50", headers=headers) as r:
+            page = (await r.json())["data"]
+            assert len(page) == 50, f"the sessions page holds {len(page)} sessions, not 50"
 
         async def get(url):
             async with http.get(url, headers=headers) as resp:
