@@ -262,6 +262,13 @@ _SCHEMA_V1 = (
 # The snapshot (about 2 KB) spills into overflow pages; a rowid table keeps the row's key in a
 # small index that a replacing save does not touch, and rowid order is first-saved order.
 _SCHEMA_ADDITIONS = (
+    # The priced detail of a finished session (cost breakdown, charging periods) as JSON,
+    # written with its receipt: after a restart, or once the session has left memory, OCPI
+    # sessions and CDRs then state the same cost as the signed receipt.
+    """CREATE TABLE IF NOT EXISTS session_costs (
+        session_id TEXT PRIMARY KEY REFERENCES sessions(session_id),
+        detail TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS orders (
         binding TEXT NOT NULL,
         tx_id TEXT NOT NULL,
@@ -613,12 +620,13 @@ class Journal:
     # ---------------------------------------------------------------- receipts
 
     def store_receipt(self, session_id: str, receipt, *, deliver_to: str | None = None,
-                      deliver_after_s: float | None = None) -> bool:
+                      deliver_after_s: float | None = None, cost_detail: str | None = None) -> bool:
         """Store the session's receipt once; True if stored now, False if the same one was already.
 
         With ``deliver_to`` its delivery is queued in the same transaction (key
         ``receipt:<session_id>``), so a receipt is never stored without being sent nor sent
-        without being stored.
+        without being stored. ``cost_detail`` (JSON text: the priced breakdown and periods the
+        receipt was made from) is kept in the same transaction too (``cost_detail()``).
         """
         blob = _payload_bytes("receipt", receipt)
         _require_text("deliver_to", deliver_to, optional=True)
@@ -640,12 +648,20 @@ class Journal:
                 return False
             conn.execute("INSERT INTO receipts (session_id, receipt, created_s) VALUES (?, ?, ?)",
                          (session_id, blob, now_s))
+            if cost_detail is not None:
+                conn.execute("INSERT OR REPLACE INTO session_costs (session_id, detail) VALUES (?, ?)",
+                             (session_id, cost_detail))
             if deliver_to is not None:
                 self._enqueue_in(conn, deliver_to, blob, f"receipt:{session_id}",
                                  now_s if deliver_after_s is None else deliver_after_s, now_s)
             return True
 
         return self._write(work)
+
+    def cost_detail(self, session_id: str) -> str | None:
+        """The priced detail stored with the session's receipt (None: none was kept)."""
+        row = self._db().execute("SELECT detail FROM session_costs WHERE session_id = ?", (session_id,)).fetchone()
+        return None if row is None else row[0]
 
     def receipt(self, session_id: str) -> bytes | None:
         self.session(session_id)

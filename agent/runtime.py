@@ -49,7 +49,8 @@ from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalR
                            TimerFired)
 from agent.aio import cancel_and_wait
 from agent.tariff_file import tariff_digest
-from agent.tariff import PARKING_TIME, LivePricer, Period, SessionPricer, Tariff, capped, price_periods
+from agent.tariff import (PARKING_TIME, CostBreakdown, LivePricer, Period, SessionPricer, Tariff, capped,
+                          price_periods)
 from board.checks import ConfigError
 
 log = logging.getLogger("urja.runtime")
@@ -651,8 +652,10 @@ class Runtime(ChargerService):
             except AgentError:
                 pass
         rec = self.journal.stop_session(sid, stop_wh=stop_wh, stop_time_s=now_s, reason=summary.get("reason"))
-        receipt = self._receipt_for_record(rec)
-        self.journal.store_receipt(sid, receipt)
+        cost = self._breakdown_for(rec, meta)
+        receipt = self._receipt_for_record(rec, cost)
+        periods = meta.pricer.periods() if meta is not None and meta.pricer is not None else []
+        self.journal.store_receipt(sid, receipt, cost_detail=_cost_detail(cost, periods))
         view = self._update_view(sid, final=True)
         self._prune_views()
         log.info("session %s ended: %s Wh, %s %s, reason %s", sid, rec.energy_wh,
@@ -682,6 +685,9 @@ class Runtime(ChargerService):
         limit = ((rec.auth or {}).get("limits") or {}).get("money_limit_paise")
         if meta is not None and meta.pricer is not None:
             return capped(meta.pricer.breakdown(), limit)
+        stored = self._stored_cost(rec.session_id)
+        if stored is not None:  # priced live and kept with its receipt
+            return stored[0]
         # Recovered after a crash: only the durable start and stop are known, so the session
         # is priced as one period from its start (documented in ARCHITECTURE.md).
         offset = utc_offset_s(self.config.place.timezone, rec.start_time_s)
@@ -690,12 +696,26 @@ class Runtime(ChargerService):
         return capped(price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset),
                       limit)
 
-    def _receipt_for_record(self, rec) -> str:
+    def _stored_cost(self, session_id: str):
+        """(breakdown, periods) kept with a finished session's receipt, or None."""
+        text = self.journal.cost_detail(session_id)
+        if text is None:
+            return None
+        try:
+            detail = json.loads(text)
+            return (CostBreakdown.from_dict(detail["breakdown"]),
+                    [Period.from_dict(start_s, dims) for start_s, dims in detail["periods"]])
+        except (ValueError, KeyError, TypeError, AgentError) as exc:
+            log.error("session %s: its stored cost detail is unreadable (%s); priced from the journal", session_id, exc)
+            return None
+
+    def _receipt_for_record(self, rec, cost=None) -> str:
         from protocols.signing.ocmf import OcmfReading, build_ocmf
         from protocols.signing.receipt import CostBreakdown as ReceiptCost, MeterIdentity, build_receipt
 
         meta = self._meta.get(rec.session_id)
-        cost = self._breakdown_for(rec, meta)
+        if cost is None:
+            cost = self._breakdown_for(rec, meta)
         auth = rec.auth or {}
         paid = auth.get("paid_minor")
         parts = _receipt_parts(cost)
@@ -837,7 +857,10 @@ class Runtime(ChargerService):
 
     def _view_from_record(self, rec) -> SessionView:
         auth = rec.auth or {}
-        cost = self._breakdown_for(rec, None) if rec.stop_wh is not None else None
+        cost, periods = None, []
+        if rec.stop_wh is not None:
+            stored = self._stored_cost(rec.session_id)
+            cost, periods = stored if stored is not None else (self._breakdown_for(rec, None), [])
         return SessionView(
             session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
             auth_id=auth.get("auth_id"), source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
@@ -845,7 +868,7 @@ class Runtime(ChargerService):
             start_s=rec.start_time_s, stop_s=rec.stop_time_s, start_wh=int(rec.start_wh),
             stop_wh=None if rec.stop_wh is None else int(rec.stop_wh),
             energy_wh=int(rec.energy_wh or 0), power_w=0.0, current_a=(), idle_s=0,
-            limits=auth.get("limits") or {}, cost=cost, periods=[], stop_reason=rec.stop_reason,
+            limits=auth.get("limits") or {}, cost=cost, periods=periods, stop_reason=rec.stop_reason,
             last_updated_s=rec.stop_time_s or rec.last_time_s, currency=self._tariff.currency,
             tariff_id=rec.tariff_id, meter_serial=rec.meter_serial, meter_model=self.board.meter.model)
 
@@ -1098,6 +1121,17 @@ def _parking_so_far(pricer: SessionPricer) -> int:
 def _to_minor(value_u: int, digits: int) -> int:
     step = 10 ** (4 - digits)
     return (value_u + step // 2) // step
+
+
+def _cost_detail(cost, periods) -> str:
+    """The priced detail kept beside a receipt: the breakdown and the OCPI charging periods."""
+    out = []
+    for p in periods:
+        dims = {k: getattr(p, k) for k in ("energy_wh", "time_s", "parking_s", "reservation_s", "min_current_ma",
+                                           "max_current_ma", "min_power_w", "max_power_w")
+                if getattr(p, k) is not None}
+        out.append([p.start_s, dims])
+    return json.dumps({"breakdown": cost.as_dict(), "periods": out}, separators=(",", ":"))
 
 
 def _receipt_parts(cost) -> dict:

@@ -760,6 +760,14 @@ class CostBreakdown:
             out[name] = getattr(self, name)
         return out
 
+    @classmethod
+    def from_dict(cls, data):
+        """The breakdown ``as_dict`` gave (as kept beside a receipt); KeyError if incomplete."""
+        out = cls()
+        for name in CostBreakdown.__slots__:
+            setattr(out, name, data[name])
+        return out
+
     def __eq__(self, other):
         return isinstance(other, CostBreakdown) and self.as_dict() == other.as_dict()
 

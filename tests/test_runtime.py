@@ -350,3 +350,22 @@ async def test_current_read_before_the_contacts_parted_is_no_weld_when_handled_l
         assert late, f"no reading taken before the settle time was handled after it: {handled[-8:]}"
         assert rt.safety.latched_fault is None
         assert rt.connectors()[0].status != "OUTOFORDER"
+
+
+async def test_a_finished_session_costs_the_same_after_a_restart_as_its_receipt_says(tmp_path):
+    """Parking fees and charging periods come from the live pricing kept with the receipt, not
+    from a one-period re-pricing of the journal's start and stop."""
+    from tools.demo import charge_one_car
+
+    cfg = sim_config(tmp_path, auth="free_vend", tariff="idle_fee", default_limit_wh=100)
+    async with open_runtime(cfg, clock=Clock(speed=120)) as rt:
+        receipt = await charge_one_car(rt, park_s=400, tell=lambda text: None)
+        sid = receipt["receipt_id"].removeprefix("rcpt-")
+        live = rt.session(sid)
+        assert live.cost.parking_excl_u > 0 and live.periods
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        again = rt.session(sid)
+        assert again.cost.paid_minor == receipt["cost_paise"]["total"] == live.cost.paid_minor
+        assert again.cost.parking_excl_u == live.cost.parking_excl_u
+        assert [(p.start_s, p.energy_wh, p.parking_s) for p in again.periods] == \
+            [(p.start_s, p.energy_wh, p.parking_s) for p in live.periods]
