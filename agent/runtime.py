@@ -217,6 +217,7 @@ class Runtime(ChargerService):
         self.http = None  # the Beckn HTTP binding, when the site serves it
         self.ocpi = None  # the OCPI CPO binding, when the site serves it
         self._token_authorities: list = []
+        self._reconcile_pending = False  # unfinished sessions wait for the meter's first answer
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -231,14 +232,10 @@ class Runtime(ChargerService):
         await self._restore_latch()
         reading = await self._read_meter_for_boot()
         if reading is not None:
-            closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
-                                            make_receipt=self._receipt_for_record,
-                                            meter_serial=reading.serial or self._meter_serial())
-            for rec in closed:
-                log.warning("recovered session %s after restart: %s Wh billed (reason %s)",
-                            rec.session_id, rec.energy_wh, rec.stop_reason)
+            self._reconcile_with(reading, notify=False)
         elif self.journal.open_sessions():
             log.error("meter unreadable at boot: unfinished sessions stay open until it answers")
+            self._reconcile_pending = True
         pilot = self.board.pilot
         if getattr(pilot, "has_pilot", False):
             pilot.add_listener(self._on_pilot)
@@ -253,6 +250,22 @@ class Runtime(ChargerService):
         log.info("started: site %s, board %s, %s mode, max %s A, tariff %s", self.config.site_id,
                  self.board.profile.name, self.core.settings.mode, self.max_current_a,
                  self._tariff_dict.get("id"))
+
+    def _reconcile_with(self, reading, *, notify: bool) -> None:
+        """Close what the last run left open at the meter's register now, with receipts.
+
+        At boot nobody listens yet (the bindings start after); when the meter only answers
+        later, the bindings are running and are told of each receipt as of a live end.
+        """
+        closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
+                                        make_receipt=self._receipt_for_record,
+                                        meter_serial=reading.serial or self._meter_serial())
+        for rec in closed:
+            log.warning("recovered session %s after restart: %s Wh billed (reason %s)",
+                        rec.session_id, rec.energy_wh, rec.stop_reason)
+            receipt = self.journal.receipt(rec.session_id) if notify else None
+            if receipt is not None:
+                self._notify("receipt", (rec.session_id, json.loads(receipt)))
 
     async def close(self) -> None:
         """Open the relay, stop every task, close the journal; safe to call twice."""
@@ -464,6 +477,14 @@ class Runtime(ChargerService):
                 meter_log.warning("fault %s: %s (health: %s)", exc.code, exc, self.board.meter.health)
             else:
                 self._last_reading = reading
+                if self._reconcile_pending:
+                    # before this reading reaches the core: no new session can have begun
+                    # (the gate closes nothing without a valid reading)
+                    self._reconcile_pending = False
+                    try:
+                        self._reconcile_with(reading, notify=True)
+                    except AgentError as exc:
+                        log.error("unfinished sessions could not be closed: %s", exc)
                 self.post(lambda t, r=reading, m=read_ms: self._reading_event(r, t, m))
                 polls += 1
                 # One line a minute while idle, every ten seconds while charging (simulated time).

@@ -74,6 +74,28 @@ async def test_restart_reconciles_an_unfinished_session(tmp_path):
         assert rt2.receipt(sid) is not None
 
 
+async def test_a_meter_silent_at_boot_closes_the_unfinished_session_when_it_answers(tmp_path, monkeypatch):
+    from agent.runtime import Runtime
+
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        rt.board.sim.car.plug_in()
+        rt.board.sim.car.request_power()
+        view = await rt.start_session(source="contract", reference="order-10", energy_limit_wh=10_000)
+        await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+        sid = view.session_id
+
+    async def silent_at_boot(self):  # the meter does not answer the boot reads
+        return None
+    monkeypatch.setattr(Runtime, "_read_meter_for_boot", silent_at_boot)
+    receipts = []
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt2:
+        rt2.add_listener(lambda kind, obj: receipts.append(obj[0]) if kind == "receipt" else None)
+        await wait_until(lambda: receipts, what="the late reconciliation's receipt")
+        assert receipts == [sid] and not rt2.journal.session(sid).is_open
+        verify_receipt(rt2.receipt(sid), agency_public_key=read_agency_public_key(cfg.agency_key))
+
+
 async def test_shutdown_outlasts_a_task_that_swallows_its_first_cancel():
     """Regression: Python 3.11's wait_for can swallow a cancel (pymodbus and every poll loop
     wait that way), and a single cancel() then left the meter poll (and once the OCPI pusher)
