@@ -204,3 +204,45 @@ async def test_the_sites_own_sessions_are_not_reported_to_an_emsp(tmp_path):
             await http.close()
             await cpo.close()
     await emsp.close()
+
+
+async def test_the_cdr_of_a_session_closed_by_a_restart_reaches_its_emsp(tmp_path):
+    """The boot closes a session the last run left open before OCPI starts listening: the CDR
+    must still be pushed to the eMSP whose session it was."""
+    from tests.test_ocpi_cpo import _token
+
+    cfg = sim_config(tmp_path, auth="network")
+    emsp = await FakeEmsp().start()
+    try:
+        async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+            base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                                 push_poll_s=0.05)
+            http = aiohttp.ClientSession()
+            try:
+                call = _caller(http, base, Schemas())
+                _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
+                token = body["data"]["token"]
+                rt.board.sim.car.plug_in()
+                start = {"response_url": f"{emsp.url}/2.2.1/commands/START_SESSION/1", "token": _token(),
+                         "location_id": cfg.site_id, "evse_uid": f"{cfg.site_id}-1"}
+                _, body = await call("POST", "/2.2.1/commands/START_SESSION", token, start)
+                assert body["data"]["result"] == "ACCEPTED"
+                rt.board.sim.car.request_power()
+                await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+                sid = rt.core.session_id
+            finally:
+                await http.close()
+                await cpo.close()
+            # leaving now is what a crash leaves: the session stays open in the journal
+        assert not [r for r in emsp.received if r[1] == "cdrs"]
+        async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+            assert rt.receipt(sid) is not None  # the boot closed it
+            _, _, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                        push_poll_s=0.05)
+            try:
+                cdrs = await emsp.wait_for(lambda r: r[0] == "POST" and r[1] == "cdrs", "the CDR", 15)
+                assert cdrs[0][2]["session_id"] == sid
+            finally:
+                await cpo.close()
+    finally:
+        await emsp.close()

@@ -28,6 +28,7 @@ from protocols.ocpi.wire import (VERSION, envelope, page_params, parse_time, req
                                  token_hash)
 
 log = logging.getLogger("urja.ocpi")
+CDR_CATCH_UP_S = 2 * 86400  # at start, CDRs of sessions ended this recently are queued if missing
 
 COMMANDS = ("CANCEL_RESERVATION", "RESERVE_NOW", "START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR")
 TOKEN_TYPES = ("AD_HOC_USER", "APP_USER", "OTHER", "RFID")
@@ -157,7 +158,26 @@ class OcpiCpo:
         for view in self.service.connectors():
             self._evse_pushed[str(view.evse_uid)] = view.status
         self._known_parties = {p.pk for p in self.store.parties()}
+        self._catch_up_cdrs()
         self._push_task = asyncio.create_task(self._push_loop(), name="ocpi-push")
+
+    def _catch_up_cdrs(self) -> None:
+        """Queue the CDRs of sessions that ended while nobody listened: the ones the charger's
+        boot closed after a crash, before this binding started. Queuing is keyed per party
+        and CDR, so a CDR already queued (or sent, while the outbox remembers it) is not again."""
+        since_s = self._clock() - CDR_CATCH_UP_S
+        try:
+            finished = [s for s in self.service.sessions(since_s=since_s) if s.stop_s is not None]
+        except Exception:  # noqa: BLE001 - starting OCPI must not fail on this
+            log.exception("OCPI: could not list recent sessions for their CDRs")
+            return
+        for session in finished:
+            try:
+                receipt = self.service.receipt(session.session_id)
+                if receipt is not None:
+                    self._on_receipt(session.session_id, receipt)
+            except Exception:  # noqa: BLE001 - one bad session must not stop the others
+                log.exception("OCPI: could not queue the CDR of session %s", session.session_id)
 
     async def close(self) -> None:
         if self._listening:
