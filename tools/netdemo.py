@@ -287,7 +287,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
                 raise DemoFailed(f"the receipt does NOT verify: {exc}") from None
             screen.line(f"the certificate vouches for key {cert.key.key_id}, which signed the receipt")
             screen.line("the sums add up (energy = stop - start, total = parts, refund = paid - total)")
-            screen.line("the OCMF meter data is signed by the meter key in the same certificate "
+            screen.line("the OCMF meter data is signed by the charger's metering key, named in the same certificate, "
                         "and matches the receipt's readings")
             _print_receipt(screen, receipt, check, spec)
             receipts = folder / "receipts"
