@@ -11,6 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 
+from agent.errors import AgentError
 from board.checks import ConfigError, Section, load_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/urja/urja.toml")
@@ -47,6 +48,43 @@ def _resolve(base: Path, value: str | None) -> Path | None:
         return None
     p = Path(value)
     return p if p.is_absolute() else (base / p)
+
+
+SOCKET_KEYS = ("plug_current_a", "plug_hold_ms", "finish_current_a", "finish_hold_ms")
+SAFETY_KEYS = ("overcurrent_margin_pct", "overcurrent_extra_a", "overcurrent_hold_ms", "weld_settle_ms",
+               "weld_current_a")
+
+
+def _check_socket(values: dict) -> None:
+    from agent.session import SessionSettings
+
+    SessionSettings(mode="socket", **values)
+
+
+def _check_safety(values: dict) -> None:
+    from agent.safety import SafetySettings
+
+    SafetySettings(**values)
+
+
+def _bounded_table(root, table: str, keys: tuple, check) -> dict:
+    """An optional table of core settings, checked by the core's own bounds."""
+    if not root.has(table):
+        return {}
+    sec = root.section(table)
+    values = {}
+    for key in keys:
+        if sec.has(key):
+            sec.float(key, None)  # a number, or an error naming the key
+            values[key] = sec.data[key]
+    sec.finish()
+    try:
+        check(values)
+    except AgentError as exc:
+        key = getattr(exc, "details", {}).get("key") or next(iter(values), "")
+        allowed = getattr(exc, "details", {}).get("allowed")
+        raise sec.error(key, str(exc), f"{allowed[0]} to {allowed[1]}" if allowed else None) from None
+    return values
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
@@ -130,6 +168,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         raise payment.error("upi_vpa", f"not a UPI address {upi_vpa!r}", "name@bank, e.g. owner@okaxis")
     payment.finish()
 
+    # Socket-outlet detection (no pilot: plug-in and finish from current draw) and the safety
+    # gate's thresholds. The portable core bounds every value; its refusal is reported here
+    # with the file and key, before anything starts.
+    socket_settings = _bounded_table(root, "socket", SOCKET_KEYS, _check_socket)
+    safety_settings = _bounded_table(root, "safety", SAFETY_KEYS, _check_safety)
+
     # Sections that later layers read through the raw table; kept so unknown-key checks stay strict.
     extra = {}
     for table in ("network", "http", "ocpi"):
@@ -161,6 +205,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         certificates=certificates,
         upi_vpa=upi_vpa,
         extra=extra,
+        socket_settings=socket_settings,
+        safety_settings=safety_settings,
     )
 
 

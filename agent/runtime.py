@@ -184,10 +184,11 @@ class Runtime(ChargerService):
             max_a = min(max_a, config.max_current_a)
         self.max_current_a = max_a
         settings = session_settings or SessionSettings(mode="pilot" if pilot_mode else "socket",
-                                                       max_current_a=max_a)
+                                                       max_current_a=max_a,
+                                                       **getattr(config, "socket_settings", {}))
         self.core = Session(settings=settings, cost=self._cost_paise, new_session_id=self._new_id)
         self.safety = SafetySupervisor(session=self.core, settings=safety_settings or SafetySettings(
-            meter_timeout_ms=config.meter_timeout_ms))
+            meter_timeout_ms=config.meter_timeout_ms, **getattr(config, "safety_settings", {})))
         limits = {"energy_limit_wh": config.default_limit_wh} if config.default_limit_wh else None
         allow = {tok: None for tok in config.allow_tokens}
         self.authorizer = Authorizer(new_id=self._new_id, allow_list=allow,

@@ -46,6 +46,11 @@ lon = 77.6
         ('[payment]\nupi_vpa = "owner"\n', "payment.upi_vpa", "name@bank"),
         ('[board]\nprofiel = "sim"\n', "board.profiel", "unknown key"),
         ("[journal]\npath = 3\n", "journal.path", "must be a string"),
+        ("[socket]\nplug_hold_ms = 100000\n", "socket.plug_hold_ms", "0 to 60000"),
+        ("[socket]\nplug_current_a = 0.5\nfinish_current_a = 2\n", "socket.finish_current_a", "must not exceed"),
+        ("[socket]\nplug_current_a = \"low\"\n", "socket.plug_current_a", "number"),
+        ("[safety]\novercurrent_margin_pct = 50\n", "safety.overcurrent_margin_pct", "0 to 20"),
+        ("[safety]\nmeter_timeout_ms = 2000\n", "safety.meter_timeout_ms", "unknown key"),
     ],
 )
 def test_bad_values_name_file_key_and_allowed(tmp_path, extra, key, fragment):
@@ -56,6 +61,14 @@ def test_bad_values_name_file_key_and_allowed(tmp_path, extra, key, fragment):
     assert err.file == str(path)
     assert err.key == key
     assert fragment in str(err)
+
+
+def test_socket_and_safety_tables_reach_the_core(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE + "[socket]\nplug_current_a = 1.0\nplug_hold_ms = 3000\n"
+                                               "[safety]\novercurrent_margin_pct = 15\nweld_settle_ms = 1500\n"))
+    assert cfg.socket_settings == {"plug_current_a": 1.0, "plug_hold_ms": 3000}
+    assert cfg.safety_settings == {"overcurrent_margin_pct": 15, "weld_settle_ms": 1500}
+    assert load_config(_write(tmp_path, BASE)).safety_settings == {}
 
 
 def test_without_a_charging_table_nobody_charges_for_free(tmp_path):

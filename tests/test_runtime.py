@@ -391,3 +391,12 @@ async def test_a_finished_session_costs_the_same_after_a_restart_as_its_receipt_
         assert again.cost.parking_excl_u == live.cost.parking_excl_u
         assert [(p.start_s, p.energy_wh, p.parking_s) for p in again.periods] == \
             [(p.start_s, p.energy_wh, p.parking_s) for p in live.periods]
+
+
+async def test_the_sites_safety_and_socket_settings_reach_the_gate_and_the_session(tmp_path):
+    cfg = sim_config(tmp_path, auth="network",
+                     extra_toml="\n[safety]\novercurrent_margin_pct = 15\n[socket]\nfinish_hold_ms = 120000\n")
+    async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+        assert rt.safety.settings.overcurrent_margin_pct == 15
+        assert rt.safety.settings.meter_timeout_ms == cfg.meter_timeout_ms
+        assert rt.core.settings.finish_hold_ms == 120000
