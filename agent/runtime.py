@@ -219,6 +219,7 @@ class Runtime(ChargerService):
         self.ocpi = None  # the OCPI CPO binding, when the site serves it
         self._token_authorities: list = []
         self._reconcile_pending = False  # unfinished sessions wait for the meter's first answer
+        self._bill_until_wh: int | None = None  # the session's last trustworthy register (after a jump)
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
@@ -461,7 +462,7 @@ class Runtime(ChargerService):
             self._latch_record_id = self.faults.latch(code, f"{detail}; {exc}", self.clock.wall_s()).id
 
     async def _meter_loop(self) -> None:
-        from drivers.meter.base import MeterEnergyBackwards, MeterFault
+        from drivers.meter.base import MeterEnergyBackwards, MeterEnergyJump, MeterFault
 
         period_s = self.config.meter_poll_ms / 1000
         polls = 0
@@ -474,6 +475,15 @@ class Runtime(ChargerService):
             except MeterEnergyBackwards as exc:
                 meter_log.error("fault %s: %s", exc.code, exc)
                 self.post(lambda t, d=str(exc): Fault("meter_energy_backwards", t, latch=True, detail=d))
+            except MeterEnergyJump as exc:
+                # More energy than the measured power explains: the register can no longer be
+                # billed from. Stop there (the session is billed up to the reading before the
+                # jump) and keep the charger out of service until someone looks at the meter.
+                meter_log.error("fault %s: %s", exc.code, exc)
+                previous_wh = exc.details.get("previous_wh")
+                if self.core.session_id is not None and isinstance(previous_wh, int):
+                    self._bill_until_wh = previous_wh
+                self.post(lambda t, d=str(exc): Fault("meter_energy_jump", t, latch=True, detail=d))
             except MeterFault as exc:
                 meter_log.warning("fault %s: %s (health: %s)", exc.code, exc, self.board.meter.health)
             else:
@@ -502,7 +512,7 @@ class Runtime(ChargerService):
     def _reading_event(self, reading, time_ms: int, read_ms: int | None = None):
         sid = self.core.session_id
         meta = self._meta.get(sid) if sid else None
-        if meta is not None and meta.pricer is not None:
+        if meta is not None and meta.pricer is not None and self._bill_until_wh is None:  # no pricing past a jump
             now_s = self.clock.wall_s()
             charging = self.core.state == "charging" and reading.power_w > 1
             try:
@@ -667,6 +677,11 @@ class Runtime(ChargerService):
         stop_wh = reading.energy_import_wh if reading is not None else summary.get("meter_end_wh")
         if stop_wh is None:
             stop_wh = meta.start_wh if meta else 0
+        bill_until_wh, self._bill_until_wh = self._bill_until_wh, None
+        if bill_until_wh is not None and stop_wh > bill_until_wh:
+            log.warning("session %s billed to %d Wh, the reading before the meter's jump (it shows %d Wh)",
+                        sid, bill_until_wh, stop_wh)
+            stop_wh = bill_until_wh
         now_s = self.clock.wall_s()
         if meta is not None and meta.pricer is not None:
             try:

@@ -400,3 +400,24 @@ async def test_the_sites_safety_and_socket_settings_reach_the_gate_and_the_sessi
         assert rt.safety.settings.overcurrent_margin_pct == 15
         assert rt.safety.settings.meter_timeout_ms == cfg.meter_timeout_ms
         assert rt.core.settings.finish_hold_ms == 120000
+
+
+async def test_a_meter_that_jumps_stops_the_session_billed_to_the_reading_before_the_jump(tmp_path):
+    cfg = sim_config(tmp_path, auth="free_vend", default_limit_wh=2000)
+    receipts = []
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        rt.add_listener(lambda kind, obj: receipts.append(obj[1]) if kind == "receipt" else None)
+        car = rt.board.sim.car
+        car.plug_in()
+        car.request_power()
+        await wait_until(lambda: rt.board.relay.closed, what="relay closed")
+        await wait_until(lambda: (rt.sessions()[-1].energy_wh or 0) >= 20, timeout_s=20, what="20 Wh")
+        rt.board.sim.server.energy_backwards_wh = -50_000  # the register leaps 50 kWh ahead of the truth
+        await wait_until(lambda: rt.safety.latched_fault is not None, what="the meter fault")
+        assert rt.safety.latched_fault == "meter_energy_jump" and not rt.board.relay.closed
+        await wait_until(lambda: receipts, what="receipt")
+        assert rt.connectors()[0].status == "OUTOFORDER"
+    receipt = receipts[0]
+    verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key))
+    assert 20 <= receipt["energy_wh"] < 1000  # the 50 kWh leap is not billed
+    assert receipt["cost_paise"]["total"] == (receipt["energy_wh"] * 1800 * 118 + 50_000) // 100_000
