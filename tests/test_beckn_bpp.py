@@ -195,6 +195,11 @@ async def test_bookings_of_one_connector_may_not_overlap_and_leave_it_free_meanw
     err = await w.refused(m.confirm(b.ctx("confirm"), provider_id="in.test.charger", energy_wh=4000,
                                     amount_paise=amount, payment_ref="UPI-2"), "30008")
     assert "booked from" in err["message"]
+    # a search for that time finds the connector booked; one for another time does not
+    near = dict(gps=(12.94, 77.62), radius_m=3000)
+    err = await w.refused(m.search(w.buyer.ctx("search", to_bpp=False), start_s=NOW_S + 7500, **near), "40000")
+    assert "booked at the time asked" in err["message"]
+    await w.ok(m.search(w.buyer.ctx("search", to_bpp=False), start_s=NOW_S + 3 * 3600 + 1800, **near))
     # a later evening is free, and so is the connector now: a walk-in charges before the bookings
     w.buyer.transaction_id = w.buyer.new_id()
     await w.contract(start_s=NOW_S + 5 * 3600)

@@ -971,6 +971,13 @@ class Bpp:
             if not conns:
                 raise BecknError(BUSINESS_ERROR, f"no connector of {intent.min_power_w / 1000:g} kW or more",
                                  kind="no-match", http_status=200)
+        if intent.start_s is not None:
+            # a time asked for: only connectors not booked by someone else then
+            until_s = intent.end_s if intent.end_s is not None else intent.start_s + self.policy.reservation_grace_s
+            conns = [c for c in conns if self._booked(c.connector_id, intent.start_s, until_s) is None]
+            if not conns:
+                raise BecknError(BUSINESS_ERROR, "every connector is booked at the time asked", kind="no-match",
+                                 http_status=200)
         if intent.max_price_paise_per_kwh is not None:
             price = self._energy_price_paise(tariff)
             if price is None or price > intent.max_price_paise_per_kwh:
@@ -1215,18 +1222,26 @@ class Bpp:
             self._cancellation_fee_paise(self.service.tariff()), tx.currency)
         return self._ack(self._reply(req, "on_init", {"order": order}))
 
+    def _booked(self, connector_id: str, from_s: float, until_s: float, *, besides: _Tx | None = None):
+        """The confirmed order that holds (or will hold) ``connector_id`` within [from_s, until_s)."""
+        for tx in self._by_order.values():
+            if tx is besides or tx.stage != "confirmed" or tx.reservation_id is None \
+                    or tx.connector_id != connector_id:
+                continue
+            start_s = tx.hold_from_s if tx.hold_from_s is not None else tx.created_s
+            if start_s < until_s and from_s < (tx.reservation_expires_s or 0):
+                return tx
+        return None
+
     def _check_no_overlap(self, tx: _Tx, hold_from_s: float, hold_until_s: float) -> None:
         """One connector, one booking at a time: refuse a window that meets another's."""
-        for other in self._by_order.values():
-            if other is tx or other.stage != "confirmed" or other.reservation_id is None \
-                    or other.connector_id != tx.connector_id:
-                continue
+        other = self._booked(tx.connector_id, hold_from_s, hold_until_s, besides=tx)
+        if other is not None:
             start_s = other.hold_from_s if other.hold_from_s is not None else other.created_s
-            if start_s < hold_until_s and hold_from_s < (other.reservation_expires_s or 0):
-                raise BecknError(FULFILLMENT_UNAVAILABLE,
-                                 f"connector {tx.connector_id} is booked from {m.format_timestamp(start_s)} to "
-                                 f"{m.format_timestamp(other.reservation_expires_s)}; choose another time",
-                                 path="message.order.fulfillments[0].stops", kind="refused")
+            raise BecknError(FULFILLMENT_UNAVAILABLE,
+                             f"connector {tx.connector_id} is booked from {m.format_timestamp(start_s)} to "
+                             f"{m.format_timestamp(other.reservation_expires_s)}; choose another time",
+                             path="message.order.fulfillments[0].stops", kind="refused")
 
     async def _confirm(self, req: m.Request, certified: bool, digest: str = "") -> Reply:
         tx = self._tx_for(req, ("initiated",), "confirm")
