@@ -214,3 +214,58 @@ async def test_unsolicited_messages_wait_in_the_journal_until_the_buyer_answers(
         if journal is not None:
             journal.close()
         await runner.cleanup()
+
+
+async def test_a_buyer_known_only_to_the_networks_registry_is_answered(tmp_path):
+    """``registry_url`` in ``[http]``: a buyer that carries no agency certificate is looked up in
+    the registry (``/lookup``), and its signed search gets an ACK and a signed on_search."""
+    import base64
+
+    from agent.clock import Clock
+    from agent.runtime import open_runtime
+    from tests.support import sim_config, wait_until
+
+    buyer = Buyer(clock=lambda: 0)  # its key is in the registry only
+    lookups = []
+
+    async def lookup(request):
+        asked = await request.json()
+        lookups.append(asked)
+        record = {"subscriber_id": buyer.signer.subscriber_id, "key_id": buyer.signer.key_id, "type": "BAP",
+                  "domain": "dent:ev-charging:0.1.0", "status": "SUBSCRIBED",
+                  "signing_public_key": base64.b64encode(buyer.signer.public_key_bytes).decode(),
+                  "encr_public_key": "MCowBQYDK2VuAyEA" + "A" * 43 + "=",
+                  "valid_from": "2020-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}
+        return web.json_response([record] if asked.get("subscriber_id") == record["subscriber_id"] else [])
+
+    callbacks = []
+
+    async def inbox(request):
+        callbacks.append(await request.read())
+        return web.json_response(m.ack())
+
+    app = web.Application()
+    app.router.add_post("/lookup", lookup)
+    app.router.add_post("/on_search", inbox)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        cfg = sim_config(tmp_path, auth="network", extra_toml=f'\n[http]\nlisten = "127.0.0.1:0"\n'
+                                                              f'registry_url = "http://127.0.0.1:{port}"\n')
+        async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+            buyer.clock = rt.now_s
+            buyer.bap_uri = f"http://127.0.0.1:{port}/"
+            doc = m.search(buyer.ctx("search", to_bpp=False), gps=(cfg.place.lat, cfg.place.lon), radius_m=2000)
+            body, headers = buyer.sign(doc)
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"http://127.0.0.1:{rt.http.port}/search", data=body,
+                                     headers={**headers, "Content-Type": "application/json"}) as r:
+                    assert r.status == 200, await r.text()
+                    assert (await r.json())["message"]["ack"]["status"] == "ACK"
+            await wait_until(lambda: callbacks, what="the signed on_search")
+            assert lookups and lookups[0]["subscriber_id"] == buyer.signer.subscriber_id
+    finally:
+        await runner.cleanup()

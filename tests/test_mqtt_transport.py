@@ -226,3 +226,14 @@ def test_a_misspelt_network_key_is_named_not_ignored():
         with pytest.raises(ConfigError) as info:
             Policy.from_site(SimpleNamespace(extra={"network": typo}, path="/etc/urja/urja.toml"))
         assert info.value.key == f"network.{next(iter(typo))}"
+
+
+def test_a_registry_url_is_checked():
+    from board.checks import ConfigError
+    from protocols.mqtt.stack import NetworkConfig
+
+    assert NetworkConfig.from_table({"registry_url": "https://registry.example"}).registry_url == \
+        "https://registry.example"
+    with pytest.raises(ConfigError) as info:
+        NetworkConfig.from_table({"registry_url": "registry.example"}, "/etc/urja/urja.toml")
+    assert info.value.key == "network.registry_url"

@@ -160,7 +160,7 @@ POLICY_KEYS = ("payment", "reservation_grace_s", "cancellation_fee_paise", "quot
 HOLD_CHECK_S = 1.0  # how often booked orders whose hold is due are looked at (real seconds)
 # ``[network]`` keys the MQTT binding reads (``protocols.mqtt.stack.NetworkConfig``)
 NETWORK_TRANSPORT_KEYS = ("brokers", "protocol", "topic_root", "username", "password", "ca_file", "cert_file",
-                          "key_file", "keepalive_s", "agency_public_key")
+                          "key_file", "keepalive_s", "agency_public_key", "registry_url")
 ABANDONED_AFTER_S = 86_400  # a confirmed order never started may be evicted this long after its window
 _NOT_SERVICEABLE = ("INOPERATIVE", "OUTOFORDER", "UNKNOWN")
 

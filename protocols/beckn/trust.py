@@ -44,6 +44,34 @@ def site_revocations(rt) -> dict | None:
         raise ConfigError(rt.site.path, "identity.revocations", str(exc)) from None
 
 
+def registry_url(sec) -> str | None:
+    """A binding table's ``registry_url``, checked (None when the network runs no registry)."""
+    url = sec.str("registry_url", None)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise sec.error("registry_url", f"not an http(s) URL: {url!r}", "https://registry.example/")
+    return url
+
+
+def buyer_lookup(rt, url: str | None) -> tuple[Any, Any]:
+    """How a binding looks up buyers that carry no agency certificate: ``(lookup, session)``.
+
+    With a registry ``url`` the network's Beckn registry is asked (``/lookup``, answers
+    cached; ``session`` is the HTTP session the binding must close); without one no such buyer
+    is known and only certificate-carrying buyers can transact.
+    """
+    from protocols.signing.keys import StaticKeyLookup
+
+    if url is None:
+        return StaticKeyLookup(), None
+    import aiohttp
+
+    from protocols.signing.keys import signer_at
+    from protocols.signing.registry import RegistryClient
+
+    session = aiohttp.ClientSession()
+    return RegistryClient(session=session, base_url=url, clock=rt.now_s, signer_factory=signer_at(rt.identity)), session
+
+
 def verify_sender_certificate(cert: Any, agency_public_key: bytes, revocations: Any = None, *,
                               now_s: float) -> PublicKeyRecord:
     """The signing key an agency certificate vouches for; ``SignatureError`` if it does not."""

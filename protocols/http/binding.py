@@ -10,25 +10,26 @@ from the MQTT binding's, so they survive a restart (``protocols.beckn.bpp``, "Du
     [http]
     listen = "0.0.0.0:8080"                 # host:port to bind
     public_url = "https://charger.example"  # what buyers call (bpp_uri); a proxy may sit between
+    registry_url = "https://registry.example"  # optional: a Beckn registry to look up buyers in
 """
 from __future__ import annotations
 
 from board.checks import Section
 from protocols.beckn.bpp import Bpp
-from protocols.beckn.trust import site_revocations
+from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
-from protocols.signing.keys import StaticKeyLookup
 
 ORDER_BINDING = "http"  # this binding's rows in the journal's order store
 
 
 class HttpBinding:
-    def __init__(self, *, bpp: Bpp, server: BecknHttpServer, host: str, port: int):
+    def __init__(self, *, bpp: Bpp, server: BecknHttpServer, host: str, port: int, registry_session=None):
         self.bpp = bpp
         self.server = server
         self.host = host
         self.port = port
+        self._registry_session = registry_session
 
     @classmethod
     def for_runtime(cls, rt) -> "HttpBinding":
@@ -41,16 +42,17 @@ class HttpBinding:
         public_url = sec.str("public_url", f"http://{listen}")
         if not public_url.startswith(("http://", "https://")):
             raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
+        # Buyers are known by the agency certificate they carry, or by the network's registry.
+        lookup, session = buyer_lookup(rt, registry_url(sec))
         sec.finish()
         ident = rt.identity
-        # Buyers are known by the agency certificate they carry; no static keys are configured.
-        bpp = Bpp(service=rt, signer=ident, verifier=Verifier(lookup=StaticKeyLookup(), clock=rt.now_s),
+        bpp = Bpp(service=rt, signer=ident, verifier=Verifier(lookup=lookup, clock=rt.now_s),
                   bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
                   agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING,
                   revocations=site_revocations(rt))
         # unsolicited messages (the receipt above all) wait in the journal while a buyer is away
         server = BecknHttpServer(bpp=bpp, journal=rt.journal, clock=rt.now_s)
-        return cls(bpp=bpp, server=server, host=host, port=int(port_text))
+        return cls(bpp=bpp, server=server, host=host, port=int(port_text), registry_session=session)
 
     async def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -59,5 +61,9 @@ class HttpBinding:
         return self.port
 
     async def close(self) -> None:
-        await self.bpp.close()
-        await self.server.close()
+        try:
+            await self.bpp.close()
+            await self.server.close()
+        finally:
+            if self._registry_session is not None:
+                await self._registry_session.close()

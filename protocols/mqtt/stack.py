@@ -17,6 +17,7 @@ owns their start and stop order: the provider's unsolicited-message pump starts 
     key_file = "/etc/urja/client.key"
     keepalive_s = 30
     agency_public_key = "base64..."   # nodes: the agency key to verify chargers by
+    registry_url = "https://registry.example"   # optional: a Beckn registry to look up buyers in
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from board.checks import ConfigError, Section
 from protocols.beckn.bpp import POLICY_KEYS, Bpp
-from protocols.beckn.trust import site_revocations
+from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
@@ -50,6 +51,7 @@ class NetworkConfig:
     key_file: str | None = None
     keepalive_s: int = 30
     agency_public_key: str | None = None
+    registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
 
     @classmethod
     def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
@@ -71,7 +73,7 @@ class NetworkConfig:
                   topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
-                  agency_public_key=sec.str("agency_public_key", None))
+                  agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec))
         sec.known(*POLICY_KEYS)  # the provider's own keys (``protocols.beckn.bpp.Policy``)
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:
@@ -100,7 +102,7 @@ class ChargerNetwork:
     def __init__(self, *, service, signer, certificate: dict | None, agency_public_key: bytes | None,
                  settings: MqttSettings, topics: Topics | None = None, journal=None,
                  clock: Callable[[], float] | None = None, rng: _random.Random | None = None,
-                 revocations: Any = None, buyer_keys: StaticKeyLookup | None = None, order_store: Any = None,
+                 revocations: Any = None, buyer_keys: Any = None, order_store: Any = None,
                  **link_options):
         self.service = service
         clock = clock or service.now_s
@@ -117,6 +119,7 @@ class ChargerNetwork:
                        agency_public_key=agency_public_key, revocations=revocations, send=self.link.send,
                        store=order_store, binding=ORDER_BINDING)
         self.link.provider = self.bpp
+        self._registry_session = None  # the registry lookup's HTTP session, when one was made here
 
     @classmethod
     def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
@@ -131,10 +134,15 @@ class ChargerNetwork:
         ident = rt.identity
         if "revocations" not in options:
             options["revocations"] = site_revocations(rt)
+        session = None
+        if "buyer_keys" not in options:
+            options["buyer_keys"], session = buyer_lookup(rt, config.registry_url)
         settings = config.mqtt_settings(client_id=rt.site.site_id)
-        return cls(service=rt, signer=ident, certificate=ident.certificate,
+        net = cls(service=rt, signer=ident, certificate=ident.certificate,
                    agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
                    journal=rt.journal, **options)
+        net._registry_session = session
+        return net
 
     async def start(self, *, connect_timeout_s: float | None = None) -> None:
         await self.link.start()
@@ -143,8 +151,13 @@ class ChargerNetwork:
             await self.transport.wait_connected(connect_timeout_s)
 
     async def close(self) -> None:
-        await self.bpp.close()
-        await self.link.close()
+        try:
+            await self.bpp.close()
+            await self.link.close()
+        finally:
+            if self._registry_session is not None:
+                await self._registry_session.close()
+                self._registry_session = None
 
     async def __aenter__(self):
         await self.start()
