@@ -944,3 +944,21 @@ async def test_party_registered_beside_the_agent_gets_its_location_before_any_pa
     await h.emsp.wait_for(lambda r: r[0] == "PATCH", "the status PATCH")
     methods = [r[0] for r in h.emsp.received]
     assert "PUT" in methods and methods.index("PUT") < methods.index("PATCH"), methods
+
+
+async def test_an_emsp_that_registers_again_keeps_its_sessions(h):
+    await h.register()
+    (party,) = h.cpo.store.parties()
+    h.cpo.store.add_session_ref("order-77", owner_pk=party.pk, auth_method="COMMAND", authorization_reference=None,
+                                now_s=h.clock(), cdr_token={"country_code": "IN", "party_id": "EMS", "uid": "RFID-1",
+                                                            "type": "RFID", "contract_id": "IN-EMS-RFID-1"})
+    s = await h.charger.start_session(source="ocpi", reference="order-77", token="RFID-1")
+    _, body, _ = await h.call("GET", "/2.2.1/sessions")
+    assert [x["id"] for x in body["data"]] == [s.session_id]
+    token_a = h.cpo.create_token_a("again")
+    status, body, _ = await h.call("POST", "/2.2.1/credentials", token=token_a, body=h.emsp.credentials())
+    assert status == 200, body
+    h.token_c = body["data"]["token"]
+    assert len(h.cpo.store.parties()) == 1
+    _, body, _ = await h.call("GET", "/2.2.1/sessions")
+    assert [x["id"] for x in body["data"]] == [s.session_id]

@@ -90,7 +90,7 @@ class OcpiStore:
     def __init__(self, conn: sqlite3.Connection, path: str):
         self._conn = conn
         self.path = path
-        self._refs: dict = {}  # session references never change once written
+        self._refs: dict = {}  # session references; only a re-registration changes their owner
 
     @classmethod
     def open(cls, path) -> "OcpiStore":
@@ -173,11 +173,19 @@ class OcpiStore:
                 (token_hash(incoming_token), outgoing_token, versions_url, version, json.dumps(endpoints),
                  json.dumps(roles), now_s, now_s))
             for pk in replaced:
-                c.execute("UPDATE tokens SET owner_pk = ? WHERE owner_pk = ?", (cur.lastrowid, pk))
+                self._hand_over(c, pk, cur.lastrowid)
             return cur.lastrowid
 
         pk = self._tx(work)
         return None if pk is None else self.party(pk)
+
+    def _hand_over(self, c, old_pk: int, new_pk: int) -> None:
+        """A partner that registers anew keeps what was its own: its tokens, the sessions and
+        CDRs tied to it, its reservations (otherwise they would belong to no party and never
+        be shown or pushed to it again)."""
+        for table in ("tokens", "session_refs", "reservations"):
+            c.execute(f"UPDATE {table} SET owner_pk = ? WHERE owner_pk = ?", (new_pk, old_pk))
+        self._refs.clear()  # cached references name the old registration
 
     @staticmethod
     def _replaced(c, roles, keep_pk=None) -> list:
@@ -206,7 +214,7 @@ class OcpiStore:
     def complete_pending(self, pk: int, *, outgoing_token: str, roles: list, versions_url: str, now_s: float) -> Party:
         def work(c):
             for old_pk in self._replaced(c, roles, keep_pk=pk):
-                c.execute("UPDATE tokens SET owner_pk = ? WHERE owner_pk = ?", (pk, old_pk))
+                self._hand_over(c, old_pk, pk)
             c.execute("""UPDATE parties SET state = 'registered', outgoing_token = ?, roles_json = ?, versions_url = ?,
                          updated_s = ? WHERE pk = ?""", (outgoing_token, json.dumps(roles), versions_url, now_s, pk))
 
