@@ -246,6 +246,7 @@ class Runtime(ChargerService):
         self._spawn("urja-dispatch", self._dispatch_loop())
         self._spawn("urja-meter-poll", self._meter_loop())
         self._spawn("urja-safety-tick", self._tick_loop())
+        self._spawn("urja-housekeeping", self._housekeeping_loop())
         if self.faults is not None:
             self._spawn("urja-fault-reset", self._fault_reset_loop())
         self._refresh_connector()
@@ -307,6 +308,20 @@ class Runtime(ChargerService):
         event = Fault(recorded.code, self._now_ms(), latch=True, detail=recorded.detail)
         for cmd in self.safety.handle(event):
             await self._execute(cmd)
+
+    async def _housekeeping_loop(self) -> None:
+        """Keep the journal from growing for ever on the board's flash: delivered messages and
+        the checkpoints of billed sessions go after ``JOURNAL_KEEP_S`` (sessions and receipts,
+        the billing record, stay). The week kept outlasts every catch-up that relies on a
+        delivered message being remembered (OCPI re-queues CDRs of the last two days)."""
+        while not self._stopping:
+            try:
+                removed = self.journal.prune(before_s=self.clock.wall_s() - JOURNAL_KEEP_S)
+                if any(removed.values()):
+                    log.info("journal housekeeping: removed %s", removed)
+            except AgentError as exc:  # the charger charges on; the next round tries again
+                log.error("journal housekeeping failed: %s", exc)
+            await self.clock.sleep(HOUSEKEEPING_EVERY_S)
 
     def _spawn(self, name: str, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -1137,6 +1152,9 @@ class Runtime(ChargerService):
         base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
         return base.breakdown().paid_minor
 
+
+JOURNAL_KEEP_S = 7 * 86400  # delivered messages and billed sessions' checkpoints are kept this long
+HOUSEKEEPING_EVERY_S = 6 * 3600
 
 _TICK = object()
 

@@ -421,3 +421,22 @@ async def test_a_meter_that_jumps_stops_the_session_billed_to_the_reading_before
     verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key))
     assert 20 <= receipt["energy_wh"] < 1000  # the 50 kWh leap is not billed
     assert receipt["cost_paise"]["total"] == (receipt["energy_wh"] * 1800 * 118 + 50_000) // 100_000
+
+
+async def test_the_journal_forgets_delivered_messages_after_a_week(tmp_path, caplog):
+    import logging
+    import time
+
+    from agent.journal import Journal
+
+    cfg = sim_config(tmp_path, auth="network")
+    old = time.time() - 8 * 86400
+    with Journal.open(cfg.journal_path, clock=lambda: old) as journal:
+        delivered = journal.enqueue("urja/v1/inbox/app", b"old news")
+        journal.ack(delivered)
+        journal.enqueue("urja/v1/inbox/app", b"still waiting")
+    with caplog.at_level(logging.INFO, logger="urja.runtime"):
+        async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
+            await wait_until(lambda: "journal housekeeping: removed {'messages': 1" in caplog.text,
+                             what="the week-old delivered message removed")
+            assert rt.journal.pending_count() == 1  # what was not delivered stays
