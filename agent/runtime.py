@@ -704,9 +704,8 @@ class Runtime(ChargerService):
             except AgentError:
                 pass
         rec = self.journal.stop_session(sid, stop_wh=stop_wh, stop_time_s=now_s, reason=summary.get("reason"))
-        cost = self._breakdown_for(rec, meta)
+        cost, periods = self._priced(rec, meta)
         receipt = self._receipt_for_record(rec, cost)
-        periods = meta.pricer.periods() if meta is not None and meta.pricer is not None else []
         self.journal.store_receipt(sid, receipt, cost_detail=_cost_detail(cost, periods))
         view = self._update_view(sid, final=True)
         self._prune_views()
@@ -732,21 +731,22 @@ class Runtime(ChargerService):
 
     # --- receipts ---------------------------------------------------------------------------
 
-    def _breakdown_for(self, rec, meta):
-        """What the session costs the buyer: the tariff's price, held to the session's money limit."""
+    def _priced(self, rec, meta) -> tuple:
+        """(breakdown, OCPI charging periods) of a session, from the best source there is: what
+        the session costs the buyer, the tariff's price held to the session's money limit."""
         limit = ((rec.auth or {}).get("limits") or {}).get("money_limit_paise")
         if meta is not None and meta.pricer is not None:
-            return capped(meta.pricer.breakdown(), limit)
+            return capped(meta.pricer.breakdown(), limit), meta.pricer.periods()
         stored = self._stored_cost(rec.session_id)
         if stored is not None:  # priced live and kept with its receipt
-            return stored[0]
+            return stored
         # Recovered after a crash: only the durable start and stop are known, so the session
         # is priced as one period from its start (documented in ARCHITECTURE.md).
         offset = utc_offset_s(self.config.place.timezone, rec.start_time_s)
         elapsed = max(0, int((rec.stop_time_s or rec.start_time_s) - rec.start_time_s))
         energy = int(round((rec.stop_wh or rec.start_wh) - rec.start_wh))
         return capped(price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset),
-                      limit)
+                      limit), []
 
     def _stored_cost(self, session_id: str):
         """(breakdown, periods) kept with a finished session's receipt, or None."""
@@ -767,7 +767,7 @@ class Runtime(ChargerService):
 
         meta = self._meta.get(rec.session_id)
         if cost is None:
-            cost = self._breakdown_for(rec, meta)
+            cost = self._priced(rec, meta)[0]
         auth = rec.auth or {}
         paid = auth.get("paid_minor")
         parts = _receipt_parts(cost)
@@ -909,10 +909,7 @@ class Runtime(ChargerService):
 
     def _view_from_record(self, rec) -> SessionView:
         auth = rec.auth or {}
-        cost, periods = None, []
-        if rec.stop_wh is not None:
-            stored = self._stored_cost(rec.session_id)
-            cost, periods = stored if stored is not None else (self._breakdown_for(rec, None), [])
+        cost, periods = self._priced(rec, None) if rec.stop_wh is not None else (None, [])
         return SessionView(
             session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
             auth_id=auth.get("auth_id"), source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
