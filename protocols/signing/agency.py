@@ -203,17 +203,7 @@ def read_revocation_file(path: str | Path, agency_public_key: bytes | None) -> d
     path = Path(path)
     if agency_public_key is None:
         raise SignatureError("revocation-unverifiable", f"{path}: no agency key is configured to check it")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SignatureError("revocation-unreadable", f"{path}: {exc.strerror or exc}") from None
-    try:
-        doc = load_json(raw, max_bytes=16 * 1024 * 1024)
-        verify_revocations(doc, agency_public_key)
-    except SignatureError as exc:
-        detail = str(exc).removeprefix(f"{exc.reason}: ")
-        raise SignatureError(exc.reason, f"{path}: {detail}") from None
-    return doc
+    return _revocation_file(path, agency_public_key)
 
 
 def load_revocations(agency_dir: Path) -> dict | None:
@@ -222,18 +212,28 @@ def load_revocations(agency_dir: Path) -> dict | None:
     A list that cannot be read or parsed is an error naming the file, never "no list": reading
     it as empty would make the next ``revoke`` start a new list and un-revoke everyone.
     """
-    path = Path(agency_dir) / REVOCATIONS_FILE
+    return _revocation_file(Path(agency_dir) / REVOCATIONS_FILE, missing_ok=True)
+
+
+def _revocation_file(path: Path, agency_public_key: bytes | None = None, *, missing_ok: bool = False) -> dict | None:
+    """Read (and with a key, check) a revocation list; every refusal names the file. A missing
+    file is None where ``missing_ok`` (an agency that has revoked nobody yet)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return None
+        if missing_ok:
+            return None
+        raise SignatureError("revocation-unreadable", f"{path}: no such file") from None
     except OSError as exc:
         raise SignatureError("revocation-unreadable", f"{path}: {exc.strerror or exc}") from None
     try:
-        return load_json(raw, max_bytes=16 * 1024 * 1024)
+        doc = load_json(raw, max_bytes=16 * 1024 * 1024)
+        if agency_public_key is not None:
+            verify_revocations(doc, agency_public_key)
     except SignatureError as exc:
         detail = str(exc).removeprefix(f"{exc.reason}: ")
         raise SignatureError(exc.reason, f"{path}: {detail}") from None
+    return doc
 
 
 def revoke(agency: Agency, revoked_id: str, *, now_s: float) -> tuple[dict, bool]:
