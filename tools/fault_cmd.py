@@ -94,18 +94,17 @@ def _reset(args) -> int:
 
     try:
         site, path, store = _store(args)
-        if store is None:
-            print(f"urja fault reset: no fault is latched at {site.site_id}; nothing to reset", file=sys.stderr)
-            return 1
-        try:
-            if store.latched() is None:
-                print(f"urja fault reset: no fault is latched at {site.site_id}; nothing to reset", file=sys.stderr)
-                return 1
-            cleared = store.clear(time.time(), by="urja fault reset")
-        finally:
-            store.close()
+        cleared = []
+        if store is not None:
+            try:
+                cleared = store.clear(time.time(), by="urja fault reset")  # [] when nothing was latched
+            finally:
+                store.close()
     except AgentError as exc:
         print(f"urja fault reset: {exc}", file=sys.stderr)
+        return 1
+    if not cleared:
+        print(f"urja fault reset: no fault is latched at {site.site_id}; nothing to reset", file=sys.stderr)
         return 1
     for fault in cleared:
         print(f"cleared {fault.code} (latched {_utc(fault.latched_s)}: {fault.detail})")
