@@ -3,6 +3,7 @@ Modbus meter, a remote stop, and the CDR built from the signed receipt with its 
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import aiohttp
 import pytest
@@ -14,6 +15,23 @@ from tests.support import sim_config, wait_until
 from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
 
 pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")
+
+
+@contextlib.asynccontextmanager
+async def _registered_emsp(rt, tmp_path, emsp, schemas):
+    """The charger's CPO served beside ``rt`` with ``emsp`` registered: ``(cpo, call, token)``,
+    ``call`` speaking to the CPO as that eMSP (``token`` is what the CPO handed it)."""
+    base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
+                                         push_poll_s=0.05)
+    http = aiohttp.ClientSession()
+    try:
+        call = _caller(http, base, schemas)
+        status, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
+        assert status == 200, body
+        yield cpo, call, body["data"]["token"]
+    finally:
+        await http.close()
+        await cpo.close()
 
 
 def _caller(http, base, schemas):
@@ -32,15 +50,7 @@ async def test_remote_session_on_the_simulated_board_ends_in_a_signed_cdr(tmp_pa
     cfg = sim_config(tmp_path, auth="network")
     emsp = await FakeEmsp().start()
     async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
-        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
-                                             push_poll_s=0.05)
-        http = aiohttp.ClientSession()
-        try:
-            call = _caller(http, base, schemas)
-
-            status, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
-            assert status == 200, body
-            token = body["data"]["token"]
+        async with _registered_emsp(rt, tmp_path, emsp, schemas) as (cpo, call, token):
             _, body = await call("GET", "/2.2.1/locations", token)
             location = body["data"][0]
             schemas.check(location, "locations", "Location")
@@ -82,9 +92,6 @@ async def test_remote_session_on_the_simulated_board_ends_in_a_signed_cdr(tmp_pa
             assert cdr["session_id"] == session["id"] and cdr["auth_method"] == "COMMAND"
             _, body = await call("GET", "/2.2.1/cdrs", token)
             schemas.check(body["data"][0], "cdrs", "CDR")
-        finally:
-            await http.close()
-            await cpo.close()
     await emsp.close()
 
 
@@ -120,14 +127,7 @@ async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_
     cfg = sim_config(tmp_path, auth="network")
     emsp = await FakeEmsp().start()
     async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
-        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
-                                             push_poll_s=0.05)
-        http = aiohttp.ClientSession()
-        try:
-            call = _caller(http, base, Schemas())
-
-            _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
-            token = body["data"]["token"]
+        async with _registered_emsp(rt, tmp_path, emsp, Schemas()) as (cpo, call, token):
             status, _ = await call("PUT", "/2.2.1/tokens/IN/EMS/CARD-7", token, _token("CARD-7", "NEVER"))
             assert status == 201
 
@@ -153,9 +153,6 @@ async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_
             assert session["cdr_token"]["uid"] == "CARD-7" and session["auth_method"] == "AUTH_REQUEST"
             assert session["authorization_reference"] == "auth-ref-1"
             await rt.stop_session(view.session_id)
-        finally:
-            await http.close()
-            await cpo.close()
         # Once the OCPI side is gone its cards are unknown again.
         with pytest.raises(ServiceError, match="no eMSP knows it"):
             await rt.present_token("CARD-7")
@@ -168,13 +165,7 @@ async def test_the_sites_own_sessions_are_not_reported_to_an_emsp(tmp_path):
     cfg = sim_config(tmp_path)  # free vend
     emsp = await FakeEmsp().start()
     async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
-        base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
-                                             push_poll_s=0.05)
-        http = aiohttp.ClientSession()
-        try:
-            call = _caller(http, base, Schemas())
-            _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
-            token = body["data"]["token"]
+        async with _registered_emsp(rt, tmp_path, emsp, Schemas()) as (cpo, call, token):
             receipts = []
             rt.add_listener(lambda kind, obj: receipts.append(obj[0]) if kind == "receipt" else None)
 
@@ -200,9 +191,6 @@ async def test_the_sites_own_sessions_are_not_reported_to_an_emsp(tmp_path):
             assert not [r for r in emsp.received if r[1].startswith(("sessions", "cdrs", "commands"))]
             statuses = [r[2]["status"] for r in emsp.received if r[0] == "PATCH"]
             assert "CHARGING" in statuses, statuses
-        finally:
-            await http.close()
-            await cpo.close()
     await emsp.close()
 
 
@@ -215,13 +203,7 @@ async def test_the_cdr_of_a_session_closed_by_a_restart_reaches_its_emsp(tmp_pat
     emsp = await FakeEmsp().start()
     try:
         async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
-            base, token_a, cpo = await start_cpo(rt, tmp_path / "ocpi", outbox=rt.journal, clock=rt.clock.wall_s,
-                                                 push_poll_s=0.05)
-            http = aiohttp.ClientSession()
-            try:
-                call = _caller(http, base, Schemas())
-                _, body = await call("POST", "/2.2.1/credentials", token_a, emsp.credentials())
-                token = body["data"]["token"]
+            async with _registered_emsp(rt, tmp_path, emsp, Schemas()) as (cpo, call, token):
                 rt.board.sim.car.plug_in()
                 start = {"response_url": f"{emsp.url}/2.2.1/commands/START_SESSION/1", "token": _token(),
                          "location_id": cfg.site_id, "evse_uid": f"{cfg.site_id}-1"}
@@ -230,9 +212,6 @@ async def test_the_cdr_of_a_session_closed_by_a_restart_reaches_its_emsp(tmp_pat
                 rt.board.sim.car.request_power()
                 await wait_until(lambda: rt.board.relay.closed, what="relay closed")
                 sid = rt.core.session_id
-            finally:
-                await http.close()
-                await cpo.close()
             # leaving now is what a crash leaves: the session stays open in the journal
         assert not [r for r in emsp.received if r[1] == "cdrs"]
         async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
