@@ -10,6 +10,7 @@ from aiohttp import web
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
 from protocols.http.bap import BapReceiver
+from protocols.http.serve import serve
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
@@ -126,11 +127,7 @@ async def test_callback_delivery_retries_then_gives_up():
         return web.Response(status=500)
 
     app.router.add_post("/on_track", broken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app, "127.0.0.1", 0)
     try:
         async with Net() as n:
             out = Outgoing("on_status", b"{}", {"Authorization": "Signature x"}, "bap", f"http://127.0.0.1:{port}")
@@ -183,11 +180,7 @@ async def test_unsolicited_messages_wait_in_the_journal_until_the_buyer_answers(
 
     app = web.Application()
     app.router.add_post("/on_status", buyer_inbox)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app, "127.0.0.1", 0)
     body = json.dumps(m.ack()).encode()
     journal = None
     try:
@@ -247,11 +240,7 @@ async def test_a_buyer_known_only_to_the_networks_registry_is_answered(tmp_path)
     app = web.Application()
     app.router.add_post("/lookup", lookup)
     app.router.add_post("/on_search", inbox)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await serve(app, "127.0.0.1", 0)
     try:
         cfg = sim_config(tmp_path, auth="network", extra_toml=f'\n[http]\nlisten = "127.0.0.1:0"\n'
                                                               f'registry_url = "http://127.0.0.1:{port}"\n')
