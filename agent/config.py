@@ -11,8 +11,8 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 
-from agent.errors import AgentError
-from board.checks import ConfigError, Section, load_toml
+from agent.core.errors import AgentError
+from drivers.configfile import ConfigError, Section, load_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/urja/urja.toml")
 
@@ -56,13 +56,13 @@ SAFETY_KEYS = ("overcurrent_margin_pct", "overcurrent_extra_a", "overcurrent_hol
 
 
 def _check_socket(values: dict) -> None:
-    from agent.session import SessionSettings
+    from agent.core.session import SessionSettings
 
     SessionSettings(mode="socket", **values)
 
 
 def _check_safety(values: dict) -> None:
-    from agent.safety import SafetySettings
+    from agent.core.safety import SafetySettings
 
     SafetySettings(**values)
 

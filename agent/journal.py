@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 SCHEMA_VERSION = 1
 
@@ -149,7 +149,7 @@ class CheckpointPolicy:
     @classmethod
     def from_section(cls, section) -> "CheckpointPolicy":
         """Read ``checkpoint_interval_s``, ``checkpoint_step_wh`` and ``checkpoint_min_interval_s``
-        from a ``board.checks.Section`` (the caller calls ``finish()``), so a bad value is
+        from a ``drivers.configfile.Section`` (the caller calls ``finish()``), so a bad value is
         reported with its file and key."""
         default = cls()
         interval_s = section.float("checkpoint_interval_s", default.interval_s, min=1.0, max=3_600.0)

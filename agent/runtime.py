@@ -36,22 +36,22 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.auth import Authorizer
+from agent.core.auth import Authorizer
 from agent.clock import Clock
 from agent.config import SiteConfig, utc_offset_s
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.journal import FaultStore, Journal, fault_store_path
-from agent.safety import FaultPersists, SafetySettings, SafetySupervisor
+from agent.core.safety import FaultPersists, SafetySettings, SafetySupervisor
 from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
-from agent.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalRecord, LocalReset,
+from agent.core.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalRecord, LocalReset,
                            MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
                            ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
                            TimerFired)
 from agent.aio import cancel_and_wait
 from agent.tariff_file import tariff_digest
-from agent.tariff import (PARKING_TIME, CostBreakdown, LivePricer, Period, SessionPricer, Tariff, capped,
+from agent.core.tariff import (PARKING_TIME, CostBreakdown, LivePricer, Period, SessionPricer, Tariff, capped,
                           price_periods)
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 
 log = logging.getLogger("urja.runtime")
 meter_log = logging.getLogger("urja.meter")

@@ -9,7 +9,7 @@ behaviour, but end-to-end tests run against the runtime.
 
 All times here are wall-clock epoch seconds (floats); money is integers in 1/10,000 of the
 currency unit (``*_u``) or in the currency's minor unit (``*_minor``, paise for INR), as in
-``agent.tariff``. Energy is integer Wh.
+``agent.core.tariff``. Energy is integer Wh.
 
 CPython only (it is the edge the protocols bind to), so it may use typing.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 # OCPI 2.2.1 EVSE status values; Beckn availability is derived from them.
 CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "RESERVED", "UNKNOWN")
@@ -66,9 +66,9 @@ class SessionView:
     """A snapshot of one charging session, live or finished.
 
     ``status`` uses OCPI SessionStatus values (PENDING, ACTIVE, COMPLETED, INVALID, RESERVATION);
-    ``state`` is the session machine's own state name. ``cost`` is an ``agent.tariff.CostBreakdown``
+    ``state`` is the session machine's own state name. ``cost`` is an ``agent.core.tariff.CostBreakdown``
     (or None before the first reading); ``periods`` are the tariff's charging periods
-    (``agent.tariff.Period``) for CDRs.
+    (``agent.core.tariff.Period``) for CDRs.
     """
 
     __slots__ = ("session_id", "connector_id", "evse_uid", "auth_id", "source", "token", "reference",
@@ -136,7 +136,7 @@ class ChargerService:
                             money_limit_minor: int | None = None, time_limit_s: int | None = None,
                             departure_s: float | None = None, reservation_id: str | None = None,
                             paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
-        """Authorize charging on a connector (``source`` as in ``agent.auth.SOURCES``;
+        """Authorize charging on a connector (``source`` as in ``agent.core.auth.SOURCES``;
         ``reference`` is the contract/order id or OCPI session request id the caller tracks).
 
         ``paid_minor`` is what the buyer already paid (prepaid network orders; the receipt states

@@ -41,8 +41,8 @@ import json
 import time
 from pathlib import Path
 
-from agent.tariff import DAYS, Tariff, TariffError, format_fixed, parse_fixed
-from board.checks import ConfigError, Section, load_toml
+from agent.core.tariff import DAYS, Tariff, TariffError, format_fixed, parse_fixed
+from drivers.configfile import ConfigError, Section, load_toml
 
 _DIM_KEYS = (
     ("energy_per_kwh", "ENERGY", "step_size_wh"),
@@ -290,9 +290,9 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
     period, or the CDR's end_date_time) as charging time if it delivered energy, parking time
     otherwise. RESERVATION_TIME becomes the period's ``reservation_s``: reservation periods
     come before the session's, and a CDR holding nothing else is an expired reservation unless
-    the caller says otherwise (agent.tariff, Reservations).
+    the caller says otherwise (agent.core.tariff, Reservations).
     """
-    from agent.tariff import Period
+    from agent.core.tariff import Period
 
     def fail(field, problem):
         return ConfigError(file, field, problem)

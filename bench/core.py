@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from agent.auth import Authorization
-from agent.safety import SafetySupervisor
-from agent.session import (AuthGranted, MeterReading, PilotChanged, Session, StopRequested, TimerFired)
+from agent.core.auth import Authorization
+from agent.core.safety import SafetySupervisor
+from agent.core.session import (AuthGranted, MeterReading, PilotChanged, Session, StopRequested, TimerFired)
 
 EVENTS = 10_000
 PILOT_CYCLES = 2_000

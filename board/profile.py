@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from board.checks import ConfigError, Section, load_toml
+from drivers.configfile import ConfigError, Section, load_toml
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "sim"

@@ -265,7 +265,7 @@ def test_an_unreadable_revocation_list_is_an_error_that_names_the_file(agency):
 def test_a_site_loads_its_revocation_list_checked_and_names_a_bad_one(agency, tmp_path):
     from types import SimpleNamespace
 
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.beckn.trust import site_revocations
 
     doc, _ = revoke(agency, "bad.app", now_s=T0)

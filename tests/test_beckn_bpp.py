@@ -379,7 +379,7 @@ async def _until(pred):
 
 
 def test_policy_reads_the_network_table():
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     site = FakeCharger(clock=Clock(), network={"payment": "postpaid_certified", "quote_ttl_s": 60}).site
     assert Policy.from_site(site) == Policy(payment="postpaid_certified", quote_ttl_s=60)
     site.extra["network"]["payment"] = "credit"

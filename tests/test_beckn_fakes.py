@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from agent import offers
+from agent.core import offers
 from agent.config import Place, SiteConfig
 from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
 from protocols.beckn import messages as m
@@ -48,7 +48,7 @@ class Clock:
 
 
 class FakeCharger(ChargerService):
-    """One or more connectors, exact pricing by ``agent.offers``, listeners, receipts."""
+    """One or more connectors, exact pricing by ``agent.core.offers``, listeners, receipts."""
 
     def __init__(self, *, clock: Clock, connectors: int = 1, tariff: dict | None = None, upi_vpa="owner@okaxis",
                  network: dict | None = None, receipt_signer: Ed25519Signer | None = None):

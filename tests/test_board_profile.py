@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 from board.profile import PROFILES_DIR, list_profiles, load_profile
 import tools.cli
 

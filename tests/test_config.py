@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config, utc_offset_s
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "urja.toml"
 

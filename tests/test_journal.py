@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.journal import (
     SCHEMA_VERSION, CheckpointPolicy, InvalidValue, Journal, JournalError, ReceiptConflict, SchemaError,
     SessionClosed, SessionExists, StorageError, UnknownMessage, UnknownSession,
@@ -370,7 +370,7 @@ def test_a_charging_hour_at_the_default_policy_writes_little(tmp_path):
 
 
 def test_policy_from_config_names_file_and_key():
-    from board.checks import ConfigError, Section
+    from drivers.configfile import ConfigError, Section
 
     section = Section({"checkpoint_interval_s": 120, "checkpoint_step_wh": 1_000}, "agent.toml", "journal")
     policy = CheckpointPolicy.from_section(section)

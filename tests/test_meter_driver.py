@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 from drivers.meter import (
     MeterEnergyBackwards,
     MeterEnergyJump,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 from drivers.meter import MeterImplausible, list_models, load_map
 from drivers.meter.modbus import check_plausible, decode_reads
 from drivers.meter.plan import BusTiming, plan_for_map

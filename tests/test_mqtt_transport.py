@@ -211,7 +211,7 @@ def test_a_password_in_a_broker_url_is_refused_without_echoing_it():
 def test_a_misspelt_network_key_is_named_not_ignored():
     from types import SimpleNamespace
 
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.beckn.bpp import Policy
     from protocols.mqtt.stack import NetworkConfig
 
@@ -229,7 +229,7 @@ def test_a_misspelt_network_key_is_named_not_ignored():
 
 
 def test_a_registry_url_is_checked():
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.mqtt.stack import NetworkConfig
 
     assert NetworkConfig.from_table({"registry_url": "https://registry.example"}).registry_url == \

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from agent.config import Place, SiteConfig
 from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
-from agent.tariff import Period, Tariff, price_periods
+from agent.core.tariff import Period, Tariff, price_periods
 from protocols.ocpi.cpo import PUSH_TOPIC
 from protocols.ocpi.mapping import Renderer
 from protocols.ocpi.testing import start_cpo

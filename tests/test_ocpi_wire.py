@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 from protocols.ocpi.errors import OcpiError
 from protocols.ocpi.settings import OcpiSettings
 from protocols.ocpi.wire import format_time, page_params, parse_time, token_candidates

@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agent.offers import (charge_duration_s, energy_for_budget, quote_energy, quote_time,
+from agent.core.offers import (charge_duration_s, energy_for_budget, quote_energy, quote_time,
                           simulate, time_for_budget)
-from agent.tariff import LivePricer, Tariff, TariffError
+from agent.core.tariff import LivePricer, Tariff, TariffError
 
 IST = 19800
 

@@ -8,7 +8,7 @@ import pytest
 
 from agent.clock import Clock
 from agent.runtime import open_runtime
-from agent.safety import SafetySettings
+from agent.core.safety import SafetySettings
 from agent.service import ServiceError
 from protocols.signing.agency import read_agency_public_key
 from protocols.signing.receipt import verify_receipt
@@ -221,7 +221,7 @@ async def test_a_prepaid_buyer_is_never_asked_for_more_than_they_paid(tmp_path):
 
 async def test_receipt_lines_add_up_and_keep_the_tax_right():
     from agent.runtime import _receipt_parts
-    from agent.tariff import Period, Tariff, capped, price_periods
+    from agent.core.tariff import Period, Tariff, capped, price_periods
 
     def comp(kind, price, **restrictions):
         element = {"price_components": [{"type": kind, "price": price, "vat": 18, "step_size": 1}]}
@@ -309,7 +309,7 @@ async def test_after_key_rotation_the_certified_key_signs_until_its_certificate_
 
 
 async def test_a_certificate_for_a_key_the_charger_does_not_hold_is_a_config_error(tmp_path):
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
 
     cfg = sim_config(tmp_path, auth="network")
     cert_path = Path(cfg.key_dir) / "certificate.json"

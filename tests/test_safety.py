@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.auth import Authorization
-from agent.errors import AgentError
-from agent.safety import FaultPersists, SafetyConfigError, SafetySettings, SafetySupervisor
-from agent.session import (AuthGranted, CloseRelay, Fault, JournalRecord, LocalReset, MeterReading, OpenRelay,
+from agent.core.auth import Authorization
+from agent.core.errors import AgentError
+from agent.core.safety import FaultPersists, SafetyConfigError, SafetySettings, SafetySupervisor
+from agent.core.session import (AuthGranted, CloseRelay, Fault, JournalRecord, LocalReset, MeterReading, OpenRelay,
                            PilotChanged, RelayFeedback, Session, SessionSettings)
 
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from agent.auth import Authorization
-from agent.errors import AgentError
-from agent.safety import SafetySupervisor
-from agent.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, LimitReached, LocalReset,
+from agent.core.auth import Authorization
+from agent.core.errors import AgentError
+from agent.core.safety import SafetySupervisor
+from agent.core.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, LimitReached, LocalReset,
                            MeterReading, OpenRelay, PilotChanged, RelayFeedback, ScheduleTimer, Session,
                            SessionSettings, StopRequested, TimerFired)
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from agent.auth import Authorization
-from agent.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, JournalRecord,
+from agent.core.auth import Authorization
+from agent.core.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, JournalRecord,
                            LimitReached, LocalReset, MeterReading, OpenRelay, PilotChanged, PublishStatus,
                            ScheduleTimer, Session, SessionError, SessionSettings, SetOfferedCurrent,
                            StopRequested, TimerFired, LIMIT_TIMER, PLUG_HOLD_TIMER, FINISH_HOLD_TIMER)
-from agent.safety import SafetySupervisor
+from agent.core.safety import SafetySupervisor
 
 
 class Rig:

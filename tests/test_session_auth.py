@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from agent.auth import Authorization, AuthError, Authorizer
+from agent.core.auth import Authorization, AuthError, Authorizer
 
 
 def make(**kwargs):

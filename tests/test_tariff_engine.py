@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agent.errors import AgentError
-from agent.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError, capped,
+from agent.core.errors import AgentError
+from agent.core.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError, capped,
                           civil_from_days, days_from_civil, local_parts, parse_fixed,
                           price_periods)
 from agent.tariff_file import zone_offset

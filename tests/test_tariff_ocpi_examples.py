@@ -2,20 +2,20 @@
 
 Tariffs and CDRs are in tests/data/ocpi_tariffs/ (<tariff>.tariff.json, <tariff>.<case>.cdr.json).
 Totals are the spec's own; the working is written out so a reader can check it by hand. Parking
-after charging follows the all-or-nothing rule of agent.tariff's module docstring, the one rule
+after charging follows the all-or-nothing rule of agent.core.tariff's module docstring, the one rule
 that gives both step_size example #1 and the complex example their totals.
 CDR times are UTC and priced with a UTC site.
 
 Reservation CDRs start with a period holding only RESERVATION_TIME (from the moment the
 reservation was made); a reserved session follows with its own period, an expired reservation
-has nothing else (agent.tariff, Reservations).
+has nothing else (agent.core.tariff, Reservations).
 """
 import json
 from pathlib import Path
 
 import pytest
 
-from agent.tariff import Tariff, price_periods
+from agent.core.tariff import Tariff, price_periods
 from agent.tariff_file import periods_from_cdr
 
 DATA = Path(__file__).parent / "data" / "ocpi_tariffs"

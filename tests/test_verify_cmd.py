@@ -103,7 +103,7 @@ def test_config_file_supplies_trust(net, capsys):
     (net / "receipt.json").write_text(json.dumps(receipt_for(net)))
     assert run(["verify", net / "receipt.json", "--config", net / "urja.toml"]) == 0
     (net / "urja.toml").write_text('[identity]\nagency_kee = "agency/agency.pub"\n')
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
 
     with pytest.raises(ConfigError, match="identity.agency_kee"):
         run(["verify", net / "receipt.json", "--config", net / "urja.toml"])

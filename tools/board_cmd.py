@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 
 
 def register(subparsers) -> None:

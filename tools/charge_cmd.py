@@ -83,7 +83,7 @@ async def run(args, *, clock=time.time, stop: asyncio.Event | None = None, quiet
 
 
 def handle(args) -> int:
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.errors import ProtocolError
 
     try:

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 
 # Module names under tools/, in the order they appear in --help.
 COMMAND_MODULES = (

@@ -52,7 +52,7 @@ async def run(args, *, clock=time.time) -> list:
 
 
 def handle(args) -> int:
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.errors import ProtocolError
 
     try:

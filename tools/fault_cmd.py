@@ -61,7 +61,7 @@ def _store(args):
 
 
 def _show(args) -> int:
-    from agent.errors import AgentError
+    from agent.core.errors import AgentError
 
     try:
         site, path, store = _store(args)
@@ -90,7 +90,7 @@ def _show(args) -> int:
 
 
 def _reset(args) -> int:
-    from agent.errors import AgentError
+    from agent.core.errors import AgentError
 
     try:
         site, path, store = _store(args)

@@ -14,7 +14,7 @@ start their own fast clock and drift apart; in one process the demo can also dri
 simulated car through ``rt.board.sim.car``, and a failure anywhere tears everything down in
 one place (relays open first, as always).
 
-The buyer picks by the quotes the chargers sign in ``on_select`` (``agent.offers`` priced on
+The buyer picks by the quotes the chargers sign in ``on_select`` (``agent.core.offers`` priced on
 the charger for this energy at this time of day, exactly as the receipt will price it), not
 by the catalog's listed price, which for a time-of-day tariff is only one of its prices.
 """
@@ -388,7 +388,7 @@ def run_network_demo(folder: Path, *, speed: float = 60.0, energy_wh: int = 5000
         print(f"urja demo: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        from board.checks import ConfigError
+        from drivers.configfile import ConfigError
         from protocols.errors import ProtocolError
 
         if not isinstance(exc, (ConfigError, ProtocolError, RuntimeError)):

@@ -5,7 +5,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from board.checks import ConfigError
+from drivers.configfile import ConfigError
 
 # Example charges shown by ``show``: (label, local date-time, energy_wh, power_w, idle_s).
 _EXAMPLES = (
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 
 def _load(path: str):
-    from agent.tariff import Tariff
+    from agent.core.tariff import Tariff
     from agent.tariff_file import load_tariff_file
 
     data = load_tariff_file(path)
@@ -54,7 +54,7 @@ def _check(args) -> int:
 
 
 def _money(value_u: int, currency: str) -> str:
-    from agent.tariff import format_fixed
+    from agent.core.tariff import format_fixed
 
     text = format_fixed(value_u, 4).rstrip("0")
     if text.endswith("."):
@@ -65,7 +65,7 @@ def _money(value_u: int, currency: str) -> str:
 
 
 def _describe(tariff) -> list[str]:
-    from agent.tariff import DAYS, format_fixed
+    from agent.core.tariff import DAYS, format_fixed
 
     unit = {"ENERGY": "per kWh", "TIME": "per hour charging", "PARKING_TIME": "per hour idle",
             "FLAT": "per session"}
@@ -119,7 +119,7 @@ def _describe(tariff) -> list[str]:
 
 
 def _show(args) -> int:
-    from agent.offers import quote_energy
+    from agent.core.offers import quote_energy
     from agent.tariff_file import zone_offset
     from zoneinfo import ZoneInfo
 
@@ -145,7 +145,7 @@ def _show(args) -> int:
 
 
 def _price(args) -> int:
-    from agent.tariff import TariffError, price_periods
+    from agent.core.tariff import TariffError, price_periods
     from agent.tariff_file import periods_from_cdr, zone_offset
 
     _, tariff = _load(args.tariff)

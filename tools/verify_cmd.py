@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def _signing_config(path: str) -> dict:
-    from board.checks import Section, load_toml
+    from drivers.configfile import Section, load_toml
 
     data = load_toml(path)
     root = Section(data, path)

@@ -1,7 +1,7 @@
 """Register maps as data: loading, validation, decoding and its inverse.
 
 A meter model is a TOML file in ``drivers/meter/maps/``; adding a model means adding a
-file, never code. The loader checks every key with ``board.checks.Section`` so that a
+file, never code. The loader checks every key with ``drivers.configfile.Section`` so that a
 maker's typo is reported with the file, the dotted key and what would have been accepted.
 
 Decoding (registers -> quantities) is kept apart from the transport so that it can be
@@ -14,7 +14,7 @@ import math
 import struct
 from pathlib import Path
 
-from board.checks import ConfigError, Section, load_toml
+from drivers.configfile import ConfigError, Section, load_toml
 
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
 

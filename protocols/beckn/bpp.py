@@ -14,7 +14,7 @@ The contract, action by action (codes are BECKN-005):
   agency certificate. A search that does not match (too far, wrong connector, too dear) is a
   NACK ``40000`` with the reason; nothing is sent back.
 * ``select``   -> ``on_select``: a signed quote for the energy, time or budget asked, priced by
-  ``agent.offers`` exactly as the receipt will price it; valid ``Policy.quote_ttl_s``.
+  ``agent.core.offers`` exactly as the receipt will price it; valid ``Policy.quote_ttl_s``.
 * ``init``     -> ``on_init``: payment terms: amount and a UPI intent
   (``upi://pay?pa=<vpa>&pn=<name>&am=<amount>&cu=INR&tr=<transaction id>&tn=...``).
 * ``confirm``  -> ``on_confirm``: the contract. The connector is reserved until the start
@@ -111,13 +111,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote as _q
 
-from agent import offers
+from agent.core import offers
 from agent.aio import cancel_and_wait
 from agent.config import utc_offset_s
 from agent.service import ChargerService, ServiceError
-from agent.tariff import Tariff, TariffError, parse_fixed
+from agent.core.tariff import Tariff, TariffError, parse_fixed
 from agent.tariff_file import tariff_digest
-from board.checks import Section
+from drivers.configfile import Section
 from protocols.beckn import messages as m
 from protocols.beckn.errors import (
     AGENT_UNAVAILABLE,

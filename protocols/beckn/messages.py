@@ -64,7 +64,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.tariff import TariffError, format_fixed, parse_fixed
+from agent.core.tariff import TariffError, format_fixed, parse_fixed
 from protocols.beckn.errors import (
     INVALID_REQUEST,
     BecknError,

@@ -34,7 +34,7 @@ def site_revocations(rt) -> dict | None:
     path = getattr(rt.site, "revocations", None)
     if not path:
         return None
-    from board.checks import ConfigError
+    from drivers.configfile import ConfigError
     from protocols.errors import ProtocolError
     from protocols.signing.agency import read_revocation_file
 

@@ -14,7 +14,7 @@ from the MQTT binding's, so they survive a restart (``protocols.beckn.bpp``, "Du
 """
 from __future__ import annotations
 
-from board.checks import Section
+from drivers.configfile import Section
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
 from protocols.http.server import BecknHttpServer

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from board.checks import ConfigError, Section
+from drivers.configfile import ConfigError, Section
 from protocols.beckn.bpp import POLICY_KEYS, Bpp
 from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
 from protocols.mqtt.charger import ChargerLink

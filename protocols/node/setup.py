@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from board.checks import ConfigError, Section, load_toml
+from drivers.configfile import ConfigError, Section, load_toml
 from protocols.errors import ProtocolError
 from protocols.mqtt.identity import make_identity
 from protocols.mqtt.stack import NetworkConfig

@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlparse
 
 from aiohttp import web
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 from agent.service import ServiceError
 from agent.aio import cancel_and_wait
 from protocols.ocpi import errors as E

@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from urllib.parse import urlparse
 
-from board.checks import Section
+from drivers.configfile import Section
 
 
 class OcpiSettings:

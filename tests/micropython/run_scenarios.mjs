@@ -1,7 +1,7 @@
 // Runs portable scenario files under the MicroPython WebAssembly port and prints their lines.
 //
 // Usage: node run_scenarios.mjs <repo root> <scenario file>...
-// Copies agent/*.py and each scenario file into MicroPython's in-memory file system, imports
+// Copies the portable core (agent/core/) and each scenario file into MicroPython's in-memory file system, imports
 // the scenario module and prints "=== <name>" followed by the lines its run() returned, so the
 // Python side can compare them with a CPython run of the same file.
 import { readFileSync, readdirSync } from "node:fs";
@@ -21,10 +21,14 @@ const mp = await loadMicroPython({
 });
 
 mp.FS.mkdir("/work");
+// Only the portable core: agent/__init__.py (a docstring) and agent/core/. Nothing else of the
+// runtime is copied, so a core module that imports outside its folder fails here.
 mp.FS.mkdir("/work/agent");
-for (const name of readdirSync(join(root, "agent"))) {
+mp.FS.mkdir("/work/agent/core");
+mp.FS.writeFile("/work/agent/__init__.py", readFileSync(join(root, "agent", "__init__.py"), "utf8"));
+for (const name of readdirSync(join(root, "agent", "core"))) {
   if (name.endsWith(".py")) {
-    mp.FS.writeFile("/work/agent/" + name, readFileSync(join(root, "agent", name), "utf8"));
+    mp.FS.writeFile("/work/agent/core/" + name, readFileSync(join(root, "agent", "core", name), "utf8"));
   }
 }
 mp.FS.mkdir("/work/scenarios");

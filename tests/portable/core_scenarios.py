@@ -6,10 +6,10 @@ making the whole independent of dict ordering. Floats are printed as integer tho
 the two interpreters print floats differently.
 """
 
-from agent.auth import Authorization, Authorizer, AuthError
-from agent.errors import AgentError
-from agent.safety import SafetySettings, SafetySupervisor
-from agent.session import (AuthGranted, AuthRevoked, Fault, LimitReached, LocalReset, MeterReading,
+from agent.core.auth import Authorization, Authorizer, AuthError
+from agent.core.errors import AgentError
+from agent.core.safety import SafetySettings, SafetySupervisor
+from agent.core.session import (AuthGranted, AuthRevoked, Fault, LimitReached, LocalReset, MeterReading,
                            PilotChanged, RelayFeedback, Session, SessionSettings, StopRequested, TimerFired)
 
 

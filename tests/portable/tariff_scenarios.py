@@ -4,8 +4,8 @@ Imports only the portable engine. ``run()`` returns one line per scenario, sorte
 the scenario and its figures in integers (u = 1/10,000 of the currency unit).
 """
 
-from agent.offers import energy_for_budget, quote_energy, time_for_budget
-from agent.tariff import LivePricer, Tariff, TariffError, price_periods
+from agent.core.offers import energy_for_budget, quote_energy, time_for_budget
+from agent.core.tariff import LivePricer, Tariff, TariffError, price_periods
 
 IST = 19800
 MON_10_IST = 1767587400  # Monday 5 January 2026 10:00 IST

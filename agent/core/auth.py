@@ -9,7 +9,7 @@ Limits are all optional; ``None`` means "no limit of this kind":
 
 * ``energy_limit_wh``: energy the car may take in this session.
 * ``money_limit_paise``: money the session may cost (the cost function belongs to the tariff
-  engine and is injected into the session, see ``agent.session``).
+  engine and is injected into the session, see ``agent.core.session``).
 * ``time_limit_ms``: how long the session may run, counted from the moment power is first asked
   for.
 * ``departure_ms``: the instant charging must end, on the same clock as the events' ``time_ms``
@@ -18,7 +18,7 @@ Limits are all optional; ``None`` means "no limit of this kind":
 Portable core: runs under MicroPython, so plain classes and ints only.
 """
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 SOURCES = ("contract", "ocpi", "allow_list", "free_vend")
 

@@ -4,7 +4,7 @@ Why a pure state machine: the same logic must run on the Linux board, under Micr
 controller, in property tests and in benchmarks, and a session must be replayable from a journal.
 So nothing here reads a clock, touches hardware or awaits: every event carries ``time_ms`` (an int
 on one monotonic clock chosen by the runtime), and every effect is a command object the runtime
-carries out. The relay commands a session emits are *requests*: only ``agent.safety`` decides
+carries out. The relay commands a session emits are *requests*: only ``agent.core.safety`` decides
 whether the relay closes (see ``SafetySupervisor``); the session never talks to the relay directly.
 
 Two modes
@@ -70,7 +70,7 @@ the relay is not requested (paused in B, finishing) or the last reading shows le
 ``finish_current_a`` on every phase, until a reading shows it drawing again or the session ends.
 """
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 # --- states ----------------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ class AuthGranted(Event):
 
     def __init__(self, auth, time_ms):
         # Imported here, not at module top, so that auth.py and session.py stay independent.
-        from agent.auth import Authorization
+        from agent.core.auth import Authorization
         if not isinstance(auth, Authorization):
             raise SessionError("AuthGranted: auth must be an Authorization, got %r" % (auth,),
                                code="bad-event", field="auth")

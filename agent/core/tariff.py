@@ -128,7 +128,7 @@ Time
     daylight saving); it never looks up zones itself.
 """
 
-from agent.errors import AgentError
+from agent.core.errors import AgentError
 
 U_PER_UNIT = 10000
 _DEN = 18000

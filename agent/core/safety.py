@@ -26,8 +26,8 @@ Whatever the supervisor was told before, the first command it ever returns is ``
 after a restart nobody knows what state the contactor was left in.
 """
 
-from agent.errors import AgentError
-from agent.session import CloseRelay, Fault, GateChanged, JournalRecord, LimitReached, OpenRelay, Session
+from agent.core.errors import AgentError
+from agent.core.session import CloseRelay, Fault, GateChanged, JournalRecord, LimitReached, OpenRelay, Session
 
 
 class SafetyConfigError(AgentError):
@@ -103,7 +103,7 @@ class SafetySupervisor:
 
     def __init__(self, *, session, settings=None):
         if not isinstance(session, Session):
-            raise AgentError("session must be an agent.session.Session", code="bad-config")
+            raise AgentError("session must be an agent.core.session.Session", code="bad-config")
         self.settings = settings if settings is not None else SafetySettings()
         if not isinstance(self.settings, SafetySettings):
             raise SafetyConfigError("settings must be a SafetySettings", key="settings")

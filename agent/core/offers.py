@@ -1,7 +1,7 @@
 """Quotes ahead of a session: what X Wh will cost, and what a budget buys.
 
 A quote must be the price the receipt will later show for the same charge, so it simulates the
-session as periods and prices them with the same engine (``agent.tariff``). Periods are split
+session as periods and prices them with the same engine (``agent.core.tariff``). Periods are split
 wherever the tariff could change its mind: at every time of day named by a restriction, at local
 midnight, at duration and energy thresholds. Charging is assumed at constant power; energy after
 ``s`` seconds is ``power_w * s // 3600`` Wh, the charge of X Wh ends after
@@ -14,7 +14,7 @@ tariffs whose cost is not monotonic in energy (step_size rounding across an elem
 Portable to MicroPython like the engine.
 """
 
-from agent.tariff import Period, SessionPricer, Tariff, TariffError, offset_at
+from agent.core.tariff import Period, SessionPricer, Tariff, TariffError, offset_at
 
 DEFAULT_MAX_ENERGY_WH = 500000
 DEFAULT_MAX_TIME_S = 7 * 86400
