@@ -11,6 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 
+from agent import bindings
 from agent.core.errors import AgentError
 from drivers.configfile import ConfigError, Section, load_toml
 
@@ -174,12 +175,15 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     socket_settings = _bounded_table(root, "socket", SOCKET_KEYS, _check_socket)
     safety_settings = _bounded_table(root, "safety", SAFETY_KEYS, _check_safety)
 
-    # Sections that later layers read through the raw table; kept so unknown-key checks stay strict.
+    # The bindings' tables (``agent.bindings``): each parsed by its binding now, so a typo in
+    # any of them stops the agent before anything starts. ``extra`` keeps the raw tables for
+    # readers of keys shared between bindings.
     extra = {}
-    for table in ("network", "http", "ocpi"):
+    for table in bindings.tables():
         if root.has(table):
             extra[table] = root.section(table).data
     root.finish()
+    binding_settings = bindings.parse_tables(extra, path)
 
     return SiteConfig(
         path=str(path),
@@ -205,6 +209,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         certificates=certificates,
         upi_vpa=upi_vpa,
         extra=extra,
+        bindings=binding_settings,
         socket_settings=socket_settings,
         safety_settings=safety_settings,
     )

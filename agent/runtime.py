@@ -19,154 +19,66 @@ exactly once. On boot the relay is forced open before anything else, then a latc
 recorded before the restart is latched again, then unfinished sessions are reconciled from the
 journal with the meter's own register.
 
-A latched fault outlives restarts and power cuts (``agent.journal.FaultStore``) and is cleared
-only by a local reset: ``urja fault reset`` at the charger writes the clearing to the fault
-file, and the running agent, checking that file about once a second while a fault is latched,
-then asks the gate to clear (which it refuses while the condition is still there).
-
-It also implements ``agent.service.ChargerService`` for the protocols.
+It also implements ``agent.service.ChargerService`` for the protocols. The class is one
+object split by concern into sibling files (mixins sharing its state): ``agent.views``
+(reads and notifications), ``agent.actions`` (start, stop, reserve, reset), ``agent.billing``
+(prices and receipts) and ``agent.latch`` (faults that outlive restarts). This file keeps
+what must stay together: the life cycle, the dispatcher and the commands it carries out.
+``agent.bootstrap.open_runtime`` builds it; ``agent.identity`` loads the keys it signs with.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.core.auth import Authorizer
+from agent.actions import RuntimeActions
+from agent.bindings import BindingContext
+from agent.billing import RuntimeBilling, _cost_detail
 from agent.clock import Clock
 from agent.config import SiteConfig, utc_offset_s
+from agent.core.auth import Authorizer
 from agent.core.errors import AgentError
-from agent.journal import FaultStore, Journal, fault_store_path
-from agent.core.safety import FaultPersists, SafetySettings, SafetySupervisor
-from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
-from agent.core.session import (AuthGranted, CancelTimer, CloseRelay, Fault, JournalRecord, LocalReset,
-                           MeterReading, OpenRelay, PilotChanged, PublishStatus, RelayFeedback,
-                           ScheduleTimer, Session, SessionSettings, SetOfferedCurrent, StopRequested,
-                           TimerFired)
+from agent.core.safety import SafetySettings, SafetySupervisor
+from agent.core.session import (CancelTimer, CloseRelay, Fault, JournalRecord, MeterReading, OpenRelay,
+                                PilotChanged, PublishStatus, RelayFeedback, ScheduleTimer, Session,
+                                SessionSettings, SetOfferedCurrent, TimerFired)
+from agent.core.tariff import LivePricer, Tariff
 from agent.aio import cancel_and_wait
+from agent.identity import Identity
+from agent.journal import FaultStore, Journal
+from agent.latch import RuntimeLatch
+from agent.service import ChargerService, SessionView
+from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
-from agent.core.tariff import (PARKING_TIME, CostBreakdown, LivePricer, Period, SessionPricer, Tariff, capped,
-                          price_periods)
-from drivers.configfile import ConfigError
+from agent.views import RuntimeViews
 
 log = logging.getLogger("urja.runtime")
 meter_log = logging.getLogger("urja.meter")
 
 TICK_S = 0.05  # safety supervision period (real time): well inside IEC 61851's 100 ms
-CONNECTOR_ID = "1"
-MAX_FINISHED_VIEWS = 100  # finished sessions kept in memory (older ones come from the journal)
 PROGRESS_S = 15  # how often a charging session's progress is announced to listeners (clock time)
-FAULT_CHECK_S = 1.0  # how often (real time) a latched fault's record is checked for a local reset
 
 
 class RuntimeError_(AgentError):
     code = "runtime-error"
 
 
-class Identity:
-    """The charger's keys and its agency certificate, loaded once at start.
-
-    Everything the charger signs (messages, offers, receipts, OCMF) is signed with the key the
-    certificate vouches for, not the keyring's newest: after ``urja keygen --rotate`` the new
-    key is useless to a buyer until the agency has certified it, and a receipt signed with it
-    would not verify (the receipt builder refuses the mismatch outright). Installing the new
-    certificate (and restarting) moves everything to the new key.
-    """
-
-    def __init__(self, *, keyring, certificate: dict, agency_public_key: bytes | None):
-        self.keyring = keyring
-        self.certificate = certificate
-        self.agency_public_key = agency_public_key
-        key_id = certificate.get("unique_key_id") if isinstance(certificate, dict) else None
-        self._entry = next((e for e in keyring.entries if e.key_id == key_id), None)
-
-    @property
-    def certified_key_id(self) -> str | None:
-        return self._entry.key_id if self._entry is not None else None
-
-    def entry(self, now_s: float):
-        """The certified key generation (signing, encryption and metering keys)."""
-        if self._entry is None:
-            raise AgentError(f"the certificate names key {self.certificate.get('unique_key_id')!r}, "
-                             f"which is not in {self.keyring.key_dir}")
-        return self._entry
-
-    def signer(self, now_s: float):
-        from protocols.signing.keys import Ed25519Signer
-
-        entry = self.entry(now_s)
-        return Ed25519Signer(subscriber_id=self.keyring.subscriber_id, key_id=entry.key_id,
-                             private_key=entry.signing_key)
-
-    def __repr__(self) -> str:
-        return f"Identity({self.keyring.subscriber_id!r})"
-
-
-def load_identity(config: SiteConfig) -> Identity:
-    """Keys from ``[identity] key_dir``; the certificate from ``certificate`` or the key dir."""
-    from protocols.signing.agency import read_agency_public_key
-    from protocols.signing.errors import ProtocolError
-    from protocols.signing.keys import load_keyring
-
-    key_dir = Path(config.key_dir)
-    if not key_dir.is_dir() or not any(key_dir.iterdir()):
-        raise ConfigError(config.path, "identity.key_dir",
-                          f"no keys in {key_dir}; create them with: urja keygen --key-dir {key_dir} "
-                          f"--subscriber-id {config.site_id}")
-    try:
-        keyring = load_keyring(key_dir)
-    except ProtocolError as exc:
-        raise ConfigError(config.path, "identity.key_dir", str(exc)) from None
-    cert_path = Path(config.certificate) if config.certificate else key_dir / "certificate.json"
-    try:
-        certificate = json.loads(cert_path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(config.path, "identity.certificate",
-                          f"no agency certificate at {cert_path}; ask the agency: "
-                          f"urja agency certify {key_dir}/subscription-request.json") from None
-    except ValueError as exc:
-        raise ConfigError(config.path, "identity.certificate", f"{cert_path} is not JSON: {exc}") from None
-    agency_key = None
-    if config.agency_key:
-        try:
-            agency_key = read_agency_public_key(config.agency_key)
-        except (OSError, ProtocolError) as exc:
-            raise ConfigError(config.path, "identity.agency_key", str(exc)) from None
-    identity = Identity(keyring=keyring, certificate=certificate, agency_public_key=agency_key)
-    if identity.certified_key_id is None:
-        raise ConfigError(config.path, "identity.certificate",
-                          f"{cert_path} certifies key {certificate.get('unique_key_id')!r}, which is not among "
-                          f"the keys in {key_dir} ({', '.join(e.key_id for e in keyring.entries)})")
-    newest = keyring.entries[-1]
-    if newest.key_id != identity.certified_key_id:
-        log.warning("key %s waits for its agency certificate; signing with the certified key %s until it is "
-                    "installed in %s", newest.key_id, identity.certified_key_id, cert_path)
-    return identity
-
-
-class _Meta:
-    """What the runtime knows of a session beyond the core's view."""
-
-    __slots__ = ("source", "reference", "token", "paid_minor", "acceptance_digest", "start_s",
-                 "start_wh", "pricer", "reservation_id", "limits", "auth_id")
-
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
-
-
-class Runtime(ChargerService):
+class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
+
+    # --- lifecycle -----------------------------------------------------------------------------
 
     def __init__(self, *, config: SiteConfig, board, journal: Journal, tariff: dict, identity: Identity,
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None, faults: FaultStore | None = None):
+                 safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
+                 revocations: dict | None = None):
         self.config = config
+        self.revocations = revocations  # the agency's checked list, for the bindings
         self.board = board
         self.journal = journal
         # Where latched faults are kept across restarts; None keeps them in memory only.
@@ -201,10 +113,10 @@ class Runtime(ChargerService):
         self._tasks: dict[str, asyncio.Task] = {}
         self._timers: dict[str, asyncio.Task] = {}
         self._listeners: list[Callable[[str, Any], None]] = []
-        self._meta: dict[str, _Meta] = {}
+        self._meta: dict[str, SessionMeta] = {}
         # (auth_id, meta) of the grant being dispatched: the core names its session only when it
         # takes the grant, and a refused grant's entry is simply replaced by the next one.
-        self._granting: tuple[str, _Meta] | None = None
+        self._granting: tuple[str, SessionMeta] | None = None
         self._views: dict[str, SessionView] = {}
         self._last_reading = None
         self._last_event_ms = 0
@@ -214,17 +126,13 @@ class Runtime(ChargerService):
         self._connector_status = None
         self._relay_lock = asyncio.Lock()
         self._progress_s = 0.0
-        self.network = None  # the MQTT binding, when the site joined a network
-        self.http = None  # the Beckn HTTP binding, when the site serves it
-        self.ocpi = None  # the OCPI CPO binding, when the site serves it
+        self.bindings: dict[str, Any] = {}  # table name -> running binding (``agent.bootstrap``)
         self._token_authorities: list = []
         self._reconcile_pending = False  # unfinished sessions wait for the meter's first answer
         self._bill_until_wh: int | None = None  # the session's last trustworthy register (after a jump)
         self._stopping = False
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Relay open first; then reconcile the journal; then the tasks."""
@@ -290,25 +198,6 @@ class Runtime(ChargerService):
                 pilot.remove_listener(self._on_pilot)
             log.info("stopped: relay open")
 
-    async def _restore_latch(self) -> None:
-        """Latch again a fault recorded before the restart and never cleared by a local reset.
-
-        Runs right after the boot open, before the meter, the pilot or any task can ask for
-        power: a reboot or a power cut must not be a way around a welded contactor.
-        """
-        if self.faults is None:
-            return
-        recorded = self.faults.latched()
-        if recorded is None:
-            return
-        log.error("fault %s latched at %s is still recorded (%s): the charger stays out of order until a "
-                  "local reset at the charger (urja fault reset)", recorded.code, _utc(recorded.latched_s),
-                  recorded.detail)
-        self._latch_record_id = recorded.id
-        event = Fault(recorded.code, self._now_ms(), latch=True, detail=recorded.detail)
-        for cmd in self.safety.handle(event):
-            await self._execute(cmd)
-
     async def _housekeeping_loop(self) -> None:
         """Keep the journal from growing for ever on the board's flash: delivered messages and
         the checkpoints of billed sessions go after ``JOURNAL_KEEP_S`` (sessions and receipts,
@@ -342,17 +231,6 @@ class Runtime(ChargerService):
             opener = "urja-emergency-open-" + name
             self._tasks[opener] = asyncio.get_running_loop().create_task(self.board.relay.open(), name=opener)
 
-    def _prune_views(self) -> None:
-        """Keep the newest finished sessions in memory; older ones are read from the journal.
-
-        A charger runs for months: without a bound every session's view and pricer would stay.
-        """
-        finished = [sid for sid, v in self._views.items()
-                    if v.status != "ACTIVE" and sid != self.core.session_id]
-        for sid in finished[:-MAX_FINISHED_VIEWS]:
-            self._views.pop(sid, None)
-            self._meta.pop(sid, None)
-
     async def _emergency_open(self) -> None:
         """Open the relay outside the normal command path; a failure here is logged, not raised,
         because the caller is already handling a failure and the hardware fail-safe remains."""
@@ -362,7 +240,13 @@ class Runtime(ChargerService):
         except Exception:
             log.exception("emergency relay open failed; relying on the hardware fail-safe")
 
-    # --- events in ------------------------------------------------------------------------
+    def binding_context(self) -> BindingContext:
+        """What a binding is handed (``agent.bindings``): the facade and the shared services."""
+        return BindingContext(service=self, site=self.config, identity=self.identity, outbox=self.journal,
+                              orders=self.journal, now_s=self.now_s, data_dir=Path(self.config.journal_path).parent,
+                              revocations=self.revocations)
+
+    # --- events in -----------------------------------------------------------------------------
 
     def post(self, make_event: Callable[[int], Any]) -> int:
         """Queue an event; ``make_event(time_ms)`` builds it when its turn comes (time stays ordered)."""
@@ -439,42 +323,6 @@ class Runtime(ChargerService):
                 self.post(lambda t, f=feedback: RelayFeedback(f, t))
             self.post(_tick)  # through the dispatcher, so ticks and events never interleave
             self._expire_reservation()
-
-    async def _fault_reset_loop(self) -> None:
-        """Take a local reset that ``urja fault reset`` wrote to the fault file.
-
-        Kept off the safety tick: one indexed read a second, and only while a fault is latched.
-        """
-        while True:
-            await asyncio.sleep(FAULT_CHECK_S)
-            if self.safety.latched_fault is None:
-                continue
-            try:
-                await self._check_fault_record()
-            except AgentError as exc:  # the file is unreadable or full: the latch stays, as it must
-                log.error("latched fault %s: %s", self.safety.latched_fault, exc)
-
-    async def _check_fault_record(self) -> None:
-        code = self.safety.latched_fault
-        detail = self.safety.latched_detail or code
-        if self._latch_record_id is None:
-            # Latched but not recorded (the write failed, or is still on its way): record it now,
-            # so that it survives a power cut and a local reset can reach it.
-            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
-            return
-        recorded = self.faults.fault(self._latch_record_id)
-        if recorded is not None and recorded.is_latched:
-            return
-        if recorded is None:
-            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
-            return
-        log.warning("local reset of fault %s recorded at %s (%s): clearing the latch", code,
-                    _utc(recorded.cleared_s), recorded.cleared_by)
-        try:
-            await self.local_reset()
-        except FaultPersists as exc:
-            log.error("%s: the fault stays latched", exc)
-            self._latch_record_id = self.faults.latch(code, f"{detail}; {exc}", self.clock.wall_s()).id
 
     async def _meter_loop(self) -> None:
         from drivers.meter.base import MeterEnergyBackwards, MeterEnergyJump, MeterFault
@@ -559,10 +407,27 @@ class Runtime(ChargerService):
         if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend \
                 and self._reservation is None:
             auth = self.authorizer.from_free_vend()
-            self.post(lambda t, a=auth: self._grant(a, _Meta(source="free_vend", reference="free-vend"), t))
+            self.post(lambda t, a=auth: self._grant(a, SessionMeta(source="free_vend", reference="free-vend"), t))
         self._refresh_connector()
 
-    # --- commands out ----------------------------------------------------------------------
+    async def _read_meter_for_boot(self):
+        from drivers.meter.base import MeterFault
+
+        for _ in range(3):
+            try:
+                reading = await self.board.meter.read()
+                self._last_reading = reading
+                return reading
+            except MeterFault as exc:
+                meter_log.warning("boot read failed: %s: %s", exc.code, exc)
+        return None
+
+    def _meter_serial(self) -> str:
+        if self._last_reading is not None and self._last_reading.serial:
+            return self._last_reading.serial
+        return getattr(self.board.meter, "serial", None) or "unknown"
+
+    # --- commands out --------------------------------------------------------------------------
 
     async def _execute_all(self, commands) -> None:
         if not commands:
@@ -632,23 +497,9 @@ class Runtime(ChargerService):
         if record in ("fault", "fault_reset", "session_stop", "authorized"):
             log.info("%s %s", record, {k: v for k, v in data.items() if k != "limits"})
 
-    def _record_latch(self, code: str, detail: str) -> None:
-        """Make the gate's latch durable before anything else happens (the relay is already open)."""
-        if self.faults is not None:
-            self._latch_record_id = self.faults.latch(code, detail, self.clock.wall_s()).id
-        # Out of order from now, not only once the session's end has been carried out.
-        self._refresh_connector()
-
-    def _record_clearing(self, code: str) -> None:
-        """The gate cleared on a local reset; the record follows (``urja fault reset`` may have cleared it first)."""
-        if self.faults is not None:
-            self.faults.clear(self.clock.wall_s(), by="local reset")
-        self._latch_record_id = None
-        log.warning("fault %s cleared by a local reset", code)
-
     def _session_started(self, data: dict) -> None:
         sid = data["session_id"]
-        meta = self._meta.setdefault(sid, _Meta(source="unknown", reference=sid))
+        meta = self._meta.setdefault(sid, SessionMeta(source="unknown", reference=sid))
         # The freshest reading, not the one the core last saw: the relay is still open here
         # (the start is written before it closes), so the register cannot have moved since.
         reading = self._last_reading
@@ -729,425 +580,6 @@ class Runtime(ChargerService):
                 self._notify("session", view)
         self._refresh_connector()
 
-    # --- receipts ---------------------------------------------------------------------------
-
-    def _priced(self, rec, meta) -> tuple:
-        """(breakdown, OCPI charging periods) of a session, from the best source there is: what
-        the session costs the buyer, the tariff's price held to the session's money limit."""
-        limit = ((rec.auth or {}).get("limits") or {}).get("money_limit_paise")
-        if meta is not None and meta.pricer is not None:
-            return capped(meta.pricer.breakdown(), limit), meta.pricer.periods()
-        stored = self._stored_cost(rec.session_id)
-        if stored is not None:  # priced live and kept with its receipt
-            return stored
-        # Recovered after a crash: only the durable start and stop are known, so the session
-        # is priced as one period from its start (documented in ARCHITECTURE.md).
-        offset = utc_offset_s(self.config.place.timezone, rec.start_time_s)
-        elapsed = max(0, int((rec.stop_time_s or rec.start_time_s) - rec.start_time_s))
-        energy = int(round((rec.stop_wh or rec.start_wh) - rec.start_wh))
-        return capped(price_periods(self._tariff, [Period(int(rec.start_time_s), energy, elapsed, 0)], offset),
-                      limit), []
-
-    def _stored_cost(self, session_id: str):
-        """(breakdown, periods) kept with a finished session's receipt, or None."""
-        text = self.journal.cost_detail(session_id)
-        if text is None:
-            return None
-        try:
-            detail = json.loads(text)
-            return (CostBreakdown.from_dict(detail["breakdown"]),
-                    [Period.from_dict(start_s, dims) for start_s, dims in detail["periods"]])
-        except (ValueError, KeyError, TypeError, AgentError) as exc:
-            log.error("session %s: its stored cost detail is unreadable (%s); priced from the journal", session_id, exc)
-            return None
-
-    def _receipt_for_record(self, rec, cost=None) -> str:
-        from protocols.signing.ocmf import OcmfReading, build_ocmf
-        from protocols.signing.receipt import CostBreakdown as ReceiptCost, MeterIdentity, build_receipt
-
-        meta = self._meta.get(rec.session_id)
-        if cost is None:
-            cost = self._priced(rec, meta)[0]
-        auth = rec.auth or {}
-        paid = auth.get("paid_minor")
-        parts = _receipt_parts(cost)
-        now_s = self.clock.wall_s()
-        entry = self.identity.entry(now_s)
-        model = self.board.meter.model
-        serial = rec.meter_serial or "unknown"
-        offset_min = utc_offset_s(self.config.place.timezone, rec.start_time_s) // 60
-        ocmf = build_ocmf(metering_key=entry.metering_key, gateway_id=self.config.site_id,
-                          gateway_serial=self.config.site_id, gateway_version="urja-0.1", pagination=1,
-                          meter_vendor=_vendor(model), meter_model=model, meter_serial=serial,
-                          identification=auth.get("token") or auth.get("reference"),
-                          readings=[OcmfReading(rec.start_time_s, "B", int(rec.start_wh)),
-                                    OcmfReading(rec.stop_time_s or now_s, "E", int(rec.stop_wh))],
-                          utc_offset_min=offset_min)
-        receipt = build_receipt(
-            signer=self.identity.signer(now_s), certificate=self.identity.certificate,
-            receipt_id=f"rcpt-{rec.session_id}", order_id=auth.get("reference") or rec.session_id,
-            acceptance_digest=auth.get("acceptance_digest") or "",
-            meter=MeterIdentity(vendor=_vendor(model), model=model, serial=serial),
-            start_wh=int(rec.start_wh), start_s=rec.start_time_s, stop_wh=int(rec.stop_wh),
-            stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "", tariff_digest=self._tariff_digest,
-            costs=ReceiptCost(energy_paise=parts["energy"], time_paise=parts["time"],
-                              parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
-            # What the buyer actually paid before charging (prepaid orders); the receipt then
-            # states the refund or the balance due. Without a prepayment nothing was paid: the
-            # whole total is due (a signed receipt must not say "paid" for money never received).
-            paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else 0,
-            issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
-            waived_paise=max(0, cost.uncapped_minor - cost.paid_minor))
-        return json.dumps(receipt, sort_keys=True)
-
-    def _meter_serial(self) -> str:
-        if self._last_reading is not None and self._last_reading.serial:
-            return self._last_reading.serial
-        return getattr(self.board.meter, "serial", None) or "unknown"
-
-    async def _read_meter_for_boot(self):
-        from drivers.meter.base import MeterFault
-
-        for _ in range(3):
-            try:
-                reading = await self.board.meter.read()
-                self._last_reading = reading
-                return reading
-            except MeterFault as exc:
-                meter_log.warning("boot read failed: %s: %s", exc.code, exc)
-        return None
-
-    # --- ChargerService: reads ---------------------------------------------------------------
-
-    @property
-    def site(self):
-        return self.config
-
-    def now_s(self) -> float:
-        return self.clock.wall_s()
-
-    def tariff(self) -> dict:
-        return self._tariff_dict
-
-    def _status(self) -> str:
-        if self.safety.latched_fault is not None or self.core.state == "faulted":
-            return "OUTOFORDER"
-        if self.core.busy or self.core.state in ("plugged_waiting_for_auth", "finishing") or \
-                (self.core.pilot in ("B", "C", "D")):
-            return "CHARGING"
-        if self._reservation is not None:
-            return "RESERVED"
-        return "AVAILABLE"
-
-    def _refresh_connector(self) -> None:
-        status = self._status()
-        if status != self._connector_status:
-            self._connector_status = status
-            self._connector_updated_s = self.clock.wall_s()
-            log.info("connector %s is %s", CONNECTOR_ID, status)
-            self._notify("connector", self.connectors()[0])
-
-    def connectors(self) -> list[ConnectorView]:
-        profile = self.board.profile
-        phases = profile.phases
-        voltage = 230  # OCPI max_voltage is line to neutral, for three-phase connectors too
-        pilot_mode = self.core.pilot_mode
-        return [ConnectorView(
-            connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
-            standard="IEC_62196_T2" if pilot_mode else "DOMESTIC_M",
-            format="SOCKET", power_type="AC_3_PHASE" if phases == 3 else "AC_1_PHASE",
-            max_voltage_v=voltage, max_current_a=self.max_current_a,
-            max_power_w=int(round(230 * self.max_current_a * phases)), phases=phases,
-            status=self._connector_status or self._status(), last_updated_s=self._connector_updated_s,
-            session_id=self.core.session_id, pilot_state=self.core.pilot,
-            reservation_id=self._reservation[0] if self._reservation else None)]
-
-    def _update_view(self, sid: str, final: bool = False) -> SessionView:
-        """Rebuild the session's view and tell the listeners."""
-        view = self._views[sid] = self._build_view(sid, final)
-        self._notify("session", view)
-        return view
-
-    def _build_view(self, sid: str, final: bool = False) -> SessionView:
-        meta = self._meta.get(sid) or _Meta(source="unknown", reference=sid)
-        now_s = self.clock.wall_s()
-        live = self.core.session_id == sid and not final
-        reading = self._last_reading
-        cost = capped(meta.pricer.breakdown(), (meta.limits or {}).get("money_limit_paise")) \
-            if meta.pricer is not None else None
-        start_wh = meta.start_wh
-        energy = cost.energy_wh if cost is not None else 0
-        rec = self.journal.session(sid) if final else None
-        return SessionView(
-            session_id=sid, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
-            auth_id=meta.auth_id, source=meta.source, token=meta.token, reference=meta.reference,
-            status="ACTIVE" if live else "COMPLETED", state=self.core.state if live else "finished",
-            start_s=meta.start_s, stop_s=rec.stop_time_s if rec else None, start_wh=start_wh,
-            stop_wh=int(rec.stop_wh) if rec else None,
-            energy_wh=int(rec.energy_wh) if rec else energy,
-            power_w=(reading.power_w if reading is not None and live else 0.0),
-            current_a=(tuple(reading.current_a) if reading is not None and live else ()),
-            idle_s=(cost.parking_s if cost is not None else 0), limits=meta.limits or {},
-            cost=cost, periods=meta.pricer.periods() if meta.pricer is not None else [],
-            stop_reason=rec.stop_reason if rec else self.core.stop_reason, last_updated_s=now_s,
-            currency=self._tariff.currency, tariff_id=self._tariff_dict.get("id"),
-            meter_serial=self._meter_serial(), meter_model=self.board.meter.model)
-
-    def session(self, session_id: str) -> SessionView | None:
-        if session_id in self._views:
-            if session_id == self.core.session_id:
-                # A read is a snapshot: fresh figures, but no change notification.
-                self._views[session_id] = self._build_view(session_id)
-            return self._views[session_id]
-        from agent.journal import UnknownSession
-
-        try:
-            rec = self.journal.session(session_id)
-        except UnknownSession:
-            return None
-        return self._view_from_record(rec)
-
-    def _view_from_record(self, rec) -> SessionView:
-        auth = rec.auth or {}
-        cost, periods = self._priced(rec, None) if rec.stop_wh is not None else (None, [])
-        return SessionView(
-            session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
-            auth_id=auth.get("auth_id"), source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
-            status="COMPLETED" if rec.stop_wh is not None else "ACTIVE", state="finished",
-            start_s=rec.start_time_s, stop_s=rec.stop_time_s, start_wh=int(rec.start_wh),
-            stop_wh=None if rec.stop_wh is None else int(rec.stop_wh),
-            energy_wh=int(rec.energy_wh or 0), power_w=0.0, current_a=(), idle_s=0,
-            limits=auth.get("limits") or {}, cost=cost, periods=periods, stop_reason=rec.stop_reason,
-            last_updated_s=rec.stop_time_s or rec.last_time_s, currency=self._tariff.currency,
-            tariff_id=rec.tariff_id, meter_serial=rec.meter_serial, meter_model=self.board.meter.model)
-
-    def sessions(self, *, since_s: float | None = None, until_s: float | None = None) -> list[SessionView]:
-        out: dict[str, SessionView] = {}
-        for rec in self.journal.sessions(since=since_s, limit=10_000):
-            out[rec.session_id] = self._view_from_record(rec)
-        for sid in list(self._views):
-            out[sid] = self.session(sid)
-        views = [v for v in out.values()
-                 if (since_s is None or (v.last_updated_s or 0) >= since_s)
-                 and (until_s is None or (v.last_updated_s or 0) < until_s)]
-        views.sort(key=lambda v: (v.last_updated_s or 0, v.session_id))
-        return views
-
-    def receipt(self, session_id: str) -> dict | None:
-        from agent.journal import JournalError
-
-        try:
-            text = self.journal.receipt(session_id)
-        except JournalError:  # not journaled yet (the car has not asked for power) or unknown
-            return None
-        if text is None:
-            return None
-        return json.loads(text) if isinstance(text, (str, bytes)) else text
-
-    # --- ChargerService: actions -------------------------------------------------------------
-
-    def _grant(self, auth, meta: _Meta, time_ms: int):
-        """Build the grant event; the metadata waits beside it until the core names the session."""
-        meta.limits = auth.limits()
-        meta.auth_id = auth.auth_id
-        self._granting = (auth.auth_id, meta)
-        return AuthGranted(auth, time_ms)
-
-    def _check_startable(self, connector_id: str | None) -> None:
-        """Refusals every start shares, checked before anything is asked or granted."""
-        if connector_id not in (None, CONNECTOR_ID):
-            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
-                               code=ServiceError.UNKNOWN_CONNECTOR)
-        if self.safety.latched_fault is not None or self.core.state == "faulted":
-            raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
-        if self.core.busy:
-            raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
-
-    async def start_session(self, *, source: str, reference: str, token: str | None = None,
-                            connector_id: str | None = None, energy_limit_wh: int | None = None,
-                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
-                            departure_s: float | None = None, reservation_id: str | None = None,
-                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
-        self._check_startable(connector_id)
-        held = self._reservation
-        if held is not None:
-            rid, _, rtoken = held
-            if reservation_id != rid and (rtoken is None or token != rtoken):
-                raise ServiceError("connector reserved for someone else", code=ServiceError.OCCUPIED)
-        limits = {}
-        if energy_limit_wh is not None:
-            limits["energy_limit_wh"] = int(energy_limit_wh)
-        if money_limit_minor is not None:
-            limits["money_limit_paise"] = int(money_limit_minor)
-        if time_limit_s is not None:
-            limits["time_limit_ms"] = int(time_limit_s * 1000)
-        if departure_s is not None:
-            limits["departure_ms"] = self.clock.monotonic_ms() + int((departure_s - self.clock.wall_s()) * 1000)
-        try:
-            if source == "contract":
-                auth = self.authorizer.from_contract(reference, **limits)
-            elif source == "ocpi":
-                auth = self.authorizer.from_ocpi(token or reference, **limits)
-            elif source == "allow_list":
-                auth = self.authorizer.from_local_token(token or "")
-            elif source == "free_vend":
-                auth = self.authorizer.from_free_vend()
-                if auth is None:
-                    raise ServiceError("free vend is off at this site", code=ServiceError.REJECTED)
-            else:
-                raise ServiceError(f"unknown source {source!r} (allowed: contract, ocpi, allow_list, free_vend)",
-                                   code=ServiceError.REJECTED)
-        except ServiceError:
-            raise
-        except AgentError as exc:
-            raise ServiceError(str(exc), code=ServiceError.REJECTED) from None
-        meta = _Meta(source=source, reference=reference, token=token, paid_minor=paid_minor,
-                     acceptance_digest=acceptance_digest, reservation_id=reservation_id)
-        try:
-            await self.post_and_wait(lambda t: self._grant(auth, meta, t))
-        except AgentError as exc:
-            raise ServiceError(str(exc), code=ServiceError.REJECTED) from None
-        sid = self.core.session_id
-        if sid is None or self.core.active_auth_id != auth.auth_id:
-            raise ServiceError("authorization was not taken", code=ServiceError.REJECTED)
-        # Only a start that was taken uses up the reservation; a refused one leaves it held.
-        if held is not None and self._reservation is held:
-            self._reservation = None
-        self._refresh_connector()
-        return self._update_view(sid)
-
-    async def present_token(self, uid: str, *, token_type: str = "RFID",
-                            connector_id: str | None = None) -> SessionView:
-        if not isinstance(uid, str) or not uid.strip():
-            raise ServiceError(f"token must be non-empty text, got {uid!r}", code=ServiceError.REJECTED)
-        if self.authorizer.knows_token(uid):
-            return await self.start_session(source="allow_list", reference=f"token-{uid}", token=uid,
-                                            connector_id=connector_id)
-        # Refuse what would be refused anyway before asking anyone over the network.
-        self._check_startable(connector_id)
-        for authority in list(self._token_authorities):
-            decision = await authority.decide_token(uid, token_type=token_type,
-                                                    evse_uid=f"{self.config.site_id}-1")
-            if decision is None:
-                continue
-            if not decision.allowed:
-                log.info("token %s refused: %s", uid, decision.reason)
-                raise ServiceError(f"token {uid} refused: {decision.reason}", code=ServiceError.REJECTED)
-            reference = self._new_id()
-            authority.bind_session(reference, decision)
-            log.info("token %s allowed: %s", uid, decision.reason)
-            return await self.start_session(source="ocpi", reference=reference, token=uid,
-                                            connector_id=connector_id)
-        raise ServiceError(f"token {uid} is not on this site's allow-list and no eMSP knows it",
-                           code=ServiceError.REJECTED)
-
-    def add_token_authority(self, authority) -> None:
-        if authority not in self._token_authorities:
-            self._token_authorities.append(authority)
-
-    def remove_token_authority(self, authority) -> None:
-        if authority in self._token_authorities:
-            self._token_authorities.remove(authority)
-
-    async def stop_session(self, session_id: str, *, reason: str = "remote") -> SessionView:
-        if session_id != self.core.session_id or self.core.active_auth_id is None:
-            view = self.session(session_id)
-            if view is None:
-                raise ServiceError(f"unknown session {session_id!r}", code=ServiceError.UNKNOWN_SESSION)
-            return view
-        await self.post_and_wait(lambda t: StopRequested(t, reason))
-        return self.session(session_id)
-
-    async def reserve(self, *, reservation_id: str, connector_id: str | None, expires_s: float,
-                      token: str | None = None) -> ConnectorView:
-        if connector_id not in (None, CONNECTOR_ID):
-            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
-        if self.safety.latched_fault is not None:
-            raise ServiceError("charger faulted", code=ServiceError.INOPERATIVE)
-        if self._reservation is not None and self._reservation[0] != reservation_id:
-            raise ServiceError("connector already reserved", code=ServiceError.OCCUPIED)
-        if self.core.busy:
-            raise ServiceError("connector busy", code=ServiceError.OCCUPIED)
-        if expires_s <= self.clock.wall_s():
-            raise ServiceError("reservation expiry is in the past", code=ServiceError.REJECTED)
-        self._reservation = (reservation_id, float(expires_s), token)
-        self._refresh_connector()
-        return self.connectors()[0]
-
-    async def cancel_reservation(self, reservation_id: str) -> None:
-        if self._reservation is None or self._reservation[0] != reservation_id:
-            raise ServiceError(f"unknown reservation {reservation_id!r}", code=ServiceError.UNKNOWN_RESERVATION)
-        self._reservation = None
-        self._refresh_connector()
-
-    def _expire_reservation(self) -> None:
-        if self._reservation is not None and self._reservation[1] <= self.clock.wall_s():
-            log.info("reservation %s expired", self._reservation[0])
-            self._reservation = None
-            self._refresh_connector()
-
-    async def unlock(self, connector_id: str) -> None:
-        if connector_id != CONNECTOR_ID:
-            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
-        raise ServiceError("this socket has no cable lock to release", code=ServiceError.NOT_SUPPORTED)
-
-    async def local_reset(self) -> None:
-        """Clear a latched fault: only from the charger itself (button, ``urja fault reset``),
-        never from the network. Raises ``FaultPersists`` while the condition is still there.
-
-        With a fault latched the relay is open already; it is driven open once more and its
-        mirror contact read afresh, so a contactor repaired since it welded is seen apart
-        before the gate judges the reset.
-        """
-        if self.safety.latched_fault is not None:
-            async with self._relay_lock:
-                await self.board.relay.open()
-            await self.board.relay.wait_settled()
-            feedback = self.board.relay.feedback
-            if feedback is not None:
-                self._feedback = feedback
-                self.post(lambda t, f=feedback: RelayFeedback(f, t))
-        try:
-            await self.post_and_wait(lambda t: LocalReset(t))
-        finally:
-            self._refresh_connector()
-
-    # --- notifications --------------------------------------------------------------------
-
-    def add_listener(self, listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def _notify(self, kind: str, obj) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(kind, obj)
-            except Exception:  # a broken listener must not stop the charger
-                log.exception("listener %r failed on %s", listener, kind)
-
-    # --- cost for the session's money limit ----------------------------------------------------
-
-    def _cost_paise(self, energy_wh: int, elapsed_ms: int, idle_ms: int) -> int:
-        """Cost of the running session at a hypothetical point, for predictive money limits."""
-        sid = self.core.session_id
-        meta = self._meta.get(sid) if sid else None
-        if meta is None or meta.pricer is None:
-            offset = utc_offset_s(self.config.place.timezone, self.clock.wall_s())
-            start = int(self.clock.wall_s())
-            return price_periods(self._tariff, [Period(start, energy_wh, max(0, (elapsed_ms - idle_ms) // 1000),
-                                                       idle_ms // 1000)], offset).paid_minor
-        live = meta.pricer
-        base: SessionPricer = live.pricer.copy()
-        done_s = base.elapsed_s
-        extra_wh = max(0, energy_wh - (live.last_wh - meta.start_wh))
-        total_s = elapsed_ms // 1000
-        extra_s = max(0, total_s - done_s)
-        extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
-        base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
-        return base.breakdown().paid_minor
 
 
 JOURNAL_KEEP_S = 7 * 86400  # delivered messages and billed sessions' checkpoints are kept this long
@@ -1158,187 +590,3 @@ _TICK = object()
 
 def _tick(time_ms: int):
     return _TICK
-
-
-def _utc(time_s: float | None) -> str:
-    if time_s is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time_s))
-
-
-def _parking_so_far(pricer: SessionPricer) -> int:
-    return pricer.dims[PARKING_TIME].volume
-
-
-def _to_minor(value_u: int, digits: int) -> int:
-    step = 10 ** (4 - digits)
-    return (value_u + step // 2) // step
-
-
-def _cost_detail(cost, periods) -> str:
-    """The priced detail kept beside a receipt: the breakdown and the OCPI charging periods."""
-    out = []
-    for p in periods:
-        dims = {k: getattr(p, k) for k in ("energy_wh", "time_s", "parking_s", "reservation_s", "min_current_ma",
-                                           "max_current_ma", "min_power_w", "max_power_w")
-                if getattr(p, k) is not None}
-        out.append([p.start_s, dims])
-    return json.dumps({"breakdown": cost.as_dict(), "periods": out}, separators=(",", ":"))
-
-
-def _receipt_parts(cost) -> dict:
-    """The receipt's cost lines in minor units, adding up to exactly what is collected.
-
-    Reservation time and fee go with time and the flat fee. The tax line is the breakdown's
-    VAT; when the total was clamped (max_price, min_price, a money limit) or the per-line
-    rounding does not add up, the excl.-VAT lines give way, energy first, so the tax stated
-    stays the tax on the amount collected.
-    """
-    digits = cost.minor_digits
-    parts = {
-        "energy": _to_minor(cost.energy_excl_u, digits),
-        "time": _to_minor(cost.time_excl_u + cost.reservation_time_excl_u, digits),
-        "parking": _to_minor(cost.parking_excl_u, digits),
-        "flat": _to_minor(cost.flat_excl_u + cost.reservation_flat_excl_u, digits),
-    }
-    total = cost.paid_minor
-    tax = min(total, _to_minor(cost.total_vat_u, digits))
-    excess = sum(parts.values()) - (total - tax)
-    if excess < 0:  # clamped up (min_price) or rounded down: the difference is energy
-        parts["energy"] -= excess
-    for name in ("energy", "time", "parking", "flat"):
-        if excess <= 0:
-            break
-        cut = min(excess, parts[name])
-        parts[name] -= cut
-        excess -= cut
-    parts["tax"] = tax
-    return parts
-
-
-def _vendor(model: str) -> str:
-    m = model.lower()
-    for prefix, vendor in (("sdm", "Eastron"), ("abb", "ABB"), ("em3", "Carlo Gavazzi"),
-                           ("eem", "Phoenix Contact"), ("iem", "Schneider Electric")):
-        if m.startswith(prefix):
-            return vendor
-    return "unknown"
-
-
-class open_runtime:
-    """``async with open_runtime(config) as rt``: board up, relay open, journal reconciled, tasks running.
-
-    On the way out (normal exit, exception or cancellation) the relay is opened first, the
-    tasks stopped, the board released and the journal closed.
-    """
-
-    def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
-                 new_id: Callable[[], str] | None = None, identity: Identity | None = None,
-                 session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None, bindings: bool = True):
-        self.config = config
-        self.bindings = bindings
-        self._bindings: list = []
-        self.clock = clock or Clock()
-        self.board_profile = board_profile or config.board_profile
-        self.new_id = new_id
-        self.identity = identity
-        self.session_settings = session_settings
-        self.safety_settings = safety_settings
-        self._board_ctx = None
-        self.runtime: Runtime | None = None
-
-    async def __aenter__(self) -> Runtime:
-        from agent.tariff_file import load_tariff_file
-        from board.build import build_board
-
-        cfg = self.config
-        if cfg.tariff_file is None:
-            raise ConfigError(cfg.path, "tariff.file", "missing: the charger needs the site owner's tariff")
-        tariff = load_tariff_file(cfg.tariff_file)
-        identity = self.identity or load_identity(cfg)
-        journal_path = Path(cfg.journal_path)
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
-        board = await self._board_ctx.__aenter__()
-        journal = None
-        faults = None
-        try:
-            journal = Journal.open(journal_path, clock=self.clock.wall_s)
-            faults = FaultStore.open(fault_store_path(journal_path))
-            self.runtime = Runtime(config=cfg, board=board, journal=journal, tariff=tariff, identity=identity,
-                                   clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
-                                   safety_settings=self.safety_settings, faults=faults)
-            await self.runtime.start()
-            await self._start_bindings(self.runtime)
-        except BaseException:
-            await self._stop_bindings()
-            if self.runtime is not None:
-                await self.runtime.close()
-            if faults is not None:
-                faults.close()
-            if journal is not None:
-                journal.close()
-            await self._board_ctx.__aexit__(None, None, None)
-            raise
-        return self.runtime
-
-    async def _start_bindings(self, rt: Runtime) -> None:
-        """The protocol bindings the configuration asks for: ``[network]`` joins the MQTT network.
-
-        They start after the runtime (the charger is safe and reconciled before anyone can
-        reach it) and stop before it; a broker that is down does not stop the charger, the
-        binding reconnects by itself.
-        """
-        if self.bindings is False:
-            return
-        extra = self.config.extra
-        if "network" in extra:
-            from protocols.mqtt.stack import ChargerNetwork
-
-            net = ChargerNetwork.for_runtime(rt)
-            await net.start()
-            self._bindings.append(net)
-            rt.network = net
-            log.info("network binding started (MQTT)")
-        if "http" in extra:
-            from protocols.http.binding import HttpBinding
-
-            http = HttpBinding.for_runtime(rt)
-            port = await http.start()
-            self._bindings.append(http)
-            rt.http = http
-            log.info("Beckn HTTP endpoints on %s:%d", http.host, port)
-        if "ocpi" in extra:
-            from protocols.ocpi.binding import OcpiBinding
-
-            ocpi = OcpiBinding.for_runtime(rt)
-            if ocpi.settings.enabled:
-                port = await ocpi.start()
-                self._bindings.append(ocpi)
-                rt.ocpi = ocpi
-                log.info("OCPI 2.2.1 CPO on port %d, public URL %s", port, ocpi.settings.public_url)
-            else:
-                ocpi.store.close()
-
-    async def _stop_bindings(self) -> None:
-        while self._bindings:
-            binding = self._bindings.pop()
-            try:
-                await binding.close()
-            except Exception:  # the relay must still open below
-                log.exception("closing %r failed", binding)
-
-    async def __aexit__(self, *exc) -> None:
-        try:
-            await self._stop_bindings()
-            if self.runtime is not None:
-                await self.runtime.close()
-        finally:
-            try:
-                await self._board_ctx.__aexit__(*exc)
-            finally:
-                if self.runtime is not None:
-                    if self.runtime.faults is not None:
-                        self.runtime.faults.close()
-                    self.runtime.journal.close()

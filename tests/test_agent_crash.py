@@ -75,7 +75,7 @@ _WELD_CHILD = """
 import asyncio, sys
 from agent.clock import Clock
 from agent.config import load_config
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 
 async def main(path):
     async with open_runtime(load_config(path), clock=Clock(speed=20)) as rt:
@@ -99,7 +99,7 @@ asyncio.run(main(sys.argv[1]))
 def test_a_latched_weld_survives_sigkill(tmp_path):
     """A power cut right after a weld latched: the charger comes back out of order, relay open."""
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from agent.service import ServiceError
 
     cfg = sim_config(tmp_path, auth="network")

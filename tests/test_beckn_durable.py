@@ -14,7 +14,7 @@ import pytest
 
 from agent.clock import Clock as RuntimeClock
 from agent.journal import SCHEMA_VERSION, InvalidValue, Journal
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.http.binding import HttpBinding

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.clock import Clock
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.http.bap import BapReceiver

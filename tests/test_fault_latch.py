@@ -15,7 +15,7 @@ import pytest
 
 from agent.clock import Clock
 from agent.journal import FaultStore, Journal, fault_store_path
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from agent.service import ServiceError
 from tests.support import sim_config, wait_until
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from agent.clock import Clock
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from protocols.mqtt.transport import MqttSettings, MqttTransport
 from protocols.node.charge import ChargeFlow

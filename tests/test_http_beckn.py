@@ -153,18 +153,18 @@ async def test_site_config_http_table_serves_beckn_from_the_runtime(tmp_path):
     import aiohttp
 
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from tests.support import sim_config
 
     cfg = sim_config(tmp_path, auth="network", extra_toml='\n[http]\nlisten = "127.0.0.1:0"\n')
     async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
-        assert rt.http is not None and rt.http.port > 0
+        assert rt.bindings['http'] is not None and rt.bindings['http'].port > 0
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{rt.http.port}/search", data=b"{}") as r:
+            async with http.post(f"http://127.0.0.1:{rt.bindings['http'].port}/search", data=b"{}") as r:
                 # Unsigned: refused with the reason, as BECKN-006 prescribes.
                 assert r.status == 401
                 assert "WWW-Authenticate" in r.headers
-    assert rt.http.server._runner is None
+    assert rt.bindings['http'].server._runner is None
 
 
 async def test_unsolicited_messages_wait_in_the_journal_until_the_buyer_answers(tmp_path):
@@ -215,7 +215,7 @@ async def test_a_buyer_known_only_to_the_networks_registry_is_answered(tmp_path)
     import base64
 
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from tests.support import sim_config, wait_until
 
     buyer = Buyer(clock=lambda: 0)  # its key is in the registry only
@@ -250,7 +250,7 @@ async def test_a_buyer_known_only_to_the_networks_registry_is_answered(tmp_path)
             doc = m.search(buyer.ctx("search", to_bpp=False), gps=(cfg.place.lat, cfg.place.lon), radius_m=2000)
             body, headers = buyer.sign(doc)
             async with aiohttp.ClientSession() as http:
-                async with http.post(f"http://127.0.0.1:{rt.http.port}/search", data=body,
+                async with http.post(f"http://127.0.0.1:{rt.bindings['http'].port}/search", data=body,
                                      headers={**headers, "Content-Type": "application/json"}) as r:
                     assert r.status == 200, await r.text()
                     assert (await r.json())["message"]["ack"]["status"] == "ACK"

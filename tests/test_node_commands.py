@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.clock import Clock
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from tests.mqtt_broker import MOSQUITTO, Broker
 from tests.support import sim_config

@@ -21,7 +21,7 @@ if not (SPECS_DIR / "ocpi-2.2.1").is_dir():
 
 from agent.clock import Clock  # noqa: E402
 from agent.config import utc_offset_s  # noqa: E402
-from agent.runtime import open_runtime  # noqa: E402
+from agent.bootstrap import open_runtime  # noqa: E402
 from agent.core.tariff import Period, price_periods  # noqa: E402
 from protocols.ocpi.errors import OcpiError  # noqa: E402
 from protocols.ocpi.testing import start_cpo  # noqa: E402

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from agent.clock import Clock
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from protocols.ocpi.testing import start_cpo
 from tests.support import sim_config, wait_until
 from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
@@ -100,14 +100,14 @@ async def test_site_config_ocpi_table_serves_versions_from_the_runtime(tmp_path)
     import aiohttp
 
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from tests.support import sim_config
 
     cfg = sim_config(tmp_path, auth="network", extra_toml='\n[ocpi]\nlisten = "127.0.0.1:0"\n')
     async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
-        assert rt.ocpi is not None
-        token = rt.ocpi.cpo.create_token_a("test")
-        url = f"http://127.0.0.1:{rt.ocpi.port}/ocpi/versions"
+        assert rt.bindings['ocpi'] is not None
+        token = rt.bindings['ocpi'].cpo.create_token_a("test")
+        url = f"http://127.0.0.1:{rt.bindings['ocpi'].port}/ocpi/versions"
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as r:
                 assert r.status == 401

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.clock import Clock
-from agent.runtime import open_runtime
+from agent.bootstrap import open_runtime
 from agent.core.safety import SafetySettings
 from agent.service import ServiceError
 from protocols.signing.agency import read_agency_public_key
@@ -162,7 +162,7 @@ async def test_a_failing_relay_command_opens_latches_and_answers_the_caller(tmp_
     """A relay or journal failure while carrying out commands must not kill the dispatcher:
     the relay is opened, a fault latches, and the caller waiting on its event gets the error."""
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from tests.support import sim_config, wait_until
 
     cfg = sim_config(tmp_path, auth="network")
@@ -220,7 +220,7 @@ async def test_a_prepaid_buyer_is_never_asked_for_more_than_they_paid(tmp_path):
 
 
 async def test_receipt_lines_add_up_and_keep_the_tax_right():
-    from agent.runtime import _receipt_parts
+    from agent.billing import _receipt_parts
     from agent.core.tariff import Period, Tariff, capped, price_periods
 
     def comp(kind, price, **restrictions):

@@ -10,7 +10,10 @@ import argparse
 import importlib
 import sys
 
+from agent.core.errors import AgentError
 from drivers.configfile import ConfigError
+from drivers.errors import DriverError
+from protocols.errors import ProtocolError
 
 # Module names under tools/, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -48,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"urja: configuration error: {exc}", file=sys.stderr)
         return 2
+    except (AgentError, DriverError, ProtocolError) as exc:
+        # A refusal the agent understood (journal held by another agent, a meter that does not
+        # answer, a bad signature): one line naming it, never a traceback.
+        print(f"urja: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

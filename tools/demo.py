@@ -77,7 +77,7 @@ async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, t
 async def run_local_demo(folder: Path, *, speed: float, limit_wh: int, keep_running: bool) -> int:
     from agent.clock import Clock
     from agent.config import load_config
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
     from protocols.signing.agency import read_agency_public_key
     from protocols.signing.errors import ProtocolError
     from protocols.signing.receipt import verify_receipt

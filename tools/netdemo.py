@@ -338,7 +338,7 @@ class _Chargers:
             for ctx in self.contexts:
                 rt = await ctx.__aenter__()
                 self.entered.append((ctx, rt))
-                await rt.network.transport.wait_connected(10)
+                await rt.bindings["network"].transport.wait_connected(10)
         except BaseException:
             await self.__aexit__(*sys.exc_info())
             raise
@@ -357,7 +357,7 @@ class _Chargers:
 
 
 def _runtime_context(cfg, clock):
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
 
     return open_runtime(cfg, clock=clock)
 

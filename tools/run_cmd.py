@@ -76,7 +76,7 @@ def run_handler(args: argparse.Namespace) -> int:
 
 async def _run(config, args) -> int:
     from agent.clock import Clock
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
 
     stop = asyncio.Event()
     _install_stop(stop)

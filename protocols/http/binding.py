@@ -14,13 +14,40 @@ from the MQTT binding's, so they survive a restart (``protocols.beckn.bpp``, "Du
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.bindings import BindingSpec
 from drivers.configfile import Section
 from protocols.beckn.bpp import Bpp
-from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
+from protocols.beckn.trust import buyer_lookup, registry_url
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 
 ORDER_BINDING = "http"  # this binding's rows in the journal's order store
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
+
+
+def parse_table(data: dict, file: Path) -> HttpSettings:
+    """The ``[http]`` table, checked: errors name the file, the key and what is allowed."""
+    sec = Section(data, file, "http")
+    listen = sec.str("listen", "127.0.0.1:8080")
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise sec.error("listen", f"not host:port: {listen!r}", "e.g. 0.0.0.0:8080, 127.0.0.1:0")
+    public_url = sec.str("public_url", f"http://{listen}")
+    if not public_url.startswith(("http://", "https://")):
+        raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
+    url = registry_url(sec)
+    sec.finish()
+    return HttpSettings(host=host, port=int(port_text), public_url=public_url, registry_url=url)
 
 
 class HttpBinding:
@@ -33,32 +60,32 @@ class HttpBinding:
 
     @classmethod
     def for_runtime(cls, rt) -> "HttpBinding":
-        site = rt.site
-        sec = Section(site.extra.get("http", {}), site.path, "http")
-        listen = sec.str("listen", "127.0.0.1:8080")
-        host, sep, port_text = listen.rpartition(":")
-        if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            raise sec.error("listen", f"not host:port: {listen!r}", "e.g. 0.0.0.0:8080, 127.0.0.1:0")
-        public_url = sec.str("public_url", f"http://{listen}")
-        if not public_url.startswith(("http://", "https://")):
-            raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
+        """The binding for a runtime whose configuration has an ``[http]`` table."""
+        settings = rt.site.bindings.get("http") or parse_table(rt.site.extra.get("http", {}), Path(rt.site.path))
+        return cls.from_context(rt.binding_context(), settings)
+
+    @classmethod
+    def from_context(cls, ctx, settings: HttpSettings) -> "HttpBinding":
+        site = ctx.site
         # Buyers are known by the agency certificate they carry, or by the network's registry.
-        lookup, session = buyer_lookup(rt, registry_url(sec))
-        sec.finish()
-        ident = rt.identity
-        bpp = Bpp(service=rt, signer=ident, verifier=Verifier(lookup=lookup, clock=rt.now_s),
-                  bpp_uri=public_url, clock=rt.now_s, bpp_id=site.site_id, certificate=ident.certificate,
-                  agency_public_key=ident.agency_public_key, store=rt.journal, binding=ORDER_BINDING,
-                  revocations=site_revocations(rt))
+        lookup, session = buyer_lookup(ctx, settings.registry_url)
+        ident = ctx.identity
+        bpp = Bpp(service=ctx.service, signer=ident, verifier=Verifier(lookup=lookup, clock=ctx.now_s),
+                  bpp_uri=settings.public_url, clock=ctx.now_s, bpp_id=site.site_id, certificate=ident.certificate,
+                  agency_public_key=ident.agency_public_key, store=ctx.orders, binding=ORDER_BINDING,
+                  revocations=ctx.revocations)
         # unsolicited messages (the receipt above all) wait in the journal while a buyer is away
-        server = BecknHttpServer(bpp=bpp, journal=rt.journal, clock=rt.now_s)
-        return cls(bpp=bpp, server=server, host=host, port=int(port_text), registry_session=session)
+        server = BecknHttpServer(bpp=bpp, journal=ctx.outbox, clock=ctx.now_s)
+        return cls(bpp=bpp, server=server, host=settings.host, port=settings.port, registry_session=session)
 
     async def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
         self.port = await self.server.start(self.host, self.port)
         await self.bpp.start()
         return self.port
+
+    def describe(self) -> str:
+        return f"Beckn HTTP endpoints on {self.host}:{self.port}"
 
     async def close(self) -> None:
         try:
@@ -67,3 +94,6 @@ class HttpBinding:
         finally:
             if self._registry_session is not None:
                 await self._registry_session.close()
+
+
+BINDING = BindingSpec(table="http", parse=parse_table, build=HttpBinding.from_context)

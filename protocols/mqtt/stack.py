@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from drivers.configfile import ConfigError, Section
 from protocols.beckn.bpp import POLICY_KEYS, Bpp
-from protocols.beckn.trust import buyer_lookup, registry_url, site_revocations
+from protocols.beckn.trust import buyer_lookup, registry_url
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
@@ -123,24 +123,31 @@ class ChargerNetwork:
 
     @classmethod
     def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
-        """Wire the network for an ``agent.runtime.Runtime`` (keys, certificate, journal from it).
+        """Wire the network for an ``agent.runtime.Runtime`` (its ``[network]`` settings unless
+        others are given)."""
+        config = config or rt.site.bindings.get("network") or NetworkConfig.from_site(rt.site)
+        return cls.from_context(rt.binding_context(), config, **options)
 
-        The journal also keeps this binding's confirmed orders, so they survive a restart of the
+    @classmethod
+    def from_context(cls, ctx, config: NetworkConfig, **options) -> "ChargerNetwork":
+        """Wire the network from a binding context (``agent.bindings``): keys, certificate,
+        outbox and order store from it.
+
+        The order store keeps this binding's confirmed orders, so they survive a restart of the
         charger (``protocols.beckn.bpp``, "Durable orders"); fleet mode and tests that build a
         ``ChargerNetwork`` directly keep them in memory.
         """
-        config = config or NetworkConfig.from_site(rt.site)
-        options.setdefault("order_store", rt.journal)
-        ident = rt.identity
-        if "revocations" not in options:
-            options["revocations"] = site_revocations(rt)
+        options.setdefault("order_store", ctx.orders)
+        options.setdefault("clock", ctx.now_s)
+        options.setdefault("revocations", ctx.revocations)
         session = None
         if "buyer_keys" not in options:
-            options["buyer_keys"], session = buyer_lookup(rt, config.registry_url)
-        settings = config.mqtt_settings(client_id=rt.site.site_id)
-        net = cls(service=rt, signer=ident, certificate=ident.certificate,
-                   agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
-                   journal=rt.journal, **options)
+            options["buyer_keys"], session = buyer_lookup(ctx, config.registry_url)
+        ident = ctx.identity
+        settings = config.mqtt_settings(client_id=ctx.site.site_id)
+        net = cls(service=ctx.service, signer=ident, certificate=ident.certificate,
+                  agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
+                  journal=ctx.outbox, **options)
         net._registry_session = session
         return net
 

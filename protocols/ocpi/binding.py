@@ -10,8 +10,9 @@ import uuid
 
 import aiohttp
 from aiohttp import web
-from protocols.http.serve import serve
 
+from agent.bindings import BindingSpec
+from protocols.http.serve import serve
 from protocols.ocpi.cpo import OcpiCpo
 from protocols.ocpi.settings import OcpiSettings
 from protocols.ocpi.store import OcpiStore
@@ -27,13 +28,21 @@ class OcpiBinding:
 
     @classmethod
     def for_runtime(cls, rt, *, settings: OcpiSettings | None = None) -> "OcpiBinding":
-        settings = settings or OcpiSettings.from_site(rt.site)
-        store = OcpiStore.open(settings.store_path(rt.site))
-        cpo = OcpiCpo(service=rt, store=store, outbox=rt.journal, base_url=settings.public_url,
+        """The binding for a runtime (its ``[ocpi]`` settings unless others are given)."""
+        settings = settings or rt.site.bindings.get("ocpi") or OcpiSettings.from_site(rt.site)
+        return cls.from_context(rt.binding_context(), settings)
+
+    @classmethod
+    def from_context(cls, ctx, settings: OcpiSettings) -> "OcpiBinding":
+        store = OcpiStore.open(settings.store_path(ctx.site))
+        cpo = OcpiCpo(service=ctx.service, store=store, outbox=ctx.outbox, base_url=settings.public_url,
                       country_code=settings.country_code, party_id=settings.party_id,
-                      http_session_factory=aiohttp.ClientSession, clock=rt.now_s,
+                      http_session_factory=aiohttp.ClientSession, clock=ctx.now_s,
                       new_id=lambda: str(uuid.uuid4()))
         return cls(cpo=cpo, store=store, settings=settings)
+
+    def describe(self) -> str:
+        return f"OCPI 2.2.1 CPO on port {self.port}, public URL {self.settings.public_url}"
 
     async def start(self) -> int:
         """Serve on ``listen`` (TLS when configured); returns the bound port."""
@@ -50,3 +59,11 @@ class OcpiBinding:
                 await self._runner.cleanup()
                 self._runner = None
             self.store.close()
+
+
+def _build(ctx, settings: OcpiSettings) -> OcpiBinding | None:
+    """``enabled = false`` keeps the table (and its registrations) but serves nothing."""
+    return OcpiBinding.from_context(ctx, settings) if settings.enabled else None
+
+
+BINDING = BindingSpec(table="ocpi", parse=OcpiSettings.from_table, build=_build)

@@ -15,7 +15,7 @@ import sys
 async def main(config_path: str, speed: float, reconcile_only: bool) -> int:
     from agent.clock import Clock
     from agent.config import load_config
-    from agent.runtime import open_runtime
+    from agent.bootstrap import open_runtime
 
     config = load_config(config_path)
     async with open_runtime(config, clock=Clock(speed=speed)) as rt:

@@ -1,0 +1,135 @@
+"""Bring a charger up and down in the one safe order: ``async with open_runtime(config) as rt``.
+
+Up: every file is read and checked first (the configuration with every binding's table, the
+tariff, the keys and certificate, the revocation list); then the journal is opened, which takes
+its exclusive lock, so a second agent is refused before it opens a serial port or says a word
+on the meter's bus; then the board (relay acquired and forced open first), the runtime (boot
+open, latched faults, reconcile), and last the bindings, each from the registry
+(``agent.bindings``) with a small context. Down, in reverse: bindings closed, relay opened,
+tasks stopped, board released, journal closed, whatever failed on the way.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from agent import bindings as registry
+from agent.clock import Clock
+from agent.config import SiteConfig
+from agent.core.safety import SafetySettings
+from agent.core.session import SessionSettings
+from agent.identity import Identity, load_identity, load_revocations
+from agent.journal import FaultStore, Journal, fault_store_path
+from agent.runtime import Runtime
+from drivers.configfile import ConfigError
+
+log = logging.getLogger("urja.runtime")
+
+
+class open_runtime:
+    """``async with open_runtime(config) as rt``: board up, relay open, journal reconciled, bindings running.
+
+    On the way out (normal exit, exception or cancellation) the bindings stop, the relay is
+    opened, the tasks stopped, the board released and the journal closed. ``rt.bindings``
+    maps each started binding's table name to the binding.
+    """
+
+    def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
+                 new_id: Callable[[], str] | None = None, identity: Identity | None = None,
+                 session_settings: SessionSettings | None = None,
+                 safety_settings: SafetySettings | None = None, bindings: bool = True):
+        self.config = config
+        self.bindings = bindings
+        self._started: list = []
+        self.clock = clock or Clock()
+        self.board_profile = board_profile or config.board_profile
+        self.new_id = new_id
+        self.identity = identity
+        self.session_settings = session_settings
+        self.safety_settings = safety_settings
+        self._board_ctx = None
+        self._journal: Journal | None = None
+        self._faults: FaultStore | None = None
+        self.runtime: Runtime | None = None
+
+    async def __aenter__(self) -> Runtime:
+        from agent.tariff_file import load_tariff_file
+        from board.build import build_board
+
+        cfg = self.config
+        if cfg.tariff_file is None:
+            raise ConfigError(cfg.path, "tariff.file", "missing: the charger needs the site owner's tariff")
+        tariff = load_tariff_file(cfg.tariff_file)
+        identity = self.identity or load_identity(cfg)
+        revocations = load_revocations(cfg, identity)
+        journal_path = Path(cfg.journal_path)
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
+        try:
+            self._faults = FaultStore.open(fault_store_path(journal_path))
+            self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
+            board = await self._board_ctx.__aenter__()
+        except BaseException:
+            self._close_stores()
+            raise
+        try:
+            self.runtime = Runtime(config=cfg, board=board, journal=self._journal, tariff=tariff, identity=identity,
+                                   clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
+                                   safety_settings=self.safety_settings, faults=self._faults,
+                                   revocations=revocations)
+            await self.runtime.start()
+            if self.bindings:
+                await self._start_bindings(self.runtime)
+        except BaseException:
+            await self._shut_down(None, None, None)
+            raise
+        return self.runtime
+
+    async def _start_bindings(self, rt: Runtime) -> None:
+        """The bindings the configuration has tables for, in registry order.
+
+        They start after the runtime (the charger is safe and reconciled before anyone can
+        reach it) and stop before it; a broker or partner that is down does not stop the
+        charger, each binding reconnects by itself.
+        """
+        ctx = rt.binding_context()
+        for table, settings in (getattr(self.config, "bindings", None) or {}).items():
+            binding = registry.spec(table).build(ctx, settings)
+            if binding is None:  # present but switched off
+                continue
+            self._started.append(binding)
+            await binding.start()
+            rt.bindings[table] = binding
+            log.info("[%s] %s", table, binding.describe())
+
+    async def _stop_bindings(self) -> None:
+        while self._started:
+            binding = self._started.pop()
+            try:
+                await binding.close()
+            except Exception:  # the relay must still open below
+                log.exception("closing %r failed", binding)
+
+    def _close_stores(self) -> None:
+        try:
+            if self._faults is not None:
+                self._faults.close()
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+
+    async def _shut_down(self, *exc) -> None:
+        try:
+            await self._stop_bindings()
+            if self.runtime is not None:
+                await self.runtime.close()
+        finally:
+            try:
+                if self._board_ctx is not None:
+                    await self._board_ctx.__aexit__(*exc)
+            finally:
+                self._close_stores()
+
+    async def __aexit__(self, *exc) -> None:
+        await self._shut_down(*exc)
