@@ -11,7 +11,6 @@ and without them the ``sqlite3.Error`` itself propagates.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,21 +21,12 @@ MEMORY = ":memory:"
 ErrorMap = Callable[[sqlite3.Error], BaseException]
 
 
-def connect(path, *, timeout_s: float, make_parent: bool = False, private: bool = False) -> sqlite3.Connection:
+def connect(path, *, timeout_s: float, make_parent: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (every transaction is explicit), waiting up to
-    ``timeout_s`` for another process's lock.
-
-    ``make_parent`` creates the folder; ``private`` creates the file 0600 before SQLite opens it
-    (a store holding credentials must never exist readable by others, not even for a moment).
-    """
+    ``timeout_s`` for another process's lock; ``make_parent`` creates the folder first."""
     path = str(path)
-    if path != MEMORY:
-        if make_parent:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if private:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            os.chmod(path, 0o600)
+    if make_parent and path != MEMORY:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     return sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
 
 
@@ -113,3 +103,23 @@ def execute_all(conn: sqlite3.Connection, statements) -> None:
     """Run schema statements in order (inside the caller's transaction)."""
     for statement in statements:
         conn.execute(statement)
+
+
+class SqliteFile:
+    """One open SQLite file: its connection, closed once (later calls are no-ops), and usable
+    in a ``with`` block so a tool that opens a store cannot leave it open on an error."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self._conn = conn
+        self.path = path
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

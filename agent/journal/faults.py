@@ -48,7 +48,7 @@ class LatchedFault:
         return self.cleared_s is None
 
 
-class FaultStore:
+class FaultStore(db.SqliteFile):
     """Latched safety faults and their clearing, in a file shared by the agent and ``urja fault``.
 
     Why a file of its own: the journal is held exclusively by the running agent, but a
@@ -57,10 +57,6 @@ class FaultStore:
     write is one short ``BEGIN IMMEDIATE`` transaction fsynced before it returns, and rows are
     never deleted (faults are rare; the history tells a technician what happened).
     """
-
-    def __init__(self, conn: sqlite3.Connection, path: str):
-        self._conn = conn
-        self.path = path
 
     @classmethod
     def open(cls, path, *, busy_timeout_s: float = 2.0) -> "FaultStore":
@@ -81,17 +77,6 @@ class FaultStore:
         db.set_up(conn, setup, unusable=lambda exc: StorageError(f"fault latch file {path} is not usable: {exc}",
                                                                  path=path))
         return cls(conn, path)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:

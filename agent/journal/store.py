@@ -21,12 +21,11 @@ from agent.journal.sessions import JournalSessions
 from agent.journal.values import require_number
 
 
-class Journal(JournalSessions, JournalReceipts, JournalOutbox, JournalOrders):
+class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, JournalOrders):
     """One open journal file. Construct with ``Journal.open``."""
 
     def __init__(self, conn: sqlite3.Connection, *, path, clock, policy: CheckpointPolicy):
-        self._conn = conn
-        self.path = str(path)
+        db.SqliteFile.__init__(self, conn, str(path))
         self._clock = clock
         self.policy = policy
         # Last written checkpoint per open session, so the policy is decided without a read.
@@ -66,17 +65,6 @@ class Journal(JournalSessions, JournalReceipts, JournalOutbox, JournalOrders):
 
         db.set_up(conn, setup, unusable=unusable)
         return cls(conn, path=path, clock=clock, policy=policy or CheckpointPolicy())
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def schema_version(self) -> int:
