@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent import sqlite as db
 from protocols.ocpi.wire import token_hash
 
 _SCHEMA = (
@@ -84,48 +85,36 @@ class SessionRef:
     authorization_reference: str | None
 
 
-class OcpiStore:
+class OcpiStore(db.SqliteFile):
     """Thin synchronous store; every call is one short transaction (milliseconds)."""
 
     def __init__(self, conn: sqlite3.Connection, path: str):
-        self._conn = conn
-        self.path = path
+        db.SqliteFile.__init__(self, conn, path)
         self._refs: dict = {}  # session references; only a re-registration changes their owner
 
     @classmethod
     def open(cls, path) -> "OcpiStore":
         path = str(path)
-        if path != ":memory:":
+        if path != db.MEMORY:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
             os.chmod(path, 0o600)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        with conn:
-            conn.execute("BEGIN")
-            for stmt in _SCHEMA:
-                conn.execute(stmt)
-        if path != ":memory:":
+        conn = db.connect(path, timeout_s=5.0)
+
+        def setup(conn):
+            db.use_wal(conn)
+            db.write(conn, lambda c: db.execute_all(c, _SCHEMA))
+
+        db.set_up(conn, setup)
+        if path != db.MEMORY:
             for suffix in ("-wal", "-shm"):
                 if os.path.exists(path + suffix):
                     os.chmod(path + suffix, 0o600)
         return cls(conn, path)
 
-    def close(self) -> None:
-        self._conn.close()
-
     def _tx(self, work):
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        return db.write(self._conn, work)
 
     # ------------------------------------------------------------- token A
     def add_token_a(self, token: str, *, label: str, now_s: float) -> None:
