@@ -42,7 +42,7 @@ the command, so it is not sent back to that eMSP for authorization; it must be o
 caller's own tokens (its country_code and party_id) and not marked invalid, and the command's
 ``authorization_reference`` is the one the Session and CDR carry.
 
-Tests start a served instance with ``protocols.ocpi.testing.start_cpo(service, tmp_path)``.
+Tests start a served instance with ``tests.ocpi_support.start_cpo(service, tmp_path)``.
 """
 from protocols.ocpi.cpo import AuthDecision, OcpiCpo
 from protocols.ocpi.errors import OcpiError
