@@ -88,7 +88,7 @@ class CommandsModule:
             body["message"] = _text(message)
         self.outbox.enqueue(RESULT_TOPIC, json.dumps({"party": party.pk, "url": response_url, "body": body}),
                             key=f"ocpi-result:{dedup}")
-        self._wake.set()
+        self._pusher.kick()
 
     def _check_location(self, body, where):
         location_id = require(body, "location_id", str, where=where, max_len=36)

@@ -12,6 +12,7 @@ the request/correlation ids and turns every refusal into an OCPI status code wit
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
 import uuid
@@ -52,7 +53,8 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
                  http_session_factory, clock=None, new_id=None, new_token=None, mount_path: str | None = None,
                  business_name: str | None = None, max_body_bytes: int = 64 * 1024, command_timeout_s: int = 60,
                  authorize_timeout_s: float = 5.0, push_retry_base_s: float = 2.0, push_retry_max_s: float = 600.0,
-                 push_poll_s: float = 1.0, session_push_interval_s: float = 60.0, can_unlock: bool = False):
+                 push_poll_s: float = 1.0, session_push_interval_s: float = 60.0, can_unlock: bool = False,
+                 rng: random.Random | None = None):
         if len(country_code) != 2 or len(party_id) != 3:
             raise ValueError(f"country_code must have 2 and party_id 3 characters, got {country_code!r}/{party_id!r}")
         self.service = service
@@ -77,9 +79,7 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
         self.render = Renderer(service=service, country_code=country_code, party_id=party_id, can_unlock=can_unlock)
         self._http = None
         self._tasks: set = set()
-        self._push_task = None
-        self._wake = asyncio.Event()
-        self._push_lock = asyncio.Lock()
+        self._pusher = self._make_pusher(rng=rng)
         self._listening = False
         self._evse_pushed: dict = {}
         self._session_pushed: dict = {}
@@ -90,7 +90,7 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
     # ================================================================== lifecycle
     async def start(self) -> None:
         """Subscribe to charger changes and start delivering queued pushes."""
-        if self._push_task is not None:
+        if self._pusher.running:
             return
         self.service.add_listener(self._on_event)
         self._listening = True
@@ -99,16 +99,16 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
             self._evse_pushed[str(view.evse_uid)] = view.status
         self._known_parties = {p.pk for p in self.store.parties()}
         self._catch_up_cdrs()
-        self._push_task = asyncio.create_task(self._push_loop(), name="ocpi-push")
+        self._pusher.start()
 
     async def close(self) -> None:
         if self._listening:
             self.service.remove_listener(self._on_event)
             self.service.remove_token_authority(self)
             self._listening = False
-        tasks = [t for t in (self._push_task, *self._tasks) if t is not None]
-        self._push_task = None
+        tasks = list(self._tasks)
         self._tasks.clear()
+        await self._pusher.close()
         await cancel_and_wait(tasks)
         if self._http is not None:
             await self._http.close()

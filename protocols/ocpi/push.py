@@ -7,21 +7,30 @@ overwrites newer state with older.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
 from protocols.ocpi.errors import PartnerError
 from protocols.ocpi.store import Party
+from protocols.outbox import Outcome, OutboxPump
 
 log = logging.getLogger("urja.ocpi")
 CDR_CATCH_UP_S = 2 * 86400  # at start, CDRs of sessions ended this recently are queued if missing
 PUSH_TOPIC = "ocpi/push"
 RESULT_TOPIC = "ocpi/command-result"
+PUSH_PREFIX = "ocpi/"  # this binding's topics in the journal's outbox
+PUSH_BATCH = 200
 
 
 class Pushes:
     """The charger listener, the queuing of pushes and their delivery for ``OcpiCpo``."""
+
+    def _make_pusher(self, *, rng) -> OutboxPump:
+        """The named "ocpi-push" task: it takes due pushes and results from the outbox."""
+        return OutboxPump(name="ocpi-push", outbox=self.outbox, topic_prefix=PUSH_PREFIX, deliver=self._deliver,
+                          clock=self._clock, rng=rng, batch=PUSH_BATCH, poll_s=self.push_poll_s,
+                          retry_initial_s=self.push_retry_base_s, retry_max_s=self.push_retry_max_s,
+                          before_round=self._before_push_round, logger=log)
 
     def _catch_up_cdrs(self) -> None:
         """Queue the CDRs of sessions that ended while nobody listened: the ones the charger's
@@ -59,7 +68,7 @@ class Pushes:
         self._known_parties.add(party.pk)
         if party.endpoint("locations", "RECEIVER"):
             self._enqueue(party, "location", self.render.location_id, None)
-            self._wake.set()
+            self._pusher.kick()
 
     def _on_event(self, kind: str, obj) -> None:
         """Charger changes become durable pushes; never raises into the charger."""
@@ -85,7 +94,7 @@ class Pushes:
         for party in self._parties_with("locations"):
             self._enqueue(party, "evse", evse_uid, {"status": snapshot["status"],
                                                     "last_updated": snapshot["last_updated"]})
-        self._wake.set()
+        self._pusher.kick()
 
     def _owner_taking(self, ref, module: str) -> Party | None:
         """The registered eMSP a session belongs to, if it takes pushes of ``module``."""
@@ -112,7 +121,7 @@ class Pushes:
         party = self._owner_taking(ref, "sessions")
         if party is not None:
             self._enqueue(party, "session", session.session_id, self.render.session(session, ref))
-            self._wake.set()
+            self._pusher.kick()
 
     def _on_receipt(self, session_id, receipt) -> None:
         session = self._session(session_id)
@@ -123,7 +132,7 @@ class Pushes:
         if party is not None:
             cdr = self.render.cdr(session, receipt, ref)
             self._enqueue(party, "cdr", cdr["id"], cdr, key=f"ocpi-cdr:{party.pk}:{cdr['id']}")
-            self._wake.set()
+            self._pusher.kick()
 
     def _addressed_rightly(self, party: Party, entry: dict) -> bool:
         """Whether a queued Session or CDR push still goes to the eMSP the session belongs to.
@@ -163,37 +172,28 @@ class Pushes:
             return "POST", party.endpoint("cdrs", "RECEIVER"), snapshot
         raise ValueError(f"unknown push kind {kind!r}")
 
-    async def push_once(self, limit: int = 200) -> int:
+    async def push_once(self, limit: int = PUSH_BATCH) -> int:
         """Deliver what is due now; returns how many were delivered (acked)."""
-        delivered = 0
         self._greet_new_parties()
-        async with self._push_lock:  # one round at a time, so an entry is never sent twice at once
-            for entry in self.outbox.due(self._clock(), limit, topic_prefix="ocpi/"):
-                if entry.topic not in (PUSH_TOPIC, RESULT_TOPIC):
-                    continue
-                if await self._deliver(entry):
-                    delivered += 1
-        return delivered
+        return await self._pusher.run_once(limit=limit)
 
-    async def _deliver(self, entry) -> bool:
+    async def _deliver(self, entry) -> Outcome:
+        """Send one queued push or command result (the pusher acknowledges or reschedules)."""
+        if entry.topic not in (PUSH_TOPIC, RESULT_TOPIC):
+            return Outcome.skip()
         try:
             payload = json.loads(entry.payload)
             party = self.store.party(payload["party"])
             if party is None or party.state != "registered" or not party.outgoing_token:
-                self.outbox.ack(entry.id)  # the partner left; nobody to deliver to
-                return False
+                return Outcome.drop(f"party {payload['party']} has left; nobody to deliver to")
             if entry.topic == RESULT_TOPIC:
                 method, url, body = "POST", payload["url"], payload["body"]
             elif not self._addressed_rightly(party, payload):
-                log.warning("OCPI: dropping queued %s push %s: it is not %s's", payload["kind"], payload["id"],
-                            party.label)
-                self.outbox.ack(entry.id)
-                return False
+                return Outcome.drop(f"queued {payload['kind']} push {payload['id']} is not {party.label}'s")
             else:
                 method, url, body = self._request_for(party, payload)
             if not url:
-                self.outbox.ack(entry.id)
-                return False
+                return Outcome.drop(f"{party.label} offers no endpoint for it")
             to = (party.roles[0].get("country_code"), party.roles[0].get("party_id")) if party.roles else None
             status, reply = await self._client().call(method, url, token=party.outgoing_token, body=body, to_party=to)
             ok = 200 <= status < 300 and reply.get("status_code") in (1000, None)
@@ -201,16 +201,8 @@ class Pushes:
         except PartnerError as exc:
             ok, problem = False, exc.message
         except (ValueError, KeyError, TypeError) as exc:
-            log.error("OCPI: dropping malformed outbox entry %s: %s", entry.id, exc)
-            self.outbox.ack(entry.id)
-            return False
-        if ok:
-            self.outbox.ack(entry.id)
-            return True
-        delay_s = min(self.push_retry_max_s, self.push_retry_base_s * (2 ** min(entry.attempts, 30)))
-        self.outbox.retry(entry.id, self._clock() + delay_s)
-        log.warning("OCPI push %s failed (%s); retry in %.0f s", entry.id, problem, delay_s)
-        return False
+            return Outcome.drop(f"malformed: {exc}")
+        return Outcome.delivered() if ok else Outcome.retry(f"OCPI push failed: {problem}")
 
     def _refresh_live_sessions(self) -> None:
         """Running sessions change every meter reading, but the facade only announces state
@@ -224,15 +216,6 @@ class Pushes:
             if session is not None and session.stop_s is None:
                 self._on_session(session, force=True)
 
-    async def _push_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                self._refresh_live_sessions()
-                await self.push_once()
-            except Exception:  # noqa: BLE001 - keep pushing; the outbox keeps what failed
-                log.exception("OCPI push round failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.push_poll_s)
-            except asyncio.TimeoutError:
-                pass
+    async def _before_push_round(self) -> None:
+        self._refresh_live_sessions()
+        self._greet_new_parties()
