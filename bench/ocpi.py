@@ -1,6 +1,6 @@
 """OCPI benchmark: GET latency and throughput on loopback, status-change-to-push latency, RSS.
 
-Method: the CPO is served by ``protocols.ocpi.testing.start_cpo`` on 127.0.0.1 (real sockets,
+Method: the CPO is served by ``tests.ocpi_support.start_cpo`` on 127.0.0.1 (real sockets,
 real journal with fsync per enqueued push) over a synthetic charger with one EVSE and 200
 finished sessions; an eMSP (a minimal aiohttp server in this process) registers through the
 real credentials handshake. Latency: sequential requests from one client, p50/p99 over many
@@ -52,7 +52,7 @@ def _import_cost_kib() -> int | None:
             "def rss():\n"
             "    for l in open('/proc/self/status'):\n"
             "        if l.startswith('VmRSS:'): return int(l.split()[1])\n"
-            "a = rss()\nimport protocols.ocpi, protocols.ocpi.testing\nprint(rss() - a)\n")
+            "a = rss()\nimport protocols.ocpi\nprint(rss() - a)\n")
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                              cwd=str(Path(__file__).resolve().parents[1]), check=True)
@@ -124,7 +124,7 @@ async def _run(workdir: Path) -> dict:
     from aiohttp import web
 
     rss0 = _rss_kib()
-    from protocols.ocpi.testing import start_cpo
+    from tests.ocpi_support import start_cpo
 
     service = _service()
     arrivals: list = []

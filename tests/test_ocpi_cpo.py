@@ -21,7 +21,7 @@ from agent.service import ChargerService, ConnectorView, ServiceError, SessionVi
 from agent.core.tariff import Period, Tariff, price_periods
 from protocols.ocpi.cpo import PUSH_TOPIC
 from protocols.ocpi.mapping import Renderer
-from protocols.ocpi.testing import start_cpo
+from tests.ocpi_support import start_cpo
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "ocpi-2.2.1"
 

@@ -22,7 +22,7 @@ if not (SPECS_DIR / "ocpi-2.2.1").is_dir():
 
 from agent.clock import Clock  # noqa: E402
 from agent.bootstrap import open_runtime  # noqa: E402
-from protocols.ocpi.testing import start_cpo  # noqa: E402
+from tests.ocpi_support import start_cpo  # noqa: E402
 from tests.emsp_peer import EmspPeer  # noqa: E402
 from tests.emsp_peer.fuzz import SchemaStrategies  # noqa: E402
 from tests.support import sim_config  # noqa: E402

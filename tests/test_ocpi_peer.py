@@ -24,7 +24,7 @@ from agent.config import utc_offset_s  # noqa: E402
 from agent.bootstrap import open_runtime  # noqa: E402
 from agent.core.tariff import Period, price_periods  # noqa: E402
 from protocols.ocpi.errors import OcpiError  # noqa: E402
-from protocols.ocpi.testing import start_cpo  # noqa: E402
+from tests.ocpi_support import start_cpo  # noqa: E402
 from tests.emsp_peer import EmspPeer  # noqa: E402
 from tests.emsp_peer.wire import format_dt, parse_dt  # noqa: E402
 from tests.support import sim_config, wait_until  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from agent.clock import Clock
 from agent.bootstrap import open_runtime
-from protocols.ocpi.testing import start_cpo
+from tests.ocpi_support import start_cpo
 from tests.support import sim_config, wait_until
 from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
 

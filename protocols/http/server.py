@@ -12,7 +12,8 @@ signed afresh when it is finally sent.
 Public API::
 
     BecknHttpServer(*, bpp, session=None, max_attempts=3, retry_delay_s=0.5, timeout_s=10.0,
-                    max_body_bytes=None, journal=None, clock=None, outbox_poll_s=1.0, retry_max_s=300.0)
+                    max_body_bytes=None, journal=None, clock=None, outbox_poll_s=1.0, retry_max_s=300.0,
+                    rng=None)
       server.app() -> aiohttp.web.Application
       await server.start(host="127.0.0.1", port=0) -> int     the bound port
       await server.deliver(out: Outgoing) -> bool              also used as ``bpp.send``
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random as _random
 
 import aiohttp
 from aiohttp import web
@@ -31,15 +33,18 @@ from protocols.http.serve import action_app, serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
+from protocols.outbox import Outcome, OutboxPump
 
 log = logging.getLogger("urja.http")
 OUTBOX_PREFIX = "http/"  # this binding's topics in the journal's outbox
+OUTBOX_BATCH = 20
 
 
 class BecknHttpServer:
     def __init__(self, *, bpp: Bpp, session: aiohttp.ClientSession | None = None, max_attempts: int = 3,
                  retry_delay_s: float = 0.5, timeout_s: float = 10.0, max_body_bytes: int | None = None,
-                 journal=None, clock=None, outbox_poll_s: float = 1.0, retry_max_s: float = 300.0):
+                 journal=None, clock=None, outbox_poll_s: float = 1.0, retry_max_s: float = 300.0,
+                 rng: _random.Random | None = None):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.bpp = bpp
@@ -56,8 +61,8 @@ class BecknHttpServer:
         self.clock = clock or bpp.clock
         self.outbox_poll_s = outbox_poll_s
         self.retry_max_s = retry_max_s
-        self._kick = asyncio.Event()
-        self._pump_task: asyncio.Task | None = None
+        self._rng = rng
+        self._pump: OutboxPump | None = None
         bpp.send = self._queue if journal is not None else self.deliver
 
     def _count(self, name: str) -> None:
@@ -68,15 +73,19 @@ class BecknHttpServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)
-        if self.journal is not None and self._pump_task is None:
-            self._pump_task = asyncio.create_task(self._outbox_pump(), name="beckn-http-outbox")
+        if self.journal is not None and self._pump is None:
+            self._pump = OutboxPump(name="beckn-http-outbox", outbox=self.journal, topic_prefix=OUTBOX_PREFIX,
+                                    deliver=self._deliver_queued, clock=lambda: self.clock(), rng=self._rng,
+                                    batch=OUTBOX_BATCH, poll_s=self.outbox_poll_s,
+                                    retry_initial_s=self.retry_delay_s, retry_max_s=self.retry_max_s, logger=log)
+            self._pump.start()
         return bound
 
     async def close(self) -> None:
         tasks, self._tasks = list(self._tasks), set()
-        if self._pump_task is not None:
-            tasks.append(self._pump_task)
-            self._pump_task = None
+        if self._pump is not None:
+            await self._pump.close()
+            self._pump = None
         await cancel_and_wait(tasks)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -117,36 +126,24 @@ class BecknHttpServer:
                               "receiver_id": out.receiver_id}, separators=(",", ":"))
         self.journal.enqueue(f"{OUTBOX_PREFIX}{out.receiver_id or '-'}", payload)
         self._count("queued")
-        self._kick.set()
+        if self._pump is not None:
+            self._pump.kick()
 
-    def _retry_delay_s(self, attempts: int) -> float:
-        return min(self.retry_max_s, self.retry_delay_s * (2 ** min(attempts, 20)))
-
-    async def _outbox_pump(self) -> None:
-        while True:
-            entries = self.journal.due(self.clock(), 20, topic_prefix=OUTBOX_PREFIX)
-            if not entries:
-                self._kick.clear()
-                try:
-                    await asyncio.wait_for(self._kick.wait(), self.outbox_poll_s)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            for entry in entries:
-                try:
-                    item = json.loads(entry.payload)
-                    body = item["body"].encode("utf-8")
-                    out = Outgoing(item["action"], body, self.bpp.sign_headers(body), item.get("receiver_id"),
-                                   item["uri"])
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    log.error("beckn: queued HTTP message %s is unreadable and was dropped: %s", entry.id, exc)
-                    self.journal.ack(entry.id)
-                    continue
-                outcome = await self._post(out)
-                if outcome == "retry":
-                    self.journal.retry(entry.id, self.clock() + self._retry_delay_s(entry.attempts))
-                else:  # delivered, or refused for good (retrying cannot change a 4xx)
-                    self.journal.ack(entry.id)
+    async def _deliver_queued(self, entry) -> Outcome:
+        """Send one queued message, signed afresh: the signature it had when queued may have
+        expired while the buyer was away."""
+        try:
+            item = json.loads(entry.payload)
+            body = item["body"].encode("utf-8")
+            out = Outgoing(item["action"], body, self.bpp.sign_headers(body), item.get("receiver_id"), item["uri"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Outcome.drop(f"beckn: queued HTTP message is unreadable: {exc}")
+        outcome = await self._post(out)
+        if outcome == "retry":
+            return Outcome.retry()  # _post logged why
+        if outcome == "refused":  # retrying cannot change a 4xx
+            return Outcome.drop(f"beckn: {out.action} refused by {out.receiver_uri}")
+        return Outcome.delivered()
 
     async def deliver(self, out: Outgoing) -> bool:
         """POST a signed message to its receiver, retrying a few times; True once it was ACKed."""

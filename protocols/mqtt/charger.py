@@ -36,6 +36,7 @@ from protocols.errors import ProtocolError
 from protocols.mqtt import framing
 from protocols.mqtt.topics import Topics, check_subscriber_id
 from protocols.mqtt.transport import MqttTransport, TransportError
+from protocols.outbox import Outcome, OutboxPump
 from protocols.signing.beckn import frame_message
 
 DEFAULT_TTL_S = messages.DEFAULT_TTL_S
@@ -96,7 +97,6 @@ class ChargerLink:
         self._chains: dict[str, asyncio.Task] = {}
         self._work: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
-        self._kick = asyncio.Event()
         self._announce = asyncio.Event()
         self.inbox_topic = self.topics.inbox(self.subscriber_id)
         self.uri = f"mqtt://network/{self.inbox_topic}"
@@ -106,6 +106,13 @@ class ChargerLink:
         transport.on_message = self._on_message
         transport.on_connect = self._on_connect
         self._closing = False
+        self._pump = None
+        if journal is not None:
+            self._pump = OutboxPump(name=f"mqtt-outbox:{self.subscriber_id}", outbox=journal,
+                                    topic_prefix=self.topics.root + "/", deliver=self._deliver_queued, clock=clock,
+                                    rng=self._rng, batch=outbox_batch, poll_s=outbox_poll_s,
+                                    retry_initial_s=outbox_retry_initial_s, retry_max_s=outbox_retry_max_s,
+                                    before_round=self._await_broker, logger=log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,8 +127,8 @@ class ChargerLink:
             self.transport.subscribe(topic, 1)
         name = self.subscriber_id
         self._tasks.append(asyncio.create_task(self._announcer(), name=f"mqtt-announce:{name}"))
-        if self.journal is not None:
-            self._tasks.append(asyncio.create_task(self._outbox_pump(), name=f"mqtt-outbox:{name}"))
+        if self._pump is not None:
+            self._pump.start()
         if not self.transport._tasks:
             await self.transport.start()
 
@@ -134,6 +141,8 @@ class ChargerLink:
                 await self.transport.publish(self.presence_topic, payload, qos=1, retain=True, timeout_s=2)
             except TransportError:
                 pass  # the will covers us
+        if self._pump is not None:
+            await self._pump.close()
         await cancel_and_wait(self._tasks + list(self._work))
         self._tasks, self._work, self._chains = [], set(), {}
         await self.transport.close()
@@ -169,7 +178,8 @@ class ChargerLink:
         except framing.FrameError:
             key = None
         self.journal.enqueue(topic, payload, key=key)
-        self._kick.set()
+        if self._pump is not None:
+            self._pump.kick()
 
     def refresh_catalog(self) -> None:
         """Republish the retained catalog and presence soon (connectors or prices changed)."""
@@ -179,7 +189,8 @@ class ChargerLink:
 
     def _on_connect(self) -> None:
         self._announce.set()
-        self._kick.set()
+        if self._pump is not None:
+            self._pump.kick()
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         kind = self.topics.kind(topic)
@@ -342,32 +353,21 @@ class ChargerLink:
 
     # ------------------------------------------------------------------ outbox
 
-    def _retry_delay_s(self, attempts: int) -> float:
-        base = min(self.outbox_retry_max_s, self.outbox_retry_initial_s * (2 ** min(attempts, 20)))
-        return base * (0.5 + 0.5 * self._rng.random())
+    async def _await_broker(self) -> None:
+        if not self.transport.connected.is_set():
+            await self.transport.connected.wait()
 
-    async def _outbox_pump(self) -> None:
-        while True:
-            if not self.transport.connected.is_set():
-                await self.transport.connected.wait()
-            entries = self.journal.due(self.clock(), self.outbox_batch, topic_prefix=self.topics.root + "/")
-            if not entries:
-                self._kick.clear()
-                try:
-                    await asyncio.wait_for(self._kick.wait(), self.outbox_poll_s)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            for entry in entries:
-                payload = self._fresh(entry.payload)
-                try:
-                    await self.transport.publish(entry.topic, payload, qos=1, expiry_s=OUTBOX_TTL_S, timeout_s=10)
-                except TransportError:
-                    self.stats["outbox_retries"] += 1
-                    self.journal.retry(entry.id, self.clock() + self._retry_delay_s(entry.attempts))
-                    break
-                self.journal.ack(entry.id)
-                self.stats["outbox_sent"] += 1
+    async def _deliver_queued(self, entry) -> Outcome:
+        """Publish one queued message; a failed publish means the broker is gone, so the rest
+        of the batch waits for the next connection rather than failing one by one."""
+        payload = self._fresh(entry.payload)
+        try:
+            await self.transport.publish(entry.topic, payload, qos=1, expiry_s=OUTBOX_TTL_S, timeout_s=10)
+        except TransportError:
+            self.stats["outbox_retries"] += 1
+            return Outcome.stop()
+        self.stats["outbox_sent"] += 1
+        return Outcome.delivered()
 
     def _fresh(self, payload: bytes) -> bytes:
         """Re-sign a queued message whose signature window passed while the broker was away."""

@@ -21,8 +21,9 @@ Wiring (the integrator's side)::
 
 ``OcpiCpo(*, service, store, outbox, base_url, country_code, party_id, http_session_factory,
 clock, new_id)`` takes further keyword-only knobs (``mount_path`` when a proxy strips the
-prefix, ``max_body_bytes``, ``command_timeout_s``, retry timings, ``can_unlock`` when the
-charger can release a cable lock, so EVSEs advertise UNLOCK_CAPABLE; False by default).
+prefix, ``max_body_bytes``, ``command_timeout_s``, retry timings and ``rng`` for their jitter,
+``can_unlock`` when the charger can release a cable lock, so EVSEs advertise UNLOCK_CAPABLE;
+False by default).
 Other public calls: ``create_token_a(label)``, ``await register(versions_url, token_a)`` (we initiate),
 ``await unregister(party_pk)``, ``await authorize(uid, token_type=, evse_uid=)`` (whitelist
 and real-time authorization for a local RFID card) followed by
@@ -42,7 +43,7 @@ the command, so it is not sent back to that eMSP for authorization; it must be o
 caller's own tokens (its country_code and party_id) and not marked invalid, and the command's
 ``authorization_reference`` is the one the Session and CDR carry.
 
-Tests start a served instance with ``protocols.ocpi.testing.start_cpo(service, tmp_path)``.
+Tests start a served instance with ``tests.ocpi_support.start_cpo(service, tmp_path)``.
 """
 from protocols.ocpi.cpo import AuthDecision, OcpiCpo
 from protocols.ocpi.errors import OcpiError
