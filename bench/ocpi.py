@@ -2,8 +2,8 @@
 
 Method: the CPO is served by ``protocols.ocpi.testing.start_cpo`` on 127.0.0.1 (real sockets,
 real journal with fsync per enqueued push) over the tests' reference in-memory charger with one
-EVSE and 200 finished sessions (each an hour's charge, priced by the tariff); an eMSP (a minimal aiohttp server in this process) registers through the
-real credentials handshake. Latency: sequential requests from one client, p50/p99 over many
+EVSE and 200 finished sessions (each an hour's charge, priced by the tariff); an eMSP (a
+minimal aiohttp server in this process) registers through the real credentials handshake. Latency: sequential requests from one client, p50/p99 over many
 requests. Throughput: 8 concurrent clients. Push latency: time from the charger's connector
 listener firing to the PATCH arriving at the eMSP (both in this process, same clock). RSS:
 import cost in a fresh child (aiohttp pre-imported there, since other bindings use it too) and

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from agent.config import Place, SiteConfig
 from protocols.mqtt.identity import make_identity

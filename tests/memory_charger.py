@@ -18,7 +18,7 @@ at the charge's power, contiguous from the session's start) priced by ``price_pe
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from agent.config import SiteConfig
 from agent.core import offers
@@ -139,9 +139,9 @@ class MemoryCharger(ChargerService):
                             money_limit_minor=None, time_limit_s=None, departure_s=None, reservation_id=None,
                             paid_minor=None, acceptance_digest=None) -> SessionView:
         self._log("start", source, reference, token, connector_id)
-        self.start_kwargs = dict(energy_limit_wh=energy_limit_wh, money_limit_minor=money_limit_minor,
-                                 time_limit_s=time_limit_s, paid_minor=paid_minor,
-                                 acceptance_digest=acceptance_digest, reservation_id=reservation_id)
+        self.start_kwargs = {"energy_limit_wh": energy_limit_wh, "money_limit_minor": money_limit_minor,
+                             "time_limit_s": time_limit_s, "paid_minor": paid_minor,
+                             "acceptance_digest": acceptance_digest, "reservation_id": reservation_id}
         if self.refuse_with:
             raise ServiceError("refused", code=self.refuse_with)
         c = self._connector(connector_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -49,8 +50,8 @@ class FakeCharger(MemoryCharger):
     """The reference charger on the Beckn tests' site: ``connectors`` Type 2 sockets E1, E2...,
     exact pricing, listeners, receipts when given a key; calls recorded as (method, key argument)."""
 
-    _LOGGED = {"start": ("start_session", 1), "stop": ("stop_session", 0), "reserve": ("reserve", 0),
-               "cancel": ("cancel_reservation", 0)}
+    _LOGGED: ClassVar[dict] = {"start": ("start_session", 1), "stop": ("stop_session", 0), "reserve": ("reserve", 0),
+                               "cancel": ("cancel_reservation", 0)}
 
     def __init__(self, *, clock: Clock, connectors: int = 1, tariff: dict | None = None, upi_vpa="owner@okaxis",
                  network: dict | None = None, receipt_signer: Ed25519Signer | None = None):
