@@ -15,9 +15,13 @@ CPython only (it is the edge the protocols bind to), so it may use typing.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable
 
 from agent.core.errors import AgentError
+
+if TYPE_CHECKING:
+    from agent.core.tariff import CostBreakdown, Period
 
 # OCPI 2.2.1 EVSE status values; Beckn availability is derived from them.
 CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "RESERVED", "UNKNOWN")
@@ -44,44 +48,77 @@ class ServiceError(AgentError):
     code = "service-error"
 
 
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class ConnectorView:
-    """A snapshot of one connector (one EVSE with one connector on Urja's boards)."""
+    """A snapshot of one connector (one EVSE with one connector on Urja's boards).
 
-    __slots__ = ("connector_id", "evse_uid", "standard", "format", "power_type", "max_voltage_v",
-                 "max_current_a", "max_power_w", "phases", "status", "last_updated_s", "session_id",
-                 "reservation_id", "pilot_state")
+    A dataclass so a misspelt field name is a ``TypeError`` where the view is built, not a field
+    that silently stays None; every field defaults to None because a charger leaves out what it
+    does not know. ``eq=False`` keeps comparison by identity and views hashable, as they were
+    before they were dataclasses: a snapshot taken twice is two snapshots.
+    """
 
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
+    connector_id: str | None = None
+    evse_uid: str | None = None
+    standard: str | None = None
+    format: str | None = None
+    power_type: str | None = None
+    max_voltage_v: int | None = None
+    max_current_a: float | None = None
+    max_power_w: int | None = None
+    phases: int | None = None
+    status: str | None = None
+    last_updated_s: float | None = None
+    session_id: str | None = None
+    reservation_id: str | None = None
+    pilot_state: str | None = None
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __repr__(self) -> str:
         return f"ConnectorView({self.connector_id}, {self.status})"
 
 
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class SessionView:
     """A snapshot of one charging session, live or finished.
 
     ``status`` uses OCPI SessionStatus values (PENDING, ACTIVE, COMPLETED, INVALID, RESERVATION);
     ``state`` is the session machine's own state name. ``cost`` is an ``agent.core.tariff.CostBreakdown``
     (or None before the first reading); ``periods`` are the tariff's charging periods
-    (``agent.core.tariff.Period``) for CDRs.
+    (``agent.core.tariff.Period``) for CDRs. A dataclass for the same reason as ``ConnectorView``.
     """
 
-    __slots__ = ("session_id", "connector_id", "evse_uid", "auth_id", "source", "token", "reference",
-                 "status", "state", "start_s", "stop_s", "start_wh", "stop_wh", "energy_wh", "power_w",
-                 "current_a", "idle_s", "limits", "cost", "periods", "stop_reason", "last_updated_s",
-                 "currency", "tariff_id", "meter_serial", "meter_model")
-
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
+    session_id: str | None = None
+    connector_id: str | None = None
+    evse_uid: str | None = None
+    auth_id: str | None = None
+    source: str | None = None
+    token: str | None = None
+    reference: str | None = None
+    status: str | None = None
+    state: str | None = None
+    start_s: float | None = None
+    stop_s: float | None = None
+    start_wh: int | None = None
+    stop_wh: int | None = None
+    energy_wh: int | None = None
+    power_w: float | None = None
+    current_a: tuple | None = None
+    idle_s: int | None = None
+    limits: dict | None = None
+    cost: CostBreakdown | None = None
+    periods: list[Period] | None = None
+    stop_reason: str | None = None
+    last_updated_s: float | None = None
+    currency: str | None = None
+    tariff_id: str | None = None
+    meter_serial: str | None = None
+    meter_model: str | None = None
 
     def as_dict(self) -> dict:
-        d = {name: getattr(self, name) for name in self.__slots__ if name not in ("cost", "periods")}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("cost", "periods")}
         d["cost"] = self.cost.as_dict() if self.cost is not None else None
         return d
 

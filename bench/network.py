@@ -197,11 +197,11 @@ async def _measure(workdir: Path) -> dict:
     from agent.tariff_file import load_tariff_file
     from protocols.beckn import messages
     from protocols.mqtt import framing
-    from protocols.mqtt.fleet import EXAMPLE_TARIFF, Fleet
     from protocols.mqtt.identity import make_identity, memory_agency
     from protocols.mqtt.topics import Topics
     from protocols.mqtt.transport import MqttSettings, MqttTransport
     from protocols.node.client import NetworkNode
+    from tests.fleet import EXAMPLE_TARIFF, Fleet
     from tests.mqtt_broker import Broker
 
     rng = random.Random(20240601)
@@ -324,8 +324,8 @@ async def _measure(workdir: Path) -> dict:
 IDLE_CHILD = r"""
 import asyncio, json, resource, sys, time
 from agent.tariff_file import load_tariff_file
-from protocols.mqtt.fleet import EXAMPLE_TARIFF, Fleet
 from protocols.mqtt.identity import memory_agency
+from tests.fleet import EXAMPLE_TARIFF, Fleet
 
 async def main(url):
     fleet = Fleet(brokers=(url,), agency=memory_agency(), sites=[("idle-1", 12.97, 77.59)],

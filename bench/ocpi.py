@@ -1,9 +1,10 @@
 """OCPI benchmark: GET latency and throughput on loopback, status-change-to-push latency, RSS.
 
 Method: the CPO is served by ``tests.ocpi_support.start_cpo`` on 127.0.0.1 (real sockets,
-real journal with fsync per enqueued push) over a synthetic charger with one EVSE and 200
-finished sessions; an eMSP (a minimal aiohttp server in this process) registers through the
-real credentials handshake. Latency: sequential requests from one client, p50/p99 over many
+real journal with fsync per enqueued push) over the tests' reference in-memory charger with one
+EVSE and 200 finished sessions (each an hour's charge, priced by the tariff); an eMSP (a
+minimal aiohttp server in this process) registers through the real credentials handshake.
+Latency: sequential requests from one client, p50/p99 over many
 requests. Throughput: 8 concurrent clients. Push latency: time from the charger's connector
 listener firing to the PATCH arriving at the eMSP (both in this process, same clock). RSS:
 import cost in a fresh child (aiohttp pre-imported there, since other bindings use it too) and
@@ -61,62 +62,42 @@ def _import_cost_kib() -> int | None:
         return None
 
 
-def _service():
+class _Clock:
+    """Wall time, except while the finished sessions are written at the times they happened."""
+
+    def __init__(self):
+        self.fixed_s: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.fixed_s is None else self.fixed_s
+
+
+async def _service():
+    """The reference in-memory charger: one 22 kW EVSE and ``SESSIONS`` finished, priced sessions."""
     from agent.config import Place, SiteConfig
-    from agent.service import ChargerService, ConnectorView, SessionView
+    from tests.memory_charger import MemoryCharger, socket_connector
 
-    class Charger(ChargerService):
-        def __init__(self):
-            now = time.time()
-            self._site = SiteConfig(site_id="bench-site", name="Bench", operator="Bench", journal_path="/tmp/x",
-                                    place=Place(lat=12.97, lon=77.59, address="MG Road", city="Bengaluru",
-                                                state="KA", postal_code="560001", country="IND",
-                                                timezone="Asia/Kolkata"), extra={})
-            self.view = ConnectorView(connector_id="1", evse_uid="EVSE-1", standard="IEC_62196_T2", format="SOCKET",
-                                      power_type="AC_3_PHASE", max_voltage_v=415, max_current_a=32, phases=3,
-                                      max_power_w=22000, status="AVAILABLE", last_updated_s=now)
-            self._sessions = [SessionView(session_id=f"S{i}", connector_id="1", evse_uid="EVSE-1", auth_id=f"A{i}",
-                                          source="ocpi", token=f"U-r{i}", reference=f"r{i}", status="COMPLETED",
-                                          start_s=now - 7200 + i, stop_s=now - 3600 + i, energy_wh=7400 + i,
-                                          last_updated_s=now - 3600 + i, currency="INR", periods=[])
-                              for i in range(SESSIONS)]
-            self.listeners = []
-
-        site = property(lambda self: self._site)
-
-        def connectors(self):
-            return [ConnectorView(**self.view.as_dict())]
-
-        def tariff(self):
-            return {"id": "t1", "currency": "INR", "elements": [{"price_components": [
-                {"type": "ENERGY", "price": 18, "vat": 18.0, "step_size": 1}]}], "last_updated": "2026-01-01T00:00:00Z"}
-
-        def now_s(self):
-            return time.time()
-
-        def sessions(self, *, since_s=None, until_s=None):
-            return [s for s in self._sessions if (since_s is None or s.last_updated_s >= since_s)
-                    and (until_s is None or s.last_updated_s < until_s)]
-
-        def session(self, session_id):
-            return next((s for s in self._sessions if s.session_id == session_id), None)
-
-        def receipt(self, session_id):
-            return None
-
-        def add_listener(self, fn):
-            self.listeners.append(fn)
-
-        def remove_listener(self, fn):
-            self.listeners.remove(fn)
-
+    class Charger(MemoryCharger):
         def flip(self):
-            self.view.status = "CHARGING" if self.view.status == "AVAILABLE" else "AVAILABLE"
-            self.view.last_updated_s = time.time()
-            for fn in list(self.listeners):
-                fn("connector", ConnectorView(**self.view.as_dict()))
+            self.set_status("CHARGING" if self.connectors()[0].status == "AVAILABLE" else "AVAILABLE")
 
-    return Charger()
+    clock = _Clock()
+    now = clock()
+    site = SiteConfig(site_id="bench-site", name="Bench", operator="Bench", journal_path="/tmp/x",
+                      place=Place(lat=12.97, lon=77.59, address="MG Road", city="Bengaluru", state="KA",
+                                  postal_code="560001", country="IND", timezone="Asia/Kolkata"), extra={})
+    tariff = {"id": "t1", "currency": "INR", "elements": [{"price_components": [
+        {"type": "ENERGY", "price": 18, "vat": 18.0, "step_size": 1}]}], "last_updated": "2026-01-01T00:00:00Z"}
+    evse = socket_connector("1", evse_uid="EVSE-1", now_s=now, phases=3, max_voltage_v=415, max_power_w=22000)
+    service = Charger(site=site, clock=clock, tariff=tariff, connectors=[evse])
+    for i in range(SESSIONS):
+        clock.fixed_s = now - 7200 + i
+        s = await service.start_session(source="ocpi", reference=f"r{i}", token=f"U-r{i}")
+        clock.fixed_s = now - 3600 + i
+        service.charge(s.session_id, 7400 + i, 3600)
+        await service.stop_session(s.session_id)
+    clock.fixed_s = None
+    return service
 
 
 async def _run(workdir: Path) -> dict:
@@ -126,7 +107,7 @@ async def _run(workdir: Path) -> dict:
     rss0 = _rss_kib()
     from tests.ocpi_support import start_cpo
 
-    service = _service()
+    service = await _service()
     arrivals: list = []
     arrived = asyncio.Event()
 

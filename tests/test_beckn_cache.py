@@ -269,12 +269,12 @@ def test_certificate_cache_refusals_are_not_remembered():
 
 
 async def test_node_recognises_a_charger_certificate_yet_refuses_it_when_revoked_or_expired():
-    from protocols.mqtt.fleet import FleetCharger, fleet_site
     from protocols.mqtt.identity import make_identity, memory_agency
     from protocols.mqtt.transport import MqttSettings, MqttTransport
     from protocols.node.client import NetworkNode
     from protocols.signing.agency import CertificateLookup
     from protocols.signing.beckn import frame_message
+    from tests.fleet import FleetCharger, fleet_site
     from test_beckn_fakes import FLAT_TARIFF
 
     clock = Clock()

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from agent.tariff_file import load_tariff_file
-from protocols.mqtt.fleet import EXAMPLE_TARIFF, Fleet
 from protocols.mqtt.identity import make_identity, memory_agency
 from protocols.mqtt.transport import MqttSettings, MqttTransport
 from protocols.node.client import NetworkNode
+from tests.fleet import EXAMPLE_TARIFF, Fleet
 from tests.mqtt_broker import MOSQUITTO, Broker
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)")

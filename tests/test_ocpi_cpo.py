@@ -1,6 +1,6 @@
 """OCPI 2.2.1 CPO side over real HTTP: handshake both ways, every module, commands, tokens, pushes.
 
-The charger is a small honest ``ChargerService`` defined here; the eMSP is a small aiohttp
+The charger is the reference ``MemoryCharger`` (tests/memory_charger.py); the eMSP is a small aiohttp
 server defined here too (it checks the tokens it receives and records what it was sent).
 Every body the CPO produces is validated against the official 2.2.1 schemas.
 """
@@ -15,13 +15,15 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent.config import Place, SiteConfig
-from agent.service import ChargerService, ConnectorView, ServiceError, SessionView
-from agent.core.tariff import Period, Tariff, price_periods
+from agent.service import ServiceError
 from protocols.ocpi.cpo import PUSH_TOPIC
 from protocols.ocpi.mapping import Renderer
+from protocols.signing.keys import Ed25519Signer
 from tests.ocpi_support import start_cpo
+from tests.memory_charger import MemoryCharger, socket_connector
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "ocpi-2.2.1"
 
@@ -76,130 +78,29 @@ class Clock:
         return self.now
 
 
-class FakeCharger(ChargerService):
-    """One socket-outlet EVSE; sessions price their energy with the real tariff engine."""
+class FakeCharger(MemoryCharger):
+    """The reference charger with one socket-outlet EVSE; its charges move the test's clock."""
 
     def __init__(self, clock: Clock):
-        self.clock = clock
-        self._site = SiteConfig(site_id="in.test.site-1", name="Koramangala Socket", operator="Test Owner",
-                                phone="", email="", journal_path="/tmp/j.sqlite",
-                                place=Place(lat=12.9352, lon=77.6245, address="80 Feet Road", city="Bengaluru",
-                                            state="Karnataka", postal_code="560034", country="IND",
-                                            timezone="Asia/Kolkata"), extra={})
-        self.view = ConnectorView(connector_id="1", evse_uid="EVSE-1", standard="IS_1293", format="SOCKET",
-                                  power_type="AC_1_PHASE", max_voltage_v=230, max_current_a=16, max_power_w=3680,
-                                  phases=1, status="AVAILABLE", last_updated_s=T0 - 100)
-        self._sessions: dict = {}
-        self._receipts: dict = {}
-        self._listeners = []
-        self.reservations = {}
-        self.calls = []
-        self.refuse_with = None
-        self.n = 0
+        site = SiteConfig(site_id="in.test.site-1", name="Koramangala Socket", operator="Test Owner",
+                          phone="", email="", journal_path="/tmp/j.sqlite",
+                          place=Place(lat=12.9352, lon=77.6245, address="80 Feet Road", city="Bengaluru",
+                                      state="Karnataka", postal_code="560034", country="IND",
+                                      timezone="Asia/Kolkata"), extra={})
+        signer = Ed25519Signer(subscriber_id="in.test.site-1", key_id="r1",
+                               private_key=ed25519.Ed25519PrivateKey.from_private_bytes(bytes([4]) * 32))
+        super().__init__(site=site, clock=clock, tariff=TARIFF, receipt_signer=signer,
+                         connectors=[socket_connector("1", evse_uid="EVSE-1", standard="IS_1293", max_current_a=16,
+                                                      now_s=T0 - 100)])
 
     @property
-    def site(self):
-        return self._site
-
-    def connectors(self):
-        return [ConnectorView(**self.view.as_dict())]
-
-    def tariff(self):
-        return dict(TARIFF)
-
-    def now_s(self):
-        return self.clock()
-
-    def _notify(self, kind, obj):
-        for fn in list(self._listeners):
-            fn(kind, obj)
-
-    def set_status(self, status):
-        self.view.status = status
-        self.view.last_updated_s = self.clock()
-        self._notify("connector", ConnectorView(**self.view.as_dict()))
-
-    async def start_session(self, *, source, reference, token=None, connector_id=None, **limits):
-        self.calls.append(("start", source, reference, token, connector_id))
-        if self.refuse_with:
-            raise ServiceError("refused", code=self.refuse_with)
-        if self.view.status in ("CHARGING", "OCCUPIED"):
-            raise ServiceError("connector busy", code=ServiceError.OCCUPIED)
-        self.n += 1
-        s = SessionView(session_id=f"S{self.n}", connector_id="1", evse_uid="EVSE-1", auth_id=f"A{self.n}",
-                        source=source, token=token, reference=reference, status="ACTIVE", state="charging",
-                        start_s=self.clock(), start_wh=1000, energy_wh=0, last_updated_s=self.clock(),
-                        currency="INR", tariff_id="t1", meter_serial="SIM-1", periods=[])
-        self._sessions[s.session_id] = s
-        self._notify("session", s)
-        self.view.session_id = s.session_id
-        self.set_status("CHARGING")
-        return s
+    def n(self) -> int:
+        """Sessions started so far (the last one is ``S{n}``)."""
+        return len(self._sessions)
 
     def charge(self, session_id, energy_wh, duration_s, *, notify=True):
-        s = self._sessions[session_id]
-        period = Period(int(self.clock()), energy_wh=energy_wh, time_s=duration_s)
         self.clock.now += duration_s
-        s.periods = s.periods + [period]
-        s.energy_wh += energy_wh
-        s.cost = price_periods(Tariff(TARIFF), s.periods, 19800)
-        s.last_updated_s = self.clock()
-        if notify:
-            self._notify("session", s)
-
-    async def stop_session(self, session_id, *, reason="remote"):
-        self.calls.append(("stop", session_id))
-        s = self._sessions.get(session_id)
-        if s is None:
-            raise ServiceError("unknown", code=ServiceError.UNKNOWN_SESSION)
-        s.status, s.stop_s, s.stop_wh, s.last_updated_s = "COMPLETED", self.clock(), 1000 + s.energy_wh, self.clock()
-        self.view.session_id = None
-        self._notify("session", s)
-        self.set_status("AVAILABLE")
-        receipt = {"kind": "urja.receipt", "receipt_id": f"R-{session_id}", "order_id": s.reference,
-                   "meter": {"vendor": "sim", "model": "sim", "serial": "SIM-1"},
-                   "start": {"time": "2026-05-28T20:26:40Z", "meter_wh": 1000},
-                   "stop": {"time": "2026-05-28T21:26:40Z", "meter_wh": 1000 + s.energy_wh},
-                   "energy_wh": s.energy_wh, "currency": "INR",
-                   "cost_paise": {"energy": 0, "time": 0, "parking": 0, "flat": 0, "tax": 0, "total": 0},
-                   "issued_at": "2026-05-28T21:26:41Z",
-                   "ocmf": 'OCMF|{"FV":"1.0","RD":[{"TX":"B"},{"TX":"E"}]}|{"SA":"ECDSA-secp256r1-SHA256","SD":"00"}',
-                   "signature": {"alg": "ed25519", "key_id": "a|b", "value": "x"}}
-        self._receipts[session_id] = receipt
-        self._notify("receipt", (session_id, receipt))
-        return s
-
-    async def reserve(self, *, reservation_id, connector_id, expires_s, token=None):
-        self.calls.append(("reserve", reservation_id, connector_id, expires_s, token))
-        self.reservations[reservation_id] = expires_s
-        self.set_status("RESERVED")
-        return self.connectors()[0]
-
-    async def cancel_reservation(self, reservation_id):
-        self.calls.append(("cancel", reservation_id))
-        if self.reservations.pop(reservation_id, None) is None:
-            raise ServiceError("no such reservation", code=ServiceError.UNKNOWN_RESERVATION)
-        self.set_status("AVAILABLE")
-
-    async def unlock(self, connector_id):
-        self.calls.append(("unlock", connector_id))
-        raise ServiceError("socket has no lock", code=ServiceError.NOT_SUPPORTED)
-
-    def session(self, session_id):
-        return self._sessions.get(session_id)
-
-    def sessions(self, *, since_s=None, until_s=None):
-        return [s for s in sorted(self._sessions.values(), key=lambda s: s.last_updated_s)
-                if (since_s is None or s.last_updated_s >= since_s) and (until_s is None or s.last_updated_s < until_s)]
-
-    def receipt(self, session_id):
-        return self._receipts.get(session_id)
-
-    def add_listener(self, listener):
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener):
-        self._listeners.remove(listener)
+        return super().charge(session_id, energy_wh, duration_s, notify=notify)
 
 
 # ---------------------------------------------------------------------------- the eMSP
