@@ -22,8 +22,9 @@ Conventions the charger and its buyers share (all within the Beckn schema):
 * Start and stop charging are ``update`` with ``update_target = "order.fulfillments[0].state"``
   and state code ``start-charging`` / ``end-charging``.
 * Signed documents (an offer, a quote, a receipt, an agency certificate) travel as the RFC 8785
-  canonical JSON text in the value of a tag whose group code names them (``TAG_*`` in ``vocabulary``), so
-  they survive any re-serialisation by gateways; ``signed_documents()`` extracts them.
+  canonical JSON text in the value of a tag whose group code names them (``TAG_*`` in
+  ``vocabulary``), so they survive any re-serialisation by gateways; ``signed_documents()``
+  extracts them.
 
 Where each part lives (this module gathers them, so ``from protocols.beckn import messages``
 and ``messages.<name>`` keep working for every binding): ``vocabulary`` (codes and
