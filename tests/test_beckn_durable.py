@@ -383,7 +383,8 @@ async def test_an_unreadable_stored_order_is_skipped_and_named(tmp_path, caplog)
 STORED_TX_ID = "00000000-0000-4000-8000-626100000001"
 STORED_ORDER_ID = "00000000-0000-4000-9000-000000000003"
 STORED_CONFIRMED_ROW = (
-    '{"acceptance_digest":"BLAKE-512=e/bHTX92cfrX9ky7lO7sBGFP0CGDJFLm7vC8MFxxvQW4s1stWvTCkXiVjqaDxvc3mfHHOnU3QbvbVCvQnfHi8Q==",'
+    '{"acceptance_digest":"BLAKE-512=e/bHTX92cfrX9ky7lO7sBGFP0CGDJFLm7vC8MFx'
+    'xvQW4s1stWvTCkXiVjqaDxvc3mfHHOnU3QbvbVCvQnfHi8Q==",'
     '"asked_energy_wh":4000,"bap_id":"bap.test","bap_uri":"http://bap.test/beckn",'
     '"billing":{"name":"Ravi","phone":"+91-98"},"budget_paise":null,"certified":false,'
     '"connector_id":"1","created_s":1790000000.0,"ctx":{"action":"confirm","bap_id":"bap.test",'
