@@ -17,6 +17,7 @@ from protocols.beckn.order_record import Transaction
 
 
 def u_to_paise(u: int) -> int:
+    """Tariff money (1/10,000 of the unit) to the paise a buyer is shown, half away from zero."""
     return (u + 50) // 100 if u >= 0 else -((-u + 50) // 100)
 
 
