@@ -17,6 +17,7 @@ from agent.journal import SCHEMA_VERSION, InvalidValue, Journal
 from agent.bootstrap import open_runtime
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
+from protocols.beckn.order_record import Transaction
 from protocols.http.binding import HttpBinding
 from protocols.mqtt.stack import ChargerNetwork
 from protocols.signing.agency import read_agency_public_key
@@ -375,6 +376,102 @@ async def test_an_unreadable_stored_order_is_skipped_and_named(tmp_path, caplog)
     finally:
         await c.bpp.close()
         c.close()
+
+
+# A confirmed booking exactly as this release writes it (``order_record.ORDER_FORMAT`` 1): a row
+# a charger has in its journal must read back after an update.
+STORED_TX_ID = "00000000-0000-4000-8000-626100000001"
+STORED_ORDER_ID = "00000000-0000-4000-9000-000000000003"
+STORED_CONFIRMED_ROW = (
+    '{"acceptance_digest":"BLAKE-512=e/bHTX92cfrX9ky7lO7sBGFP0CGDJFLm7vC8MFx'
+    'xvQW4s1stWvTCkXiVjqaDxvc3mfHHOnU3QbvbVCvQnfHi8Q==",'
+    '"asked_energy_wh":4000,"bap_id":"bap.test","bap_uri":"http://bap.test/beckn",'
+    '"billing":{"name":"Ravi","phone":"+91-98"},"budget_paise":null,"certified":false,'
+    '"connector_id":"1","created_s":1790000000.0,"ctx":{"action":"confirm","bap_id":"bap.test",'
+    '"bap_uri":"http://bap.test/beckn","bpp_id":"in.test.charger",'
+    '"bpp_uri":"http://charger.test/beckn","domain":"dent:ev-charging:0.1.0",'
+    '"location":{"city":{"code":"std:080"},"country":{"code":"IND"}},'
+    '"message_id":"00000000-0000-4000-8000-626100000004","timestamp":"2026-09-21T14:13:20.000Z",'
+    '"transaction_id":"00000000-0000-4000-8000-626100000001","ttl":"PT30S","version":"1.1.0"},'
+    '"currency":"INR","duration_s":null,"energy_wh":4000,"format":1,"hold_from_s":1790006300.0,'
+    '"hold_taken":false,"order_id":"00000000-0000-4000-9000-000000000003","paid_paise":8496,'
+    '"payment_id":"00000000-0000-4000-9000-000000000002","payment_ref":"UPI-1","payment_status":"PAID",'
+    '"payment_type":"PRE-ORDER","power_w":7400,"price_paise":8496,"quote_doc":{"bap_id":"bap.test",'
+    '"bpp_id":"in.test.charger","budget_paise":null,"connector_id":"1","currency":"INR",'
+    '"duration_s":null,"energy_wh":4000,"kind":"urja.quote","power_w":7400,"price_paise":8496,'
+    '"quote_id":"00000000-0000-4000-9000-000000000001","signature":{"alg":"ed25519",'
+    '"key_id":"in.test.charger|c1",'
+    '"value":"xjPtYsSX78KbAKkI+4vKktVHOK/mJifnKYTJwuYacnZGuLEVsO5mjNL/1DarOD2U1VVBr1joL+O/EF8EsUvxAw=="},'
+    '"start":"2026-09-21T16:13:20.000Z",'
+    '"tariff_digest":"sha256:ecce538861a73ddb94e5df07c85e6d21d1076262b745dc69b4a5dbf8d5cc12d9",'
+    '"tariff_id":"flat-18","tax_paise":1296,"transaction_id":"00000000-0000-4000-8000-626100000001",'
+    '"valid_until":"2026-09-21T14:18:20.000Z"},"quote_expires_s":1790000300.0,'
+    '"quote_id":"00000000-0000-4000-9000-000000000001","ratings":[],'
+    '"reservation_expires_s":1790008100.0,"reservation_id":"00000000-0000-4000-9000-000000000003",'
+    '"reserve_ahead":true,"session_id":null,"stage":"confirmed","start_s":1790007200.0,'
+    '"tax_paise":1296,"transaction_id":"00000000-0000-4000-8000-626100000001"}'
+)
+
+
+async def test_orders_are_written_in_the_stored_format_of_this_release(tmp_path):
+    c = Charger(tmp_path)
+    try:
+        order_id, _ = await c.contract(start_s=NOW_S + 7200)
+        assert (c.buyer.transaction_id, order_id) == (STORED_TX_ID, STORED_ORDER_ID)
+        assert c.journal.orders("mqtt")[0].snapshot == STORED_CONFIRMED_ROW
+        await c.ok(m.cancel(c.buyer.ctx("cancel"), order_id=order_id))
+        # the fee and the refund are written from the cancel on, beside the stage
+        expected = dict(json.loads(STORED_CONFIRMED_ROW), stage="cancelled", cancel_fee_paise=2360,
+                        refund_paise=6136)
+        assert c.journal.orders("mqtt")[0].snapshot == json.dumps(
+            expected, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    finally:
+        await c.bpp.close()
+        c.close()
+
+
+async def test_a_row_in_the_stored_format_of_this_release_restores(tmp_path):
+    c = Charger(tmp_path)
+    try:
+        c.journal.save_order("mqtt", STORED_TX_ID, STORED_CONFIRMED_ROW, c.clock())
+        bpp = await c.restart()
+        assert bpp.counters.get("orders_unreadable") is None and bpp.counters["orders_restored"] == 1
+        order = await c.status(STORED_ORDER_ID)
+        assert (order["id"], order["status"], state_of(order)) == (STORED_ORDER_ID, "ACTIVE", m.STATE_RESERVED)
+        assert order["payments"][0]["status"] == "PAID" and order["billing"]["name"] == "Ravi"
+        verify_object(m.signed_documents(order, m.TAG_QUOTE)[0], c.signer.public_key_bytes)
+        c.clock.t_s = NOW_S + 7200 - 900  # the booking's hold is due
+        async with bpp:
+            assert c.charger.calls[-1] == ("reserve", STORED_ORDER_ID)
+            on_cancel = await c.ok(m.cancel(c.buyer.ctx("cancel"), order_id=STORED_ORDER_ID))
+            assert on_cancel["message"]["order"]["status"] == "CANCELLED"
+        stored = c.stored()[STORED_TX_ID]
+        assert (stored["stage"], stored["cancel_fee_paise"], stored["refund_paise"]) == ("cancelled", 2360, 6136)
+    finally:
+        await c.bpp.close()
+        c.close()
+
+
+def test_a_stored_order_reads_back_to_the_same_text():
+    tx = Transaction.from_stored(STORED_TX_ID, STORED_CONFIRMED_ROW)
+    assert tx.stored_json() == STORED_CONFIRMED_ROW
+    tx.stage, tx.cancel_fee_paise, tx.refund_paise = "cancelled", 2360, 6136
+    cancelled = tx.stored_json()
+    assert Transaction.from_stored(STORED_TX_ID, cancelled).stored_json() == cancelled
+
+
+def test_the_order_record_refuses_a_field_it_does_not_declare():
+    tx = Transaction.from_stored(STORED_TX_ID, STORED_CONFIRMED_ROW)
+    with pytest.raises(AttributeError):
+        tx.stgae = "ended"  # a misspelt field is not stored beside the real one
+    assert tx.stage == "confirmed"
+    fields = json.loads(STORED_CONFIRMED_ROW)
+    del fields["format"]
+    assert Transaction(**fields).stored_json() == STORED_CONFIRMED_ROW
+    with pytest.raises(TypeError):
+        Transaction(**fields, stgae="ended")
+    with pytest.raises(ValueError, match="order '" + STORED_ORDER_ID + "'.*stgae"):
+        Transaction.from_stored(STORED_TX_ID, json.dumps(dict(json.loads(STORED_CONFIRMED_ROW), stgae="ended")))
 
 
 def test_a_store_needs_a_binding_name(tmp_path):

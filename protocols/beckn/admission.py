@@ -1,0 +1,193 @@
+"""Admission of an incoming request: nothing reaches the charger before it passed.
+
+The checks, in order: the action is served; the body is bytes within ``max_body_bytes`` and
+one JSON object; a carried agency certificate verifies against the agency key and the current
+revocation list (its keys are then trusted for this sender); the BECKN-006 signature
+verifies; the message reads strictly (``messages.parse_request``); the signer is the buyer the
+context names, the message is addressed to this charger, it is not from the future nor past
+its ttl; and its message id is fresh (a duplicate gets the first answer again). Whatever
+fails becomes a NACK naming the reason; a bug becomes a NACK too, never a crash of the
+binding.
+
+What is reused between messages, and why that weakens nothing: the check of a buyer's
+certificate, for that exact certificate text, inside its own window, under the same
+revocation list (a new or re-signed list drops every cached check at once).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from protocols.beckn import messages as m
+from protocols.beckn.errors import BUSINESS_ERROR, INVALID_REQUEST, BecknError
+from protocols.beckn.render import Reply
+from protocols.beckn.trust import revocations_marker
+from protocols.signing.beckn import AUTHORIZATION, GATEWAY_AUTHORIZATION, www_authenticate
+from protocols.signing.detached import load_json
+from protocols.signing.errors import SignatureError
+
+log = logging.getLogger("urja.beckn")
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not isinstance(headers, dict):
+        return None
+    for k, v in headers.items():
+        if isinstance(k, str) and k.lower() == name.lower():
+            return v if isinstance(v, str) else None
+    return None
+
+
+def _peek_certificate_text(doc: dict) -> str | None:
+    """A carried certificate's text, if any, without trusting anything else in the document."""
+    msg = doc.get("message")
+    if not isinstance(msg, dict):
+        return None
+    holder = msg.get("order") if isinstance(msg.get("order"), dict) else msg.get("intent")
+    if not isinstance(holder, dict) or not isinstance(holder.get("tags"), list):
+        return None
+    values = m.tag_values(holder["tags"], m.TAG_CERTIFICATE)
+    text = values.get(m.SIGNED_VALUE) if values else None
+    return text if isinstance(text, str) else None
+
+
+def _parse_certificate(text: str) -> dict | None:
+    """The carried certificate as an object; None when it is not a JSON object (the strict read
+    of the message then refuses it with the path)."""
+    try:
+        doc = load_json(text)
+    except SignatureError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class AdmissionMixin:
+    """The ``Bpp``'s entry point, ``receive``; the handlers it calls are in ``_handlers``."""
+
+    async def receive(self, action: str, body: bytes, headers: dict) -> Reply:
+        """Verify, read and act on one incoming request; never raises for bad input."""
+        self._count("received")
+        try:
+            reply = await self._receive(action, body, headers)
+        except BecknError as exc:
+            reply = self._nack(exc)
+        except SignatureError as exc:
+            reply = self._nack(BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
+                                          http_status=401))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must end as a refusal, never as a crash of the binding
+            log.exception("beckn %s: internal error", action)
+            reply = self._nack(BecknError(BUSINESS_ERROR, "internal error while handling the request",
+                                          kind="internal", http_status=500))
+        if reply.acked:
+            self._count("ack")
+        return reply
+
+    def _nack(self, exc: BecknError) -> Reply:
+        self._count("nack")
+        self._count(f"nack:{exc.code}")
+        self._count(f"nack:{exc.kind}")
+        headers = {}
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
+        return Reply(m.nack(exc.code, exc.reason, exc.path), [], exc.http_status, headers)
+
+    async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:
+        if action not in self._handlers:
+            raise BecknError("40001", f"action {action!r} is not served here (allowed: "
+                                      f"{', '.join(m.REQUEST_ACTIONS)})", kind="unknown-action", http_status=404)
+        if not isinstance(body, (bytes, bytearray)):
+            raise BecknError(INVALID_REQUEST, "body must be bytes", kind="malformed")
+        if len(body) > self.max_body_bytes:
+            raise BecknError(INVALID_REQUEST, f"body is {len(body)} bytes, limit {self.max_body_bytes}",
+                             kind="oversized", http_status=413)
+        body = bytes(body)
+        doc = m.decode(body, max_bytes=self.max_body_bytes)
+        # A carried certificate is read from the raw document only to find the key; the
+        # message itself is parsed into domain objects after its signature verified.
+        carried_text = _peek_certificate_text(doc)
+        record = None
+        if self.agency_public_key is not None:
+            self._follow_revocations()
+        if carried_text is not None and self.agency_public_key is not None:
+            now_s = self.clock()
+            # the very certificate text verified before needs no parsing and no agency signature check
+            record = self.certificate_cache.cached(carried_text, self.agency_public_key, self.revocations,
+                                                   now_s=now_s)
+            carried = _parse_certificate(carried_text) if record is None else None
+            if carried is not None:
+                try:
+                    record = self.certificate_cache.verify(carried, self.agency_public_key, self.revocations,
+                                                           now_s=now_s, text=carried_text)
+                except SignatureError as exc:
+                    raise BecknError(INVALID_REQUEST, f"sender certificate refused: {exc}", kind="uncertified",
+                                     http_status=401) from None
+        lookup_before = None
+        if record is not None:
+            lookup_before = self.certified_keys.known(record.subscriber_id, record.key_id)
+            self.certified_keys.add(record)
+        try:
+            verified = await self._verifier.verify_message(body, _header(headers, AUTHORIZATION),
+                                                     _header(headers, GATEWAY_AUTHORIZATION))
+        except SignatureError as exc:
+            if record is not None and not lookup_before:  # a refused message leaves no trace
+                self.certified_keys.discard(record.subscriber_id, record.key_id)
+            raise BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
+                             http_status=401) from None
+        req = m.parse_request(doc, action=action, domain=self.domain, currency=self._currency())
+        ctx = req.context
+        if verified.sender.subscriber_id != ctx.bap_id:
+            raise BecknError(INVALID_REQUEST, f"signed by {verified.sender.subscriber_id!r} but context.bap_id "
+                                              f"is {ctx.bap_id!r}", path="context.bap_id", kind="signature",
+                             http_status=401)
+        if action != "search" and ctx.bpp_id != self.bpp_id:
+            raise BecknError(INVALID_REQUEST, f"{ctx.bpp_id!r} is not this charger ({self.bpp_id})",
+                             path="context.bpp_id", kind="misaddressed")
+        now_s = self.clock()
+        if ctx.timestamp_s > now_s + self.verifier.clock_skew_s:
+            raise BecknError(INVALID_REQUEST, "timestamp lies in the future", path="context.timestamp",
+                             kind="stale")
+        if ctx.ttl_s is not None and ctx.timestamp_s + ctx.ttl_s < now_s:
+            raise BecknError(INVALID_REQUEST, "message expired (timestamp + ttl is past)", path="context.ttl",
+                             kind="stale")
+        certified = self.certified_keys.certified(verified.sender.subscriber_id, verified.sender.key_id, now_s)
+        try:
+            admission = self.replay.admit_verified(ctx.message_id, verified)
+        except SignatureError as exc:
+            raise BecknError(INVALID_REQUEST, str(exc), path="context.message_id", kind="replay") from None
+        if not admission.fresh:
+            self._count("duplicate")
+            if admission.answer is None:
+                raise BecknError(INVALID_REQUEST, "the same message is still being handled",
+                                 path="context.message_id", kind="replay")
+            return admission.answer
+        try:
+            reply = await self._handlers[action](req, certified, verified.digest)
+        except BecknError as exc:
+            reply = self._nack(exc)
+            self.replay.settle(ctx.message_id, reply)
+            return reply
+        except BaseException:
+            self.replay.forget(ctx.message_id)
+            raise
+        self.replay.settle(ctx.message_id, reply)
+        return reply
+
+    def _follow_revocations(self) -> None:
+        """A new revocation list (assigned to ``self.revocations``, or re-signed in place) takes
+        effect at once: cached certificate checks are dropped and revoked keys forgotten."""
+        held, marker = self._revocations_seen
+        if held is self.revocations and marker == revocations_marker(self.revocations):
+            return
+        self._revocations_seen = (self.revocations, revocations_marker(self.revocations))
+        self.certificate_cache.clear()
+        self.certified_keys.apply_revocations(self.revocations, self.agency_public_key)
+        self._count("revocations_changed")
+
+    def _currency(self) -> str:
+        try:
+            return str(self.service.tariff().get("currency", "INR"))
+        except Exception:
+            return "INR"
