@@ -266,22 +266,22 @@ def test_a_site_loads_its_revocation_list_checked_and_names_a_bad_one(agency, tm
     from types import SimpleNamespace
 
     from drivers.configfile import ConfigError
-    from protocols.beckn.trust import site_revocations
+    from agent.identity import load_revocations
 
     doc, _ = revoke(agency, "bad.app", now_s=T0)
     path = tmp_path / "revocations.json"
     path.write_text(json.dumps(doc))
 
     def site(revocations, agency_key=agency.public_key):
-        return SimpleNamespace(site=SimpleNamespace(revocations=revocations, path="/etc/urja/urja.toml"),
-                               identity=SimpleNamespace(agency_public_key=agency_key))
+        return (SimpleNamespace(revocations=revocations, path="/etc/urja/urja.toml"),
+                SimpleNamespace(agency_public_key=agency_key))
 
-    assert site_revocations(site(None)) is None
-    assert site_revocations(site(str(path)))["revoked"][0]["id"] == "bad.app"
+    assert load_revocations(*site(None)) is None
+    assert load_revocations(*site(str(path)))["revoked"][0]["id"] == "bad.app"
     forged = dict(doc, revoked=[])  # the agency's signature no longer covers it
     path.write_text(json.dumps(forged))
     missing = tmp_path / "missing.json"
     for rt, named in ((site(str(path)), path), (site(str(missing)), missing), (site(str(path), agency_key=None), path)):
         with pytest.raises(ConfigError) as info:
-            site_revocations(rt)
+            load_revocations(*rt)
         assert info.value.key == "identity.revocations" and str(named) in str(info.value)

@@ -144,3 +144,18 @@ def test_only_the_registry_names_the_binding_packages():
                 if name.startswith(binding_packages):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
     assert found == []
+
+
+def test_the_network_table_is_parsed_once_with_the_providers_keys_and_the_transports(tmp_path):
+    path = _site_file(tmp_path, '[network]\nbrokers = ["mqtt://127.0.0.1:1883"]\npayment = "postpaid_certified"\n'
+                                'quote_ttl_s = 60\n')
+    cfg = load_config(path)
+    from protocols.beckn.policy import Policy
+
+    assert cfg.bindings["network"].brokers == ("mqtt://127.0.0.1:1883",)
+    assert Policy.from_site(cfg) == cfg.bindings["network"].policy == Policy(payment="postpaid_certified",
+                                                                               quote_ttl_s=60)
+    bad = _site_file(tmp_path / "bad", '[network]\npayment = "credit"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert err.value.key == "network.payment" and "prepaid" in str(err.value)

@@ -68,7 +68,7 @@ from protocols.beckn.notify import MAX_OUTBOX, NotifyMixin
 from protocols.beckn.order_handlers import OrderHandlersMixin
 from protocols.beckn.order_record import ORDER_FORMAT, ORDER_STAGES, Transaction
 from protocols.beckn.orders import ABANDONED_AFTER_S, OrderBookMixin
-from protocols.beckn.policy import NETWORK_TRANSPORT_KEYS, PAYMENT_POLICIES, POLICY_KEYS, Policy
+from protocols.beckn.policy import PAYMENT_POLICIES, Policy
 from protocols.beckn.presentation import PresentationMixin
 from protocols.beckn.render import Outgoing, Reply, SignedRepliesMixin
 from protocols.beckn.trust import CertificateCache, CertifiedKeys, revocations_marker
@@ -77,8 +77,8 @@ from protocols.signing.replay import ReplayGuard
 
 # Importable from here as they always were (bindings and tests import them from this module).
 __all__ = [
-    "ABANDONED_AFTER_S", "HOLD_CHECK_S", "MAX_OUTBOX", "NETWORK_TRANSPORT_KEYS", "OFFER_KIND", "ORDER_FORMAT",
-    "ORDER_STAGES", "PAYMENT_POLICIES", "POLICY_KEYS", "QUOTE_KIND", "Bpp", "Outgoing", "Policy", "Reply",
+    "ABANDONED_AFTER_S", "HOLD_CHECK_S", "MAX_OUTBOX", "OFFER_KIND", "ORDER_FORMAT",
+    "ORDER_STAGES", "PAYMENT_POLICIES", "QUOTE_KIND", "Bpp", "Outgoing", "Policy", "Reply",
     "Transaction",
 ]
 

@@ -1,7 +1,7 @@
 """The site owner's ``[network]`` choices that shape the charger's contracts.
 
-Why its own module: the MQTT binding reads the same ``[network]`` table for its transport
-keys and checks them against ``POLICY_KEYS`` without loading the provider logic.
+Why its own module: the MQTT binding parses the ``[network]`` table (its transport keys and
+these) without loading the provider logic.
 """
 from __future__ import annotations
 
@@ -10,11 +10,6 @@ from dataclasses import dataclass
 from drivers.configfile import Section
 
 PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
-POLICY_KEYS = ("payment", "reservation_grace_s", "cancellation_fee_paise", "quote_ttl_s", "max_advance_s",
-               "hold_lead_s")
-# ``[network]`` keys the MQTT binding reads (``protocols.mqtt.stack.NetworkConfig``)
-NETWORK_TRANSPORT_KEYS = ("brokers", "protocol", "topic_root", "username", "password", "ca_file", "cert_file",
-                          "key_file", "keepalive_s", "agency_public_key", "registry_url")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,12 +24,14 @@ class Policy:
     hold_lead_s: int = 900
 
     @classmethod
-    def from_site(cls, site) -> "Policy":
-        """Read the keys this module owns from ``[network]`` (other bindings read the rest)."""
-        data = (getattr(site, "extra", None) or {}).get("network") or {}
-        sec = Section(data, getattr(site, "path", "<site>"), "network")
-        sec.known(*NETWORK_TRANSPORT_KEYS)
-        policy = cls(
+    def from_section(cls, sec: Section) -> "Policy":
+        """Read this module's keys from the ``[network]`` table's section.
+
+        The table is parsed once, with the transport's keys, by
+        ``protocols.mqtt.stack.NetworkConfig.from_table``, which calls this and then rejects any
+        key neither read: so no list of the other's keys is kept on either side.
+        """
+        return cls(
             payment=sec.str("payment", "prepaid", choices=PAYMENT_POLICIES),
             reservation_grace_s=sec.int("reservation_grace_s", 900, min=60, max=86400),
             cancellation_fee_paise=sec.int("cancellation_fee_paise", 0, min=0, max=10_000_000),
@@ -42,6 +39,13 @@ class Policy:
             max_advance_s=sec.int("max_advance_s", 86400, min=0, max=30 * 86400),
             hold_lead_s=sec.int("hold_lead_s", 900, min=0, max=86400),
         )
-        sec.finish()  # a misspelt key must not silently leave a default in force
-        return policy
 
+    @classmethod
+    def from_site(cls, site) -> "Policy":
+        """The policy of a loaded site (its parsed ``[network]`` settings), or, for a site built
+        in code without loading a file, read from its raw ``[network]`` table."""
+        settings = (getattr(site, "bindings", None) or {}).get("network")
+        if settings is not None:
+            return settings.policy
+        data = (getattr(site, "extra", None) or {}).get("network") or {}
+        return cls.from_section(Section(data, getattr(site, "path", "<site>"), "network"))

@@ -24,26 +24,6 @@ from protocols.signing.keys import KeyLookup, PublicKeyRecord
 BUYER_TYPES = ("BAP", "BPP")
 
 
-def site_revocations(rt) -> dict | None:
-    """The agency's revocation list named by ``[identity] revocations``, checked, or None.
-
-    A buyer (app) whose certificate the agency revoked must not transact with the charger,
-    postpaid least of all; a list that cannot be read or checked stops the start with an
-    error naming the file and key.
-    """
-    path = getattr(rt.site, "revocations", None)
-    if not path:
-        return None
-    from drivers.configfile import ConfigError
-    from protocols.errors import ProtocolError
-    from protocols.signing.agency import read_revocation_file
-
-    try:
-        return read_revocation_file(path, rt.identity.agency_public_key)
-    except ProtocolError as exc:
-        raise ConfigError(rt.site.path, "identity.revocations", str(exc)) from None
-
-
 def registry_url(sec) -> str | None:
     """A binding table's ``registry_url``, checked (None when the network runs no registry)."""
     url = sec.str("registry_url", None)

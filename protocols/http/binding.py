@@ -5,7 +5,7 @@ beside, or instead of, the MQTT network. It gets its own ``Bpp`` over the same c
 transactions that arrive over HTTP are answered over HTTP (callbacks to the buyer's
 ``bap_uri``), those from MQTT over MQTT, and both see the same connectors, tariff and sessions.
 Its confirmed orders are kept in the runtime's journal under its own name (``"http"``), apart
-from the MQTT binding's, so they survive a restart (``protocols.beckn.bpp``, "Durable orders").
+from the MQTT binding's, so they survive a restart (``protocols.beckn.orders``).
 
     [http]
     listen = "0.0.0.0:8080"                 # host:port to bind

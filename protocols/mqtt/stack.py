@@ -5,7 +5,8 @@ and the network settings; this module builds ``Bpp`` + ``ChargerLink`` + ``MqttT
 owns their start and stop order: the provider's unsolicited-message pump starts after the link
 (so nothing is sent into a binding that is not listening) and stops before it.
 
-``[network]`` keys read here (the provider reads its own, e.g. ``payment``, from the same table)::
+``[network]`` is parsed once, here (``NetworkConfig.from_table``): the transport's keys below and the
+provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``, ...)::
 
     brokers = ["mqtts://broker.example.in:8883", "mqtt://backup.example.in:1883"]   # failover order
     protocol = "5"                 # or "3.1.1"
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from drivers.configfile import ConfigError, Section
-from protocols.beckn.bpp import POLICY_KEYS, Bpp
+from protocols.beckn.bpp import Bpp
+from protocols.beckn.policy import Policy
 from protocols.beckn.trust import buyer_lookup, registry_url
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
@@ -52,6 +54,7 @@ class NetworkConfig:
     keepalive_s: int = 30
     agency_public_key: str | None = None
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
+    policy: Policy = field(default_factory=Policy)  # the provider's keys of the same table
 
     @classmethod
     def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
@@ -73,8 +76,8 @@ class NetworkConfig:
                   topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
-                  agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec))
-        sec.known(*POLICY_KEYS)  # the provider's own keys (``protocols.beckn.bpp.Policy``)
+                  agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec),
+                  policy=Policy.from_section(sec))
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:
             check_root(cfg.topic_root)
@@ -134,7 +137,7 @@ class ChargerNetwork:
         outbox and order store from it.
 
         The order store keeps this binding's confirmed orders, so they survive a restart of the
-        charger (``protocols.beckn.bpp``, "Durable orders"); fleet mode and tests that build a
+        charger (``protocols.beckn.orders``); fleet mode and tests that build a
         ``ChargerNetwork`` directly keep them in memory.
         """
         options.setdefault("order_store", ctx.orders)
