@@ -91,7 +91,7 @@ def _ist(clock) -> str:
 
 
 async def _until(predicate, timeout_s: float, what: str) -> None:
-    from tools.demo import wait_until
+    from tools.sim_site import wait_until
 
     await wait_until(predicate, timeout_s, what, error=DemoFailed)
 
@@ -310,7 +310,7 @@ def _issued_s(receipt: dict) -> float:
 
 
 async def _keep_running(screen: Screen, broker_url: str, app, clock) -> None:
-    from tools.run_cmd import _install_stop
+    from tools.shutdown import install_stop
 
     screen.step("The chargers and the broker keep running; Ctrl-C stops them")
     port = broker_url.rsplit(":", 1)[1]
@@ -322,7 +322,7 @@ async def _keep_running(screen: Screen, broker_url: str, app, clock) -> None:
         screen.line("(the chargers keep simulated time; run with --speed 1 to use `urja discover` and "
                     f"`urja charge --config {app.config}` against them)")
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     await stop.wait()
 
 
