@@ -119,7 +119,7 @@ def _service():
     return Charger()
 
 
-async def _run(workdir: Path) -> dict:
+async def _run(workdir: Path) -> dict:  # noqa: C901
     import aiohttp
     from aiohttp import web
 
@@ -192,7 +192,7 @@ async def _run(workdir: Path) -> dict:
                 lat.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
 
-            async def worker():
+            async def worker(url=url):
                 for _ in range(REQUESTS // CONCURRENCY):
                     await get(url)
 

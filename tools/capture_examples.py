@@ -22,8 +22,8 @@ from pathlib import Path
 
 async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float = 20.0) -> list[Path]:
     from agent.clock import Clock
-    from agent.runtime import open_runtime
     from agent.config import load_config
+    from agent.runtime import open_runtime
     from protocols.mqtt.identity import make_identity
     from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
     from protocols.mqtt.transport import MqttSettings, MqttTransport
