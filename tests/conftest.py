@@ -43,8 +43,18 @@ _RUNTIME_COMMANDS = {"run", "demo"}
 _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+_REFERENCED: dict = {}
+
+
 def _referenced(func) -> tuple[set[str], list]:
-    """Names and string constants in ``func``'s source, and the test helpers they resolve to."""
+    """Names in ``func``'s source, and the test helpers they resolve to (once per function)."""
+    key = getattr(func, "__code__", func)
+    if key not in _REFERENCED:
+        _REFERENCED[key] = _read_references(func)
+    return _REFERENCED[key]
+
+
+def _read_references(func) -> tuple[set[str], list]:
     import ast
     import inspect
     import textwrap
