@@ -78,7 +78,7 @@ def _read_references(func) -> tuple[set[str], list]:
                 names.add("open_runtime")
         elif isinstance(node, ast.Call):
             args = [a.value for a in node.args if isinstance(a, ast.Constant)]
-            if any(a == "tools.cli" and b in _RUNTIME_COMMANDS for a, b in zip(args, args[1:])):
+            if any(a == "tools.cli" and b in _RUNTIME_COMMANDS for a, b in zip(args, args[1:], strict=False)):
                 names.add("open_runtime")
     helpers = []
     scope = getattr(func, "__globals__", {})
