@@ -111,7 +111,10 @@ def _reaches(item) -> set[str]:
         found, helpers = _referenced(func)
         names |= found
         for helper in helpers:
-            todo += [m for _, m in inspect.getmembers(helper, inspect.isfunction)] if inspect.isclass(helper) else [helper]
+            if inspect.isclass(helper):
+                todo += [m for _, m in inspect.getmembers(helper, inspect.isfunction)]
+            else:
+                todo.append(helper)
     return {marker for marker, triggers in _REACHES.items() if names & triggers}
 
 
