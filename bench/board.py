@@ -119,7 +119,7 @@ async def _run(out_dir: Path) -> dict:
         "pilot_sample_us_rounds": [round(x, 1) for x in sample_us],
         "sampler_interval_ms": 10,
         "sampler_cpu_predicted_pct": round(sample_median / 10_000 * 100, 2),
-        "sampler_cpu_pct": round(statistics.median(b - i for b, i in zip(busy, idle)), 2),
+        "sampler_cpu_pct": round(statistics.median(b - i for b, i in zip(busy, idle, strict=True)), 2),
         "idle_loop_cpu_pct": round(statistics.median(idle), 2),
         "sim_board_up_down_ms": round(statistics.median(up_down), 1),
         "selftest_ms": round(statistics.median(selftest), 1),

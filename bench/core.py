@@ -26,7 +26,7 @@ from pathlib import Path
 
 from agent.core.auth import Authorization
 from agent.core.safety import SafetySupervisor
-from agent.core.session import (AuthGranted, MeterReading, PilotChanged, Session, StopRequested, TimerFired)
+from agent.core.session import AuthGranted, MeterReading, PilotChanged, Session, StopRequested, TimerFired
 
 EVENTS = 10_000
 PILOT_CYCLES = 2_000

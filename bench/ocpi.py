@@ -100,7 +100,7 @@ async def _service():
     return service
 
 
-async def _run(workdir: Path) -> dict:
+async def _run(workdir: Path) -> dict:  # noqa: C901
     import aiohttp
     from aiohttp import web
 
@@ -173,7 +173,7 @@ async def _run(workdir: Path) -> dict:
                 lat.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
 
-            async def worker():
+            async def worker(url=url):
                 for _ in range(REQUESTS // CONCURRENCY):
                     await get(url)
 

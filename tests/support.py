@@ -17,6 +17,6 @@ def sim_config(tmp_path: Path, **overrides) -> SiteConfig:
 
 async def wait_until(predicate, *, timeout_s: float = 10.0, what: str = "condition", poll_s: float = 0.005):
     """Wait for a condition the runtime reaches by itself (bounded; fails with what was awaited)."""
-    from tools.demo import wait_until as _wait
+    from tools.sim_site import wait_until as _wait
 
     await _wait(predicate, timeout_s, what, error=AssertionError, poll_s=poll_s)

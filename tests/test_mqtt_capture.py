@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.mqtt.capture import capture
+from tools.capture_examples import capture
 from protocols.signing.beckn import parse_frame
 from tests.mqtt_broker import MOSQUITTO, Broker
 

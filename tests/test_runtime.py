@@ -377,7 +377,7 @@ async def test_current_read_before_the_contacts_parted_is_no_weld_when_handled_l
 async def test_a_finished_session_costs_the_same_after_a_restart_as_its_receipt_says(tmp_path):
     """Parking fees and charging periods come from the live pricing kept with the receipt, not
     from a one-period re-pricing of the journal's start and stop."""
-    from tools.demo import charge_one_car
+    from tools.sim_site import charge_one_car
 
     cfg = sim_config(tmp_path, auth="free_vend", tariff="idle_fee", default_limit_wh=100)
     async with open_runtime(cfg, clock=Clock(speed=120)) as rt:

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 def handle(args, *, clock=time.time) -> int:
     from protocols.signing._codec import b64encode, format_time, parse_time
-    from protocols.signing.keys import DEFAULT_DOMAIN, Profile, REQUEST_FILE, create_keyring, rotate_keyring
+    from protocols.signing.keys import DEFAULT_DOMAIN, REQUEST_FILE, Profile, create_keyring, rotate_keyring
 
     now_s = clock()
     try:

@@ -91,7 +91,7 @@ def _ist(clock) -> str:
 
 
 async def _until(predicate, timeout_s: float, what: str) -> None:
-    from tools.demo import wait_until
+    from tools.sim_site import wait_until
 
     await wait_until(predicate, timeout_s, what, error=DemoFailed)
 
@@ -152,7 +152,7 @@ def _print_receipt(screen: Screen, receipt: dict, check, spec: ChargerSpec) -> N
                 + (f"; balance due {_rupees(due)}" if due else ""))
 
 
-async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, energy_wh: int = 5000,
+async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, energy_wh: int = 5000,  # noqa: C901
                         keep_running: bool = False, screen: Screen | None = None) -> Path:
     """Run the whole story on a broker that is already up; returns the verified receipt's file."""
     from agent.clock import Clock
@@ -180,11 +180,11 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
 
     screen.step("The chargers start: the real runtime on a simulated board each, joining the network")
     async with _Chargers(configs, clock) as runtimes:
-        for spec, rt in zip(CHARGERS, runtimes):
+        for spec, rt in zip(CHARGERS, runtimes, strict=True):
             meter = rt.board.meter
             screen.line(f"{spec.area:<12} board '{rt.board.profile.name}', meter {meter.model} over Modbus TCP, "
                         f"connector {rt.connectors()[0].status.lower()}, MQTT {broker_url}")
-        by_id = {spec.site_id: (spec, rt) for spec, rt in zip(CHARGERS, runtimes)}
+        by_id = {spec.site_id: (spec, rt) for spec, rt in zip(CHARGERS, runtimes, strict=True)}
 
         node = build_node(argparse.Namespace(config=str(app.config), broker=[], agency_key=None,
                                              subscriber_id=None, key_dir=None, certificate=None,
@@ -200,7 +200,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             quotes = await asyncio.gather(*(_quote(node, c, energy_wh, agency_key) for c in found))
             screen.line(f"{'charger':<26} {'distance':>8}  {'free':>4}  {'listed/kWh':>10}  "
                         f"{f'quote {energy_wh / 1000:g} kWh':>12}  identity, verified offline")
-            for c, q in zip(found, quotes):
+            for c, q in zip(found, quotes, strict=True):
                 cert = verify_certificate(c.certificate, agency_key, now_s=clock.wall_s())
                 free = sum(1 for k in c.connectors if k.available)
                 listed = f"Rs {float(c.price):.2f}" if c.price else "-"
@@ -310,7 +310,7 @@ def _issued_s(receipt: dict) -> float:
 
 
 async def _keep_running(screen: Screen, broker_url: str, app, clock) -> None:
-    from tools.run_cmd import _install_stop
+    from tools.shutdown import install_stop
 
     screen.step("The chargers and the broker keep running; Ctrl-C stops them")
     port = broker_url.rsplit(":", 1)[1]
@@ -322,7 +322,7 @@ async def _keep_running(screen: Screen, broker_url: str, app, clock) -> None:
         screen.line("(the chargers keep simulated time; run with --speed 1 to use `urja discover` and "
                     f"`urja charge --config {app.config}` against them)")
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     await stop.wait()
 
 

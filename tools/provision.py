@@ -11,9 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from importlib import resources
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+def shipped_tariff(name: str) -> Path:
+    """A tariff that ships inside the package (``agent/data/tariffs/``).
+
+    Read from the installed package rather than from ``examples/`` beside a checkout, so a
+    site can be provisioned from a plain wheel install; ``examples/tariffs/`` holds the same
+    files as documentation, and a test keeps the two identical.
+    """
+    return Path(str(resources.files("agent") / "data" / "tariffs" / f"{name}.toml"))
 
 
 def ensure_agency(agency_dir: Path):
@@ -53,7 +62,7 @@ def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, l
     if not cert_path.exists():
         cert = certify(keyring.subscription_request(), agency, valid_days=365, now_s=now_s)
         cert_path.write_text(json.dumps(cert, indent=2) + "\n")
-    tariff_src = Path(tariff) if tariff.endswith((".toml", ".json")) else EXAMPLES / "tariffs" / f"{tariff}.toml"
+    tariff_src = Path(tariff) if tariff.endswith((".toml", ".json")) else shipped_tariff(tariff)
     tariff_dst = folder / f"tariff{tariff_src.suffix}"
     shutil.copyfile(tariff_src, tariff_dst)
     config = folder / "urja.toml"

@@ -5,10 +5,11 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import tempfile
 from pathlib import Path
+
+from tools.shutdown import install_stop
 
 log = logging.getLogger("urja.run")
 
@@ -47,15 +48,6 @@ def register(subparsers) -> None:
     demo.set_defaults(func=demo_handler)
 
 
-def _install_stop(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-
-
 def run_handler(args: argparse.Namespace) -> int:
     from agent.config import DEFAULT_CONFIG_PATH, load_config
 
@@ -79,11 +71,11 @@ async def _run(config, args) -> int:
     from agent.bootstrap import open_runtime
 
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     async with open_runtime(config, board_profile=args.board, clock=Clock(speed=args.speed)) as rt:
         car = None
         if args.sim_car:
-            from tools.demo import charge_one_car
+            from tools.sim_site import charge_one_car
 
             async def drive():
                 receipt = await charge_one_car(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))

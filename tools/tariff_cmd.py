@@ -119,9 +119,10 @@ def _describe(tariff) -> list[str]:
 
 
 def _show(args) -> int:
+    from zoneinfo import ZoneInfo
+
     from agent.core.offers import quote_energy
     from agent.tariff_file import zone_offset
-    from zoneinfo import ZoneInfo
 
     data, tariff = _load(args.file)
     offset = zone_offset(args.tz)

@@ -122,7 +122,7 @@ def _trusted_keys(certs, key_dir, agency_key, revocations, now_s):
         keys[(checked.key.subscriber_id, checked.key.key_id)] = (checked.key, checked.metering_public_key_hex)
     if key_dir:
         keyring = load_keyring(key_dir)
-        for entry, record in zip(keyring.entries, keyring.public_records()):
+        for entry, record in zip(keyring.entries, keyring.public_records(), strict=True):
             keys[(record.subscriber_id, record.key_id)] = (record, entry.metering_public_key_hex)
     return keys
 

@@ -188,7 +188,7 @@ class ModbusMeter(EnergyMeter):
         current_a = tuple(values[f"current_l{i}"][0] for i in range(1, phases + 1))
         frequency_hz = values["frequency"][0] if "frequency" in values else None
         self._check_energy(energy_wh, power_w, now_s)
-        apparent_va = sum(v * abs(a) for v, a in zip(voltage_v, current_a))
+        apparent_va = sum(v * abs(a) for v, a in zip(voltage_v, current_a, strict=True))
         if abs(power_w) > apparent_va * 1.1 + 50.0:
             flags.add(QUALITY_SUSPECT)  # active power cannot exceed V x I; one of them is off
         return MeterReading(energy_import_wh=energy_wh, power_w=power_w, voltage_v=voltage_v,

@@ -106,7 +106,8 @@ class SimMeterServer:
 
     @property
     def power_w(self) -> float:
-        return sum(v * a for v, a in zip(self.voltage_v, self.current_a)) * self.power_factor
+        # not strict: __init__ sets the voltages while the currents are still an empty list
+        return sum(v * a for v, a in zip(self.voltage_v, self.current_a, strict=False)) * self.power_factor
 
     def _integrate(self) -> None:
         now_s = self.clock()

@@ -126,13 +126,13 @@ class ControlPilot(ABC):
     async def _apply_duty(self, duty_pct: float) -> None:
         """Put the duty cycle on the wire."""
 
-    def _after_offer(self) -> None:
+    def _after_offer(self) -> None:  # noqa: B027 (an optional hook, empty by design)
         """Hook for backends whose state depends on the offer (the simulated car)."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (an optional hook, empty by design)
         """Acquire the hardware; the pilot starts with no offer (steady +12 V)."""
 
-    async def release(self) -> None:
+    async def release(self) -> None:  # noqa: B027 (an optional hook, empty by design)
         """Withdraw any offer and hand back the hardware."""
 
     def add_listener(self, callback: Listener) -> None:

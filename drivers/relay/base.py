@@ -81,10 +81,10 @@ class Relay(ABC):
     def has_feedback(self) -> bool:
         return False
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (an optional hook, empty by design)
         """Acquire the hardware with the contacts open. Backends without hardware do nothing."""
 
-    async def _release_hardware(self) -> None:
+    async def _release_hardware(self) -> None:  # noqa: B027 (an optional hook, empty by design)
         """Hand the hardware back; the line must then fall to its safe (open) level."""
 
     # ----- the contract -------------------------------------------------------------------

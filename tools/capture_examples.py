@@ -6,7 +6,10 @@ charge. Every payload the tap saw is written to ``out_dir`` as ``NN-<kind>-<acti
 first line ``topic: ...`` (and ``retain: true`` when retained), an empty line, then the exact
 payload bytes (signature header block, empty line, body). Nothing is edited after capture.
 
-    python -m protocols.mqtt.capture --broker mqtt://127.0.0.1:1883 docs/examples
+It is a tool, not part of the binding: it boots a whole provisioned site, which the protocol
+layer below must not know how to do.
+
+    python -m tools.capture_examples --broker mqtt://127.0.0.1:1883 docs/examples
 """
 from __future__ import annotations
 
