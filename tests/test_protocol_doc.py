@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
-from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record, verifier_for
+from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, verifier_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXAMPLES = DOCS / "examples"
@@ -211,7 +211,7 @@ async def test_offers_quotes_and_the_acceptance_digest_the_provider_makes_now_fo
     assert offer["signature"]["key_id"] == key_id
     assert offer["tariff_digest"] == tariff_digest(charger.tariff())
 
-    ask = dict(provider_id="in.test.charger", energy_wh=2000)
+    ask = {"provider_id": "in.test.charger", "energy_wh": 2000}
     _, on_select = await send(m.select(buyer.ctx("select"), **ask))
     quote = json.loads(tag_document(on_select["message"]["order"]["tags"], "signed-quote"))
     verify_detached(quote, public_key)
