@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # What test-fast leaves out: anything that starts the runtime, a broker or a browser, or is slow.
 FAST_MARKERS := not slow and not runtime and not broker and not browser
 # Folders ruff checks; agent/, protocols/ and tests/ join once their remaining findings are fixed.
-LINT_PATHS ?= tools board drivers bench
+LINT_PATHS ?= agent drivers protocols board tools tests bench
 
 .PHONY: demo test test-fast lint wheel-check bench deps deps-demo venv clean
 

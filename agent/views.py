@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import logging
 
+from agent.core.tariff import capped
 from agent.service import ConnectorView, SessionView
 from agent.session_meta import CONNECTOR_ID, MAX_FINISHED_VIEWS, SessionMeta
-from agent.core.tariff import capped
 
 log = logging.getLogger("urja.runtime")
 

@@ -25,9 +25,9 @@ def _pct(values, q):
 
 
 async def _measure(folder: Path) -> dict:
+    from agent.bootstrap import open_runtime
     from agent.clock import Clock
     from agent.config import load_config
-    from agent.bootstrap import open_runtime
     from tools.provision import provision_site
 
     cfg = load_config(provision_site(folder, site_id="bench.site-1", name="bench", lat=12.9, lon=77.6,

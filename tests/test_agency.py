@@ -265,8 +265,8 @@ def test_an_unreadable_revocation_list_is_an_error_that_names_the_file(agency):
 def test_a_site_loads_its_revocation_list_checked_and_names_a_bad_one(agency, tmp_path):
     from types import SimpleNamespace
 
-    from drivers.configfile import ConfigError
     from agent.identity import load_revocations
+    from drivers.configfile import ConfigError
 
     doc, _ = revoke(agency, "bad.app", now_s=T0)
     path = tmp_path / "revocations.json"

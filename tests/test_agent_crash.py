@@ -98,8 +98,8 @@ asyncio.run(main(sys.argv[1]))
 
 def test_a_latched_weld_survives_sigkill(tmp_path):
     """A power cut right after a weld latched: the charger comes back out of order, relay open."""
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from agent.service import ServiceError
 
     cfg = sim_config(tmp_path, auth="network")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, schema_errors, signer
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing, Policy
+from protocols.signing.beckn import Verifier
 from protocols.signing.detached import sign_object, verify_object
 from protocols.signing.keys import StaticKeyLookup
-from protocols.signing.beckn import Verifier
-from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, schema_errors, signer
 
 
 class World:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 
+from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, signer
+
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.trust import CertificateCache
@@ -17,7 +19,6 @@ from protocols.signing._codec import format_time
 from protocols.signing.beckn import Verifier, parse_signature_header
 from protocols.signing.detached import sign_object, verify_object
 from protocols.signing.keys import StaticKeyLookup
-from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, signer
 
 AGENCY = signer("agency", "a1", 9)
 
@@ -269,13 +270,14 @@ def test_certificate_cache_refusals_are_not_remembered():
 
 
 async def test_node_recognises_a_charger_certificate_yet_refuses_it_when_revoked_or_expired():
+    from test_beckn_fakes import FLAT_TARIFF
+
     from protocols.mqtt.identity import make_identity, memory_agency
     from protocols.mqtt.transport import MqttSettings, MqttTransport
     from protocols.node.client import NetworkNode
     from protocols.signing.agency import CertificateLookup
     from protocols.signing.beckn import frame_message
     from tests.fleet import FleetCharger, fleet_site
-    from test_beckn_fakes import FLAT_TARIFF
 
     clock = Clock()
     agency = memory_agency()

@@ -11,10 +11,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, schema_errors, verifier_for
 
+from agent.bootstrap import open_runtime
 from agent.clock import Clock as RuntimeClock
 from agent.journal import SCHEMA_VERSION, InvalidValue, Journal
-from agent.bootstrap import open_runtime
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.order_record import Transaction
@@ -24,7 +25,6 @@ from protocols.signing.agency import read_agency_public_key
 from protocols.signing.detached import verify_object
 from protocols.signing.keys import StaticKeyLookup
 from protocols.signing.receipt import verify_receipt
-from test_beckn_fakes import NOW_S, Buyer, Clock, FakeCharger, charger_signer, record, schema_errors, verifier_for
 from tests.support import sim_config, wait_until
 
 PROVIDER = "in.test.charger"

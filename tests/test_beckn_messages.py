@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_beckn_fakes import NOW_S, SPECS, schema_errors
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BecknError
-from test_beckn_fakes import NOW_S, SPECS, schema_errors
 
 EXAMPLES = SPECS / "deg-ev-charging-v1" / "examples"
 CERT = {"subscriber_id": "bap.test", "type": "BAP", "signature": {"alg": "ed25519", "key_id": "a|b", "value": "x"}}

@@ -1,11 +1,11 @@
 """End to end: a buyer makes a contract over real HTTP with the real runtime on the simulated board."""
 from __future__ import annotations
 
-
 import pytest
+from test_beckn_fakes import Buyer, record
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.http.bap import BapReceiver
@@ -14,7 +14,6 @@ from protocols.signing.agency import read_agency_public_key
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
 from protocols.signing.receipt import verify_receipt
-from test_beckn_fakes import Buyer, record
 from tests.support import sim_config, wait_until
 
 pytestmark = pytest.mark.asyncio

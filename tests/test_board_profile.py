@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.configfile import ConfigError
-from board.profile import PROFILES_DIR, list_profiles, load_profile
 import tools.cli
+from board.profile import PROFILES_DIR, list_profiles, load_profile
+from drivers.configfile import ConfigError
 
 CM4 = (PROFILES_DIR / "cm4-carrier.toml").read_text()
 SIM = (PROFILES_DIR / "sim.toml").read_text()

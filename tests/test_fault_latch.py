@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.bootstrap import open_runtime
 from agent.clock import Clock
 from agent.journal import FaultStore, Journal, fault_store_path
-from agent.bootstrap import open_runtime
 from agent.service import ServiceError
 from tests.support import sim_config, wait_until
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from protocols.mqtt.transport import MqttSettings, MqttTransport
 from protocols.node.charge import ChargeFlow
@@ -24,13 +24,13 @@ async def bridge_ready(a_url: str, b_url: str, timeout_s: float = 10.0) -> None:
         got = asyncio.Event()
         topic = f"urja/v1/probe/bridge-{tag}"
         receiver = MqttTransport(MqttSettings(brokers=(dst,), client_id=f"probe-rx-{tag}"),
-                                 on_message=lambda t, p, r: got.set())
+                                 on_message=lambda t, p, r, got=got: got.set())
         receiver.subscribe(topic, 1)
         async with receiver, MqttTransport(MqttSettings(brokers=(src,), client_id=f"probe-tx-{tag}")) as sender:
             await receiver.wait_connected(5)
             await sender.wait_connected(5)
 
-            async def keep_probing():
+            async def keep_probing(got=got, topic=topic, sender=sender):
                 while not got.is_set():
                     await sender.publish(topic, b"ping", qos=1)
                     try:

@@ -6,12 +6,12 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
-from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=12),

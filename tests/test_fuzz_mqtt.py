@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.mqtt import framing
 from protocols.signing.keys import Ed25519Signer

@@ -6,6 +6,7 @@ import json
 
 import aiohttp
 from aiohttp import web
+from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record, schema_errors
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
@@ -14,7 +15,6 @@ from protocols.http.serve import serve
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup
-from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record, schema_errors
 
 
 class Net:
@@ -152,8 +152,8 @@ async def test_site_config_http_table_serves_beckn_from_the_runtime(tmp_path):
     """``[http]`` in urja.toml: the runtime starts the endpoints; a search gets a signed ACK or NACK."""
     import aiohttp
 
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from tests.support import sim_config
 
     cfg = sim_config(tmp_path, auth="network", extra_toml='\n[http]\nlisten = "127.0.0.1:0"\n')
@@ -214,8 +214,8 @@ async def test_a_buyer_known_only_to_the_networks_registry_is_answered(tmp_path)
     the registry (``/lookup``), and its signed search gets an ACK and a signed on_search."""
     import base64
 
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from tests.support import sim_config, wait_until
 
     buyer = Buyer(clock=lambda: 0)  # its key is in the registry only

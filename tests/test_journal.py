@@ -9,8 +9,18 @@ import pytest
 
 from agent.core.errors import AgentError
 from agent.journal import (
-    SCHEMA_VERSION, CheckpointPolicy, InvalidValue, Journal, JournalError, ReceiptConflict, SchemaError,
-    SessionClosed, SessionExists, StorageError, UnknownMessage, UnknownSession,
+    SCHEMA_VERSION,
+    CheckpointPolicy,
+    InvalidValue,
+    Journal,
+    JournalError,
+    ReceiptConflict,
+    SchemaError,
+    SessionClosed,
+    SessionExists,
+    StorageError,
+    UnknownMessage,
+    UnknownSession,
 )
 
 AUTH = {"source": "beckn", "contract_id": "ord-42", "limits": {"energy_wh": 20000}}

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from crash import journal_check as jc
 from crash.journal_child import RECEIPT_TOPIC, read_meter, recover
 

@@ -9,11 +9,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from agent.journal import (
-    InvalidValue, Journal, JournalError, ReceiptConflict, SessionClosed, SessionExists, UnknownSession,
+    InvalidValue,
+    Journal,
+    JournalError,
+    ReceiptConflict,
+    SessionClosed,
+    SessionExists,
+    UnknownSession,
 )
 
 SIDS = st.sampled_from(["a", "b", "c", "d"])

@@ -71,7 +71,7 @@ def test_micropython_matches_cpython(path, micropython_sections):
     assert expected, f"{path.name} produced no lines"
     got = micropython_sections.get(path.stem)
     assert got is not None, f"{path.name} printed nothing under MicroPython"
-    for index, (want, have) in enumerate(zip(expected, got)):
+    for index, (want, have) in enumerate(zip(expected, got, strict=False)):  # lengths compared below
         assert have == want, f"{path.name} line {index} differs:\nCPython:     {want}\nMicroPython: {have}"
     assert len(got) == len(expected)
 

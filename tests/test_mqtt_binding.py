@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from agent.journal import Journal
 from protocols.beckn import messages

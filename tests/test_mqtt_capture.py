@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.capture_examples import capture
 from protocols.signing.beckn import parse_frame
 from tests.mqtt_broker import MOSQUITTO, Broker
+from tools.capture_examples import capture
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)")

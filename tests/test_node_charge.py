@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from protocols.mqtt.identity import make_identity
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from protocols.mqtt.transport import MqttSettings, MqttTransport

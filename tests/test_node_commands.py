@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from tests.mqtt_broker import MOSQUITTO, Broker
 from tests.support import sim_config

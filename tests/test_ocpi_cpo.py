@@ -22,8 +22,8 @@ from agent.service import ServiceError
 from protocols.ocpi.cpo import PUSH_TOPIC
 from protocols.ocpi.mapping import Renderer
 from protocols.signing.keys import Ed25519Signer
-from tests.ocpi_support import start_cpo
 from tests.memory_charger import MemoryCharger, socket_connector
+from tests.ocpi_support import start_cpo
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "ocpi-2.2.1"
 

@@ -20,11 +20,11 @@ from tests.emsp_peer.schemas import SPECS_DIR
 if not (SPECS_DIR / "ocpi-2.2.1").is_dir():
     pytest.skip(f"OCPI specs folder missing: {SPECS_DIR / 'ocpi-2.2.1'}", allow_module_level=True)
 
-from agent.clock import Clock  # noqa: E402
 from agent.bootstrap import open_runtime  # noqa: E402
-from tests.ocpi_support import start_cpo  # noqa: E402
+from agent.clock import Clock  # noqa: E402
 from tests.emsp_peer import EmspPeer  # noqa: E402
 from tests.emsp_peer.fuzz import SchemaStrategies  # noqa: E402
+from tests.ocpi_support import start_cpo  # noqa: E402
 from tests.support import sim_config  # noqa: E402
 
 CLIENT_ERRORS = (2000, 2001, 2002, 2003, 2004)

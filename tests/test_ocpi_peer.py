@@ -19,14 +19,14 @@ from tests.emsp_peer.schemas import SPECS_DIR
 if not (SPECS_DIR / "ocpi-2.2.1").is_dir():
     pytest.skip(f"OCPI specs folder missing: {SPECS_DIR / 'ocpi-2.2.1'}", allow_module_level=True)
 
+from agent.bootstrap import open_runtime  # noqa: E402
 from agent.clock import Clock  # noqa: E402
 from agent.config import utc_offset_s  # noqa: E402
-from agent.bootstrap import open_runtime  # noqa: E402
 from agent.core.tariff import Period, price_periods  # noqa: E402
 from protocols.ocpi.errors import OcpiError  # noqa: E402
-from tests.ocpi_support import start_cpo  # noqa: E402
 from tests.emsp_peer import EmspPeer  # noqa: E402
 from tests.emsp_peer.wire import format_dt, parse_dt  # noqa: E402
+from tests.ocpi_support import start_cpo  # noqa: E402
 from tests.support import sim_config, wait_until  # noqa: E402
 
 SPEED = 20  # simulated seconds per real second: a few minutes of charging in a few real seconds
@@ -434,7 +434,7 @@ async def test_sessions_and_cdrs_page_by_page_with_date_filters(charger, peer):
         stop = await peer.command("STOP_SESSION", {"session_id": sid})
         assert stop.result["result"] == "ACCEPTED", stop
         charger.car.unplug()
-        await wait_until(lambda: sid in receipts, what=f"receipt {n}")
+        await wait_until(lambda sid=sid: sid in receipts, what=f"receipt {n}")
     # A network customer's session in between is the site's, not the eMSP's: not counted, not listed.
     charger.car.plug_in()
     view = await rt.start_session(source="contract", reference="order-1")

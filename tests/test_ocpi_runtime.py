@@ -8,8 +8,8 @@ import contextlib
 import aiohttp
 import pytest
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from tests.ocpi_support import start_cpo
 from tests.support import sim_config, wait_until
 from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
@@ -99,8 +99,8 @@ async def test_site_config_ocpi_table_serves_versions_from_the_runtime(tmp_path)
     """``[ocpi]`` in urja.toml: the runtime serves OCPI; a token A from the store is accepted."""
     import aiohttp
 
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from tests.support import sim_config
 
     cfg = sim_config(tmp_path, auth="network", extra_toml='\n[ocpi]\nlisten = "127.0.0.1:0"\n')

@@ -5,7 +5,8 @@ import base64
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.configfile import ConfigError
 from protocols.ocpi.errors import OcpiError

@@ -2,10 +2,10 @@
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.core.offers import (charge_duration_s, energy_for_budget, quote_energy, quote_time,
-                          simulate, time_for_budget)
+from agent.core.offers import charge_duration_s, energy_for_budget, quote_energy, quote_time, simulate, time_for_budget
 from agent.core.tariff import LivePricer, Tariff, TariffError
 
 IST = 19800

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from agent.journal import Journal
-from protocols.outbox import Outcome, OutboxPump, backoff_s
+from protocols.outbox import OutboxPump, Outcome, backoff_s
 from tests.support import wait_until
 
 

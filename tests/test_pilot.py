@@ -8,7 +8,6 @@ import pytest
 from drivers.pilot import LinuxPilot, NonePilot, PilotError, PilotEvent, SimPilot, classify
 from drivers.relay import SimRelay
 
-
 # ----- SimPilot and its car ---------------------------------------------------------------
 
 async def test_sim_car_script_walks_the_states():

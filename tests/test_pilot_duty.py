@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.pilot import current_for_duty, duty_for_current, effective_current
 from drivers.pilot.duty import DutyRangeError

@@ -18,10 +18,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, verifier_for
 
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp
-from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, verifier_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXAMPLES = DOCS / "examples"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import Clock
 from agent.bootstrap import open_runtime
+from agent.clock import Clock
 from agent.core.safety import SafetySettings
 from agent.service import ServiceError
 from protocols.signing.agency import read_agency_public_key
@@ -161,8 +161,8 @@ async def test_a_dead_task_latches_a_fault_and_opens_the_relay(tmp_path):
 async def test_a_failing_relay_command_opens_latches_and_answers_the_caller(tmp_path):
     """A relay or journal failure while carrying out commands must not kill the dispatcher:
     the relay is opened, a fault latches, and the caller waiting on its event gets the error."""
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from tests.support import sim_config, wait_until
 
     cfg = sim_config(tmp_path, auth="network")
@@ -301,7 +301,7 @@ async def test_after_key_rotation_the_certified_key_signs_until_its_certificate_
             view = await rt.start_session(source="contract", reference="order-r", energy_limit_wh=20)
             await wait_until(lambda: rt.core.stop_reason is not None, timeout_s=20, what="energy limit")
             rt.board.sim.car.unplug()
-            await wait_until(lambda: rt.receipt(view.session_id) is not None, what="receipt")
+            await wait_until(lambda view=view: rt.receipt(view.session_id) is not None, what="receipt")
             assert rt.safety.latched_fault is None
     for _, receipt in receipts:
         verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key), require_ocmf=True)

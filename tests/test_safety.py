@@ -6,8 +6,19 @@ import pytest
 from agent.core.auth import Authorization
 from agent.core.errors import AgentError
 from agent.core.safety import FaultPersists, SafetyConfigError, SafetySettings, SafetySupervisor
-from agent.core.session import (AuthGranted, CloseRelay, Fault, JournalRecord, LocalReset, MeterReading, OpenRelay,
-                           PilotChanged, RelayFeedback, Session, SessionSettings)
+from agent.core.session import (
+    AuthGranted,
+    CloseRelay,
+    Fault,
+    JournalRecord,
+    LocalReset,
+    MeterReading,
+    OpenRelay,
+    PilotChanged,
+    RelayFeedback,
+    Session,
+    SessionSettings,
+)
 
 
 def charging_rig(mode="pilot", **safety):

@@ -13,9 +13,24 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from agent.core.auth import Authorization
 from agent.core.errors import AgentError
 from agent.core.safety import SafetySupervisor
-from agent.core.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, LimitReached, LocalReset,
-                           MeterReading, OpenRelay, PilotChanged, RelayFeedback, ScheduleTimer, Session,
-                           SessionSettings, StopRequested, TimerFired)
+from agent.core.session import (
+    AuthGranted,
+    AuthRevoked,
+    CancelTimer,
+    CloseRelay,
+    Fault,
+    LimitReached,
+    LocalReset,
+    MeterReading,
+    OpenRelay,
+    PilotChanged,
+    RelayFeedback,
+    ScheduleTimer,
+    Session,
+    SessionSettings,
+    StopRequested,
+    TimerFired,
+)
 
 METER_TIMEOUT_MS = 5000
 

@@ -4,11 +4,31 @@ from __future__ import annotations
 import pytest
 
 from agent.core.auth import Authorization
-from agent.core.session import (AuthGranted, AuthRevoked, CancelTimer, CloseRelay, Fault, JournalRecord,
-                           LimitReached, LocalReset, MeterReading, OpenRelay, PilotChanged, PublishStatus,
-                           ScheduleTimer, Session, SessionError, SessionSettings, SetOfferedCurrent,
-                           StopRequested, TimerFired, LIMIT_TIMER, PLUG_HOLD_TIMER, FINISH_HOLD_TIMER)
 from agent.core.safety import SafetySupervisor
+from agent.core.session import (
+    FINISH_HOLD_TIMER,
+    LIMIT_TIMER,
+    PLUG_HOLD_TIMER,
+    AuthGranted,
+    AuthRevoked,
+    CancelTimer,
+    CloseRelay,
+    Fault,
+    JournalRecord,
+    LimitReached,
+    LocalReset,
+    MeterReading,
+    OpenRelay,
+    PilotChanged,
+    PublishStatus,
+    ScheduleTimer,
+    Session,
+    SessionError,
+    SessionSettings,
+    SetOfferedCurrent,
+    StopRequested,
+    TimerFired,
+)
 
 
 class Rig:

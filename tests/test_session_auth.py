@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from agent.core.auth import Authorization, AuthError, Authorizer
+from agent.core.auth import AuthError, Authorization, Authorizer
 
 
 def make(**kwargs):

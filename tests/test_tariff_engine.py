@@ -2,12 +2,23 @@
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.core.errors import AgentError
-from agent.core.tariff import (LivePricer, Period, SessionPricer, Tariff, TariffError, capped,
-                          civil_from_days, days_from_civil, local_parts, parse_fixed,
-                          price_periods)
+from agent.core.tariff import (
+    LivePricer,
+    Period,
+    SessionPricer,
+    Tariff,
+    TariffError,
+    capped,
+    civil_from_days,
+    days_from_civil,
+    local_parts,
+    parse_fixed,
+    price_periods,
+)
 from agent.tariff_file import zone_offset
 
 IST = 19800
@@ -573,7 +584,7 @@ def test_live_equals_batch(which, start, readings, tail):
         samples.append((now, meter, charging, power_w, current_ma))
         live.reading(now, meter, power_w=power_w, current_ma=current_ma, charging=charging)
     periods = []
-    for (t0, e0, ch, p, c), (t1, e1, _, _, _) in zip(samples, samples[1:]):
+    for (t0, e0, ch, p, c), (t1, e1, _, _, _) in zip(samples, samples[1:], strict=False):
         periods.append(Period(t0, e1 - e0, t1 - t0 if ch else 0, 0 if ch else t1 - t0,
                               c, c, p, p))
     assert live.breakdown() == price_periods(t, periods, IST, start_s=samples[0][0])

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.tariff import Tariff, price_periods
-from agent.tariff_file import (load_tariff_file, periods_from_cdr, tariff_from_toml,
-                               tariff_to_toml, zone_offset)
+from agent.tariff_file import load_tariff_file, periods_from_cdr, tariff_from_toml, tariff_to_toml, zone_offset
 from drivers.configfile import ConfigError
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "tariffs"

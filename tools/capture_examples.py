@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float = 20.0) -> list[Path]:
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
     from agent.config import load_config
     from protocols.mqtt.identity import make_identity
     from protocols.mqtt.stack import ChargerNetwork, NetworkConfig

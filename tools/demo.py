@@ -18,9 +18,9 @@ def say(text: str) -> None:
 
 
 async def run_local_demo(folder: Path, *, speed: float, limit_wh: int, keep_running: bool) -> int:
+    from agent.bootstrap import open_runtime
     from agent.clock import Clock
     from agent.config import load_config
-    from agent.bootstrap import open_runtime
     from protocols.signing.agency import read_agency_public_key
     from protocols.signing.errors import ProtocolError
     from protocols.signing.receipt import verify_receipt

@@ -67,8 +67,8 @@ def run_handler(args: argparse.Namespace) -> int:
 
 
 async def _run(config, args) -> int:
-    from agent.clock import Clock
     from agent.bootstrap import open_runtime
+    from agent.clock import Clock
 
     stop = asyncio.Event()
     install_stop(stop)

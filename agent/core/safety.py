@@ -140,7 +140,7 @@ class SafetySupervisor:
             self._boot(out, now_ms)
         return out
 
-    def handle(self, event):
+    def handle(self, event):  # noqa: C901
         """Feed one event; returns the commands to carry out, in order, relay first."""
         session = self.session
         session.validate(event)

@@ -77,18 +77,51 @@ in siblings: ``session_states`` (state, pilot and timer names, ``SessionError``)
 limits) and ``session_socket`` (socket-mode detection by current).
 """
 
-from agent.core.session_commands import (CancelTimer, CloseRelay, Command, JournalRecord, OpenRelay,
-                                         PublishStatus, ScheduleTimer, SetOfferedCurrent)
-from agent.core.session_events import (AuthGranted, AuthRevoked, Event, Fault, GateChanged, LimitReached,
-                                       LocalReset, MeterReading, PilotChanged, RelayFeedback,
-                                       StopRequested, TimerFired)
+from agent.core.session_commands import (
+    CancelTimer,
+    CloseRelay,
+    Command,
+    JournalRecord,
+    OpenRelay,
+    PublishStatus,
+    ScheduleTimer,
+    SetOfferedCurrent,
+)
+from agent.core.session_events import (
+    AuthGranted,
+    AuthRevoked,
+    Event,
+    Fault,
+    GateChanged,
+    LimitReached,
+    LocalReset,
+    MeterReading,
+    PilotChanged,
+    RelayFeedback,
+    StopRequested,
+    TimerFired,
+)
 from agent.core.session_limits import SessionLimits
 from agent.core.session_settings import SessionSettings
 from agent.core.session_socket import SocketDetection
-from agent.core.session_states import (AUTHORIZED_WAITING_FOR_CAR, CHARGING, FAULTED, FINISH_HOLD_TIMER,
-                                       FINISHED, FINISHING, IDLE, LIMIT_TIMER, MODES, PILOT_STATES,
-                                       PLUG_HOLD_TIMER, PLUGGED_WAITING_FOR_AUTH, STATES, SUSPENDED_EV,
-                                       SUSPENDED_EVSE, SessionError)
+from agent.core.session_states import (
+    AUTHORIZED_WAITING_FOR_CAR,
+    CHARGING,
+    FAULTED,
+    FINISH_HOLD_TIMER,
+    FINISHED,
+    FINISHING,
+    IDLE,
+    LIMIT_TIMER,
+    MODES,
+    PILOT_STATES,
+    PLUG_HOLD_TIMER,
+    PLUGGED_WAITING_FOR_AUTH,
+    STATES,
+    SUSPENDED_EV,
+    SUSPENDED_EVSE,
+    SessionError,
+)
 
 __all__ = [
     "AUTHORIZED_WAITING_FOR_CAR", "CHARGING", "FAULTED", "FINISHED", "FINISHING", "FINISH_HOLD_TIMER", "IDLE",

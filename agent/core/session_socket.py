@@ -7,8 +7,14 @@ stays above ``plug_current_a`` for ``plug_hold_ms`` and as finished once it stay
 """
 
 from agent.core.session_commands import JournalRecord
-from agent.core.session_states import (AUTHORIZED_WAITING_FOR_CAR, CHARGING, FINISH_HOLD_TIMER,
-                                       PLUG_HOLD_TIMER, SUSPENDED_EV, SUSPENDED_EVSE)
+from agent.core.session_states import (
+    AUTHORIZED_WAITING_FOR_CAR,
+    CHARGING,
+    FINISH_HOLD_TIMER,
+    PLUG_HOLD_TIMER,
+    SUSPENDED_EV,
+    SUSPENDED_EVSE,
+)
 
 
 class SocketDetection:

@@ -140,10 +140,8 @@ Modules
 from agent.core.live_pricer import LivePricer
 from agent.core.tariff_breakdown import CostBreakdown, capped
 from agent.core.tariff_calendar import DAYS, civil_from_days, days_from_civil, local_parts, offset_at
-from agent.core.tariff_model import (DIMENSIONS, ENERGY, FLAT, PARKING_TIME, TIME, Component, Period,
-                                     Tariff)
-from agent.core.tariff_numbers import (U_PER_UNIT, TariffError, format_fixed, minor_unit_digits,
-                                       parse_fixed)
+from agent.core.tariff_model import DIMENSIONS, ENERGY, FLAT, PARKING_TIME, TIME, Component, Period, Tariff
+from agent.core.tariff_numbers import U_PER_UNIT, TariffError, format_fixed, minor_unit_digits, parse_fixed
 from agent.core.tariff_pricer import SessionPricer, price_periods
 from agent.core.tariff_restrictions import RESERVATION, RESERVATION_EXPIRES, Restrictions
 

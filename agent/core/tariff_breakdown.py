@@ -4,8 +4,7 @@ The breakdown is the one place figures are rounded (rounding rule in ``agent.cor
 docstring), so the display, the signed receipt and the CDR all show the same numbers.
 """
 
-from agent.core.tariff_numbers import (COST_DEN, U_PER_UNIT, VAT_SCALE, TariffError, format_fixed,
-                                       round_half_up)
+from agent.core.tariff_numbers import COST_DEN, U_PER_UNIT, VAT_SCALE, TariffError, format_fixed, round_half_up
 
 
 class CostBreakdown:

@@ -103,7 +103,7 @@ class Period:
 class Tariff:
     """A validated OCPI 2.2.1 Tariff, ready to price periods."""
 
-    def __init__(self, data):
+    def __init__(self, data):  # noqa: C901
         if not isinstance(data, dict):
             raise TariffError("", "a tariff must be a JSON object")
         self.data = data

@@ -68,7 +68,7 @@ def parse_fixed(value, places, field, allow_negative=False):
         try:
             exponent = int(exp_text)
         except ValueError:
-            raise TariffError(field, "not a decimal number: " + repr(value))
+            raise TariffError(field, "not a decimal number: " + repr(value)) from None
     if "." in text:
         whole, frac = text.split(".", 1)
     else:

@@ -75,7 +75,7 @@ class Restrictions:
             return None
         return parse_fixed(value, places, field + "." + key)
 
-    def matches(self, sod, day, weekday, energy_wh, duration_s, period):
+    def matches(self, sod, day, weekday, energy_wh, duration_s, period):  # noqa: C901
         """Whether the element is active for a period starting at local ``sod`` on ``day``."""
         start, end = self.start_sod, self.end_sod
         if start is not None and end is not None:

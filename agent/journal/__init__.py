@@ -61,8 +61,17 @@ Modules: ``store`` (``Journal``: opening, the write transaction, housekeeping), 
 ``receipts`` (with ``reconcile``), ``outbox``, ``orders``, ``schema``, ``records``, ``values``,
 ``errors`` and ``faults`` (``FaultStore``). Everything is imported from this package.
 """
-from agent.journal.errors import (InvalidValue, JournalError, ReceiptConflict, SchemaError, SessionClosed,
-                                  SessionExists, StorageError, UnknownMessage, UnknownSession)
+from agent.journal.errors import (
+                                  InvalidValue,
+                                  JournalError,
+                                  ReceiptConflict,
+                                  SchemaError,
+                                  SessionClosed,
+                                  SessionExists,
+                                  StorageError,
+                                  UnknownMessage,
+                                  UnknownSession,
+)
 from agent.journal.faults import FaultStore, LatchedFault, fault_store_path
 from agent.journal.records import CheckpointPolicy, OrderRecord, OutboxEntry, SessionRecord
 from agent.journal.schema import PAGE_SIZE, SCHEMA_VERSION

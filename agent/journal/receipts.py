@@ -129,7 +129,7 @@ class JournalReceipts:
                     break
             now_s = self._clock()
 
-            def work(conn):
+            def work(conn, made=made, now_s=now_s):  # bound now: defined anew each round
                 for session_id, blob in made:
                     conn.execute("INSERT INTO receipts (session_id, receipt, created_s) VALUES (?, ?, ?)",
                                  (session_id, blob, now_s))

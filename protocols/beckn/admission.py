@@ -94,7 +94,7 @@ class AdmissionMixin:
             headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
         return Reply(m.nack(exc.code, exc.reason, exc.path), [], exc.http_status, headers)
 
-    async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:
+    async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:  # noqa: C901
         if action not in self._handlers:
             raise BecknError("40001", f"action {action!r} is not served here (allowed: "
                                       f"{', '.join(m.REQUEST_ACTIONS)})", kind="unknown-action", http_status=404)

@@ -164,7 +164,7 @@ class OrderBookMixin:
         if tx_id in self._txs or len(self._txs) < self.max_transactions:
             return
         now_s = self.clock()
-        for tid, tx in self._txs.items():
+        for tx in self._txs.values():
             if self._evictable(tx, now_s):
                 return
         raise BecknError(BUSINESS_ERROR, "too many open transactions; retry later", kind="busy", http_status=503)

@@ -249,7 +249,7 @@ def _certificate(groups: Any, path: str) -> dict | None:
     return doc
 
 
-def _parse_search(msg: dict, currency: str) -> SearchIntent:
+def _parse_search(msg: dict, currency: str) -> SearchIntent:  # noqa: C901
     intent = _obj(msg.get("intent"), "message.intent")
     gps = radius_m = connector = min_power_w = price = start_s = end_s = energy_wh = None
     ful = _obj(intent.get("fulfillment"), "message.intent.fulfillment", required=False)
@@ -299,7 +299,7 @@ def _parse_search(msg: dict, currency: str) -> SearchIntent:
     return SearchIntent(gps, radius_m, connector, min_power_w, price, start_s, end_s, energy_wh)
 
 
-def _parse_order(msg: dict, action: str, currency: str) -> OrderAsk:
+def _parse_order(msg: dict, action: str, currency: str) -> OrderAsk:  # noqa: C901
     order = _obj(msg.get("order"), "message.order")
     order_id = _ident(order.get("id"), "message.order.id", required=False)
     provider = _obj(order.get("provider"), "message.order.provider")

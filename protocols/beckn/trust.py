@@ -20,7 +20,6 @@ from protocols.signing.agency import verify_certificate, verify_revocations
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import KeyLookup, PublicKeyRecord
 
-
 BUYER_TYPES = ("BAP", "BPP")
 
 

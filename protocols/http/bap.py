@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from protocols.http.serve import action_app, serve
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BecknError
+from protocols.http.serve import action_app, serve
 from protocols.signing.beckn import AUTHORIZATION, Verifier, www_authenticate
 from protocols.signing.errors import SignatureError
 

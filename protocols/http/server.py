@@ -28,12 +28,12 @@ import random as _random
 
 import aiohttp
 from aiohttp import web
-from agent.aio import cancel_and_wait
-from protocols.http.serve import action_app, serve
 
+from agent.aio import cancel_and_wait
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
-from protocols.outbox import Outcome, OutboxPump
+from protocols.http.serve import action_app, serve
+from protocols.outbox import OutboxPump, Outcome
 
 log = logging.getLogger("urja.http")
 OUTBOX_PREFIX = "http/"  # this binding's topics in the journal's outbox

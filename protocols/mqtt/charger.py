@@ -23,9 +23,9 @@ The provider contract this binding programs against (``protocols.beckn`` provide
 from __future__ import annotations
 
 import asyncio
-import logging
 import inspect
 import json
+import logging
 import random as _random
 from collections import OrderedDict
 from typing import Any, Callable
@@ -36,7 +36,7 @@ from protocols.errors import ProtocolError
 from protocols.mqtt import framing
 from protocols.mqtt.topics import Topics, check_subscriber_id
 from protocols.mqtt.transport import MqttTransport, TransportError
-from protocols.outbox import Outcome, OutboxPump
+from protocols.outbox import OutboxPump, Outcome
 from protocols.signing.beckn import frame_message
 
 DEFAULT_TTL_S = messages.DEFAULT_TTL_S

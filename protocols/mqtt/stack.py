@@ -32,7 +32,7 @@ from protocols.beckn.bpp import Bpp
 from protocols.beckn.policy import Policy
 from protocols.beckn.trust import buyer_lookup, registry_url
 from protocols.mqtt.charger import ChargerLink
-from protocols.mqtt.topics import DEFAULT_ROOT, Topics, TopicError, check_root
+from protocols.mqtt.topics import DEFAULT_ROOT, TopicError, Topics, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
 from protocols.signing.beckn import Verifier
 from protocols.signing.keys import StaticKeyLookup, signer_at

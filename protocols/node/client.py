@@ -32,7 +32,6 @@ from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer
 from protocols.signing.receipt import ReceiptCheck, verify_receipt
 
-
 MAX_CERT_TEXTS = 4096
 
 

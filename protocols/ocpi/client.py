@@ -11,8 +11,7 @@ import json
 
 import aiohttp
 
-from protocols.ocpi.errors import (NO_MATCHING_ENDPOINTS, UNABLE_TO_USE_CLIENT_API, UNSUPPORTED_VERSION,
-                                   PartnerError)
+from protocols.ocpi.errors import NO_MATCHING_ENDPOINTS, UNABLE_TO_USE_CLIENT_API, UNSUPPORTED_VERSION, PartnerError
 from protocols.ocpi.wire import VERSION, auth_header
 
 MAX_RESPONSE_BYTES = 1 << 20

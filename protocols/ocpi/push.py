@@ -12,7 +12,7 @@ import logging
 
 from protocols.ocpi.errors import PartnerError
 from protocols.ocpi.store import Party
-from protocols.outbox import Outcome, OutboxPump
+from protocols.outbox import OutboxPump, Outcome
 
 log = logging.getLogger("urja.ocpi")
 CDR_CATCH_UP_S = 2 * 86400  # at start, CDRs of sessions ended this recently are queued if missing

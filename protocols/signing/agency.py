@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from protocols.signing._codec import b64decode, b64encode, format_time, parse_time
 from protocols.signing.detached import load_json, sign_object, verify_object
 from protocols.signing.errors import KeyringError, SignatureError
-from protocols.signing.ocmf import load_metering_public_key
 from protocols.signing.keys import (
     Ed25519Signer,
     PublicKeyRecord,
@@ -37,6 +36,7 @@ from protocols.signing.keys import (
     _write_private,
     _write_public,
 )
+from protocols.signing.ocmf import load_metering_public_key
 
 AGENCY_FILE = "agency.json"
 AGENCY_KEY_FILE = "agency.signing.pem"

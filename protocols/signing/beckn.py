@@ -79,7 +79,7 @@ class SignatureParams:
     signature: bytes
 
 
-def parse_signature_header(value: object) -> SignatureParams:
+def parse_signature_header(value: object) -> SignatureParams:  # noqa: C901
     """Parse a ``Signature ...`` header value, refusing anything not exactly as specified."""
     if not isinstance(value, str):
         raise SignatureError("header-missing", "no signature header")

@@ -147,7 +147,7 @@ def _section(text: str, name: str) -> dict:
     return value
 
 
-def verify_ocmf(document: object, public_key: ec.EllipticCurvePublicKey | str) -> OcmfDocument:
+def verify_ocmf(document: object, public_key: ec.EllipticCurvePublicKey | str) -> OcmfDocument:  # noqa: C901
     """Check the signature over the exact payload bytes and the shape of the readings."""
     if isinstance(public_key, str):
         public_key = load_metering_public_key(public_key)

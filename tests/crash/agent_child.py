@@ -13,9 +13,9 @@ import sys
 
 
 async def main(config_path: str, speed: float, reconcile_only: bool) -> int:
+    from agent.bootstrap import open_runtime
     from agent.clock import Clock
     from agent.config import load_config
-    from agent.bootstrap import open_runtime
 
     config = load_config(config_path)
     async with open_runtime(config, clock=Clock(speed=speed)) as rt:

@@ -65,11 +65,11 @@ def snapshot(path) -> Snapshot:
             return Snapshot(str(path), integrity, version, [], {}, [])
         columns = ("session_id", "seq", "connector_id", "start_wh", "start_time_s", "stop_wh",
                    "stop_time_s", "stop_reason", "meter_serial")
-        sessions = [dict(zip(columns, r)) for r in conn.execute(
+        sessions = [dict(zip(columns, r, strict=True)) for r in conn.execute(
             f"SELECT {', '.join(columns)} FROM sessions ORDER BY seq")]
         receipts = {r[0]: bytes(r[1]) for r in conn.execute("SELECT session_id, receipt FROM receipts")}
         out_cols = ("id", "topic", "payload", "dedup_key", "attempts", "acked_s")
-        outbox = [dict(zip(out_cols, r)) for r in conn.execute(
+        outbox = [dict(zip(out_cols, r, strict=True)) for r in conn.execute(
             f"SELECT {', '.join(out_cols)} FROM outbox ORDER BY id")]
         checkpoints: dict[str, list] = {}
         for session_id, time_s, energy_wh in conn.execute(

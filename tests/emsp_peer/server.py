@@ -22,10 +22,19 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.emsp_peer.wire import (STATUS_CLIENT_ERROR, STATUS_INVALID_PARAMS, STATUS_NOT_ENOUGH_INFO,
-                                  STATUS_OK, STATUS_UNKNOWN_LOCATION, STATUS_UNKNOWN_TOKEN, envelope,
-                                  format_dt, parse_dt, token_candidates)
 from tests.emsp_peer.schemas import OcpiSpec
+from tests.emsp_peer.wire import (
+    STATUS_CLIENT_ERROR,
+    STATUS_INVALID_PARAMS,
+    STATUS_NOT_ENOUGH_INFO,
+    STATUS_OK,
+    STATUS_UNKNOWN_LOCATION,
+    STATUS_UNKNOWN_TOKEN,
+    envelope,
+    format_dt,
+    parse_dt,
+    token_candidates,
+)
 
 VERSION = "2.2.1"
 MAX_BODY_BYTES = 1 << 20
@@ -315,7 +324,7 @@ class EmspServer:
         if old and new and parse_dt(new) < parse_dt(old):
             self.out_of_order.append(f"{what}: last_updated {new} older than stored {old}")
 
-    async def _locations(self, request, rest, what):
+    async def _locations(self, request, rest, what):  # noqa: C901
         method = request.method
         if len(rest) not in (3, 4, 5):
             raise _Refusal(404, STATUS_CLIENT_ERROR, "locations receiver needs /{cc}/{party}/{location}[/{evse}[/{connector}]]")

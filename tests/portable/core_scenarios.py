@@ -6,11 +6,23 @@ making the whole independent of dict ordering. Floats are printed as integer tho
 the two interpreters print floats differently.
 """
 
-from agent.core.auth import Authorization, Authorizer, AuthError
+from agent.core.auth import AuthError, Authorization, Authorizer
 from agent.core.errors import AgentError
 from agent.core.safety import SafetySettings, SafetySupervisor
-from agent.core.session import (AuthGranted, AuthRevoked, Fault, LimitReached, LocalReset, MeterReading,
-                           PilotChanged, RelayFeedback, Session, SessionSettings, StopRequested, TimerFired)
+from agent.core.session import (
+    AuthGranted,
+    AuthRevoked,
+    Fault,
+    LimitReached,
+    LocalReset,
+    MeterReading,
+    PilotChanged,
+    RelayFeedback,
+    Session,
+    SessionSettings,
+    StopRequested,
+    TimerFired,
+)
 
 
 def _value(value):
