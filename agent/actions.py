@@ -38,9 +38,9 @@ class RuntimeActions:
 
     async def start_session(self, *, source: str, reference: str, token: str | None = None,  # noqa: C901
                             connector_id: str | None = None, energy_limit_wh: int | None = None,
-                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
+                            money_limit_paise: int | None = None, time_limit_s: int | None = None,
                             departure_s: float | None = None, reservation_id: str | None = None,
-                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+                            paid_paise: int | None = None, acceptance_digest: str | None = None) -> SessionView:
         self._check_startable(connector_id)
         held = self._reservation
         if held is not None:
@@ -50,8 +50,8 @@ class RuntimeActions:
         limits = {}
         if energy_limit_wh is not None:
             limits["energy_limit_wh"] = int(energy_limit_wh)
-        if money_limit_minor is not None:
-            limits["money_limit_paise"] = int(money_limit_minor)
+        if money_limit_paise is not None:
+            limits["money_limit_paise"] = int(money_limit_paise)
         if time_limit_s is not None:
             limits["time_limit_ms"] = int(time_limit_s * 1000)
         if departure_s is not None:
@@ -74,7 +74,7 @@ class RuntimeActions:
             raise
         except AgentError as exc:
             raise ServiceError(str(exc), code=ServiceError.REJECTED) from None
-        meta = SessionMeta(source=source, reference=reference, token=token, paid_minor=paid_minor,
+        meta = SessionMeta(source=source, reference=reference, token=token, paid_paise=paid_paise,
                      acceptance_digest=acceptance_digest, reservation_id=reservation_id)
         try:
             await self.post_and_wait(lambda t: self._grant(auth, meta, t))

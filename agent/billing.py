@@ -59,7 +59,7 @@ class RuntimeBilling:
         if cost is None:
             cost = self._priced(rec, meta)[0]
         auth = rec.auth or {}
-        paid = auth.get("paid_minor")
+        paid = auth.get("paid_paise", auth.get("paid_minor"))  # journals before 0.2 say "paid_minor"
         parts = _receipt_parts(cost)
         now_s = self.clock.wall_s()
         entry = self.identity.entry(now_s)
@@ -87,7 +87,7 @@ class RuntimeBilling:
             # whole total is due (a signed receipt must not say "paid" for money never received).
             paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else 0,
             issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
-            waived_paise=max(0, cost.uncapped_minor - cost.paid_minor))
+            waived_paise=max(0, cost.uncapped_paise - cost.total_paise))
         return json.dumps(receipt, sort_keys=True)
 
     def _cost_paise(self, energy_wh: int, elapsed_ms: int, idle_ms: int) -> int:
@@ -98,7 +98,7 @@ class RuntimeBilling:
             offset = utc_offset_s(self.config.place.timezone, self.clock.wall_s())
             start = int(self.clock.wall_s())
             return price_periods(self._tariff, [Period(start, energy_wh, max(0, (elapsed_ms - idle_ms) // 1000),
-                                                       idle_ms // 1000)], offset).paid_minor
+                                                       idle_ms // 1000)], offset).total_paise
         live = meta.pricer
         base: SessionPricer = live.pricer.copy()
         done_s = base.elapsed_s
@@ -107,14 +107,14 @@ class RuntimeBilling:
         extra_s = max(0, total_s - done_s)
         extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
         base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
-        return base.breakdown().paid_minor
+        return base.breakdown().total_paise
 
 
 def _parking_so_far(pricer: SessionPricer) -> int:
     return pricer.dims[PARKING_TIME].volume
 
 
-def _to_minor(value_u: int, digits: int) -> int:
+def _to_paise(value_u: int, digits: int) -> int:
     step = 10 ** (4 - digits)
     return (value_u + step // 2) // step
 
@@ -140,13 +140,13 @@ def _receipt_parts(cost) -> dict:
     """
     digits = cost.minor_digits
     parts = {
-        "energy": _to_minor(cost.energy_excl_u, digits),
-        "time": _to_minor(cost.time_excl_u + cost.reservation_time_excl_u, digits),
-        "parking": _to_minor(cost.parking_excl_u, digits),
-        "flat": _to_minor(cost.flat_excl_u + cost.reservation_flat_excl_u, digits),
+        "energy": _to_paise(cost.energy_excl_u, digits),
+        "time": _to_paise(cost.time_excl_u + cost.reservation_time_excl_u, digits),
+        "parking": _to_paise(cost.parking_excl_u, digits),
+        "flat": _to_paise(cost.flat_excl_u + cost.reservation_flat_excl_u, digits),
     }
-    total = cost.paid_minor
-    tax = min(total, _to_minor(cost.total_vat_u, digits))
+    total = cost.total_paise
+    tax = min(total, _to_paise(cost.total_vat_u, digits))
     excess = sum(parts.values()) - (total - tax)
     if excess < 0:  # clamped up (min_price) or rounded down: the difference is energy
         parts["energy"] -= excess

@@ -526,7 +526,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
         self.journal.start_session(
             sid, connector_id=int(CONNECTOR_ID),
             auth={"source": meta.source, "reference": meta.reference, "token": meta.token,
-                  "auth_id": auth.auth_id if auth else None, "paid_minor": meta.paid_minor,
+                  "auth_id": auth.auth_id if auth else None, "paid_paise": meta.paid_paise,
                   "acceptance_digest": meta.acceptance_digest,
                   "limits": auth.limits() if auth else {}},
             start_wh=start_wh, start_time_s=now_s, meter_serial=self._meter_serial(),

@@ -8,8 +8,9 @@ or simulated board; protocol tests may use any other implementation that passes 
 behaviour, but end-to-end tests run against the runtime.
 
 All times here are wall-clock epoch seconds (floats); money is integers in 1/10,000 of the
-currency unit (``*_u``) or in the currency's minor unit (``*_minor``, paise for INR), as in
-``agent.core.tariff``. Energy is integer Wh.
+currency unit (``*_u``) or in the currency's minor unit (``*_paise``: paise for INR, the cent
+of another currency), as in ``agent.core.tariff``: one name per quantity, everywhere. Energy is
+integer Wh.
 
 CPython only (it is the edge the protocols bind to), so it may use typing.
 """
@@ -170,13 +171,13 @@ class ChargerService:
     # --- actions -------------------------------------------------------------------------
     async def start_session(self, *, source: str, reference: str, token: str | None = None,
                             connector_id: str | None = None, energy_limit_wh: int | None = None,
-                            money_limit_minor: int | None = None, time_limit_s: int | None = None,
+                            money_limit_paise: int | None = None, time_limit_s: int | None = None,
                             departure_s: float | None = None, reservation_id: str | None = None,
-                            paid_minor: int | None = None, acceptance_digest: str | None = None) -> SessionView:
+                            paid_paise: int | None = None, acceptance_digest: str | None = None) -> SessionView:
         """Authorize charging on a connector (``source`` as in ``agent.core.auth.SOURCES``;
         ``reference`` is the contract/order id or OCPI session request id the caller tracks).
 
-        ``paid_minor`` is what the buyer already paid (prepaid network orders; the receipt states
+        ``paid_paise`` is what the buyer already paid (prepaid network orders; the receipt states
         the refund due); ``acceptance_digest`` is the digest of the buyer's signed acceptance
         (the Beckn ``confirm`` body), bound into the receipt."""
         raise NotImplementedError

@@ -20,7 +20,7 @@ class SessionMeta:
     source: str | None = None
     reference: str | None = None
     token: str | None = None
-    paid_minor: int | None = None
+    paid_paise: int | None = None
     acceptance_digest: str | None = None
     start_s: float | None = None
     start_wh: int | None = None

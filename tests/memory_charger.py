@@ -72,7 +72,7 @@ class MemoryCharger(ChargerService):
         self._conns: dict[str, ConnectorView] = {c.connector_id: ConnectorView(**c.as_dict()) for c in connectors}
         self._new_session_id = new_session_id
         self._sessions: dict[str, SessionView] = {}
-        self._paid_minor: dict[str, int | None] = {}
+        self._paid_paise: dict[str, int | None] = {}
         self._acceptance: dict[str, str | None] = {}
         self._reservations: dict[str, tuple[str, float]] = {}
         self._receipts: dict[str, dict] = {}
@@ -136,11 +136,11 @@ class MemoryCharger(ChargerService):
 
     # --- actions -------------------------------------------------------------------------
     async def start_session(self, *, source, reference, token=None, connector_id=None, energy_limit_wh=None,
-                            money_limit_minor=None, time_limit_s=None, departure_s=None, reservation_id=None,
-                            paid_minor=None, acceptance_digest=None) -> SessionView:
+                            money_limit_paise=None, time_limit_s=None, departure_s=None, reservation_id=None,
+                            paid_paise=None, acceptance_digest=None) -> SessionView:
         self._log("start", source, reference, token, connector_id)
-        self.start_kwargs = {"energy_limit_wh": energy_limit_wh, "money_limit_minor": money_limit_minor,
-                             "time_limit_s": time_limit_s, "paid_minor": paid_minor,
+        self.start_kwargs = {"energy_limit_wh": energy_limit_wh, "money_limit_paise": money_limit_paise,
+                             "time_limit_s": time_limit_s, "paid_paise": paid_paise,
                              "acceptance_digest": acceptance_digest, "reservation_id": reservation_id}
         if self.refuse_with:
             raise ServiceError("refused", code=self.refuse_with)
@@ -156,11 +156,11 @@ class MemoryCharger(ChargerService):
         view = SessionView(session_id=self._new_session_id(n), connector_id=c.connector_id, evse_uid=c.evse_uid,
                            auth_id=f"A{n}", source=source, token=token, reference=reference, status="PENDING",
                            state="authorized", start_s=now, start_wh=self._meter_wh, energy_wh=0, power_w=0,
-                           limits={"energy_limit_wh": energy_limit_wh, "money_limit_minor": money_limit_minor},
+                           limits={"energy_limit_wh": energy_limit_wh, "money_limit_paise": money_limit_paise},
                            periods=[], last_updated_s=now, currency=self._tariff.get("currency", "INR"),
                            tariff_id=self._tariff.get("id"), meter_serial=self.meter_serial, meter_model="sim")
         self._sessions[view.session_id] = view
-        self._paid_minor[view.session_id] = paid_minor
+        self._paid_paise[view.session_id] = paid_paise
         self._acceptance[view.session_id] = acceptance_digest
         self._notify("session", view)
         c.session_id = view.session_id
@@ -283,8 +283,8 @@ class MemoryCharger(ChargerService):
     def _receipt(self, v: SessionView) -> dict:
         """A receipt of the runtime's shape, signed the same way (detached, over canonical JSON);
         its cost lines are the breakdown's parts in paise, the tax taking the rounding."""
-        paid = self._paid_minor.get(v.session_id) or 0
-        total = v.cost.paid_minor if v.cost is not None else 0
+        paid = self._paid_paise.get(v.session_id) or 0
+        total = v.cost.total_paise if v.cost is not None else 0
         parts = {p: (getattr(v.cost, f"{p}_excl_u") // 100 if v.cost is not None else 0)
                  for p in ("energy", "time", "parking", "flat")}
         parts["tax"] = max(0, total - sum(parts.values()))

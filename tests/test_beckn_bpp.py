@@ -124,8 +124,8 @@ async def test_prepaid_contract_start_stop_receipt():
     w.bpp.pending().clear()
     on_update = await w.ok(m.update(w.buyer.ctx("update"), order_id=order_id, command=m.START_CHARGING))
     assert on_update["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == m.STATE_PENDING
-    assert w.charger.start_kwargs["money_limit_minor"] == 10000 and w.charger.start_kwargs["energy_limit_wh"] == 4000
-    assert w.charger.start_kwargs["paid_minor"] == 10000
+    assert w.charger.start_kwargs["money_limit_paise"] == 10000 and w.charger.start_kwargs["energy_limit_wh"] == 4000
+    assert w.charger.start_kwargs["paid_paise"] == 10000
     assert w.charger.start_kwargs["acceptance_digest"].startswith("BLAKE-512=")
     sid = w.bpp.transactions()[w.buyer.transaction_id]["session_id"]
     w.charger.charge(sid, 1500)

@@ -181,7 +181,7 @@ async def test_a_confirmed_order_survives_a_restart_and_can_be_started(tmp_path)
             assert conn.status == "RESERVED" and c.charger.calls[-1] == ("reserve", order_id)
             await c.ok(m.update(c.buyer.ctx("update"), order_id=order_id, command=m.START_CHARGING))
             kwargs = c.charger.start_kwargs
-            assert (kwargs["reservation_id"], kwargs["paid_minor"]) == (order_id, amount)
+            assert (kwargs["reservation_id"], kwargs["paid_paise"]) == (order_id, amount)
             assert kwargs["acceptance_digest"] == stored["acceptance_digest"]
             sid = bpp.transactions()[tid]["session_id"]
             assert c.stored()[tid]["stage"] == "charging" and c.stored()[tid]["session_id"] == sid

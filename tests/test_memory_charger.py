@@ -51,7 +51,7 @@ async def test_a_session_is_pending_until_the_car_draws_and_is_priced_by_the_tar
     clock.t_s += 60
     ch.charge("S1", 1500)
     assert view.status == "ACTIVE" and view.energy_wh == 1500 and view.last_updated_s == T0_S + 60
-    assert view.cost.paid_minor == offers.quote_energy(TARIFF, 1500, int(T0_S), 7000, 19800).paid_minor == 3186
+    assert view.cost.total_paise == offers.quote_energy(TARIFF, 1500, int(T0_S), 7000, 19800).total_paise == 3186
     done = await ch.stop_session("S1", reason="local")
     assert (done.status, done.stop_reason, done.stop_wh - done.start_wh) == ("COMPLETED", "local", 1500)
     assert ch.connectors()[0].status == "AVAILABLE" and ch.connectors()[0].session_id is None
@@ -113,7 +113,7 @@ async def test_reservations_hold_a_connector_until_used_or_cancelled():
 
 async def test_receipts_are_signed_and_state_paid_and_refund():
     ch, _, heard = charger(receipt_signer=_signer())
-    await ch.start_session(source="contract", reference="o-7", paid_minor=10000, acceptance_digest="BLAKE-512=x")
+    await ch.start_session(source="contract", reference="o-7", paid_paise=10000, acceptance_digest="BLAKE-512=x")
     ch.charge("S1", 1500)
     await ch.stop_session("S1")
     receipt = ch.receipt("S1")

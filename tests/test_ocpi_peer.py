@@ -306,7 +306,7 @@ async def test_whole_session_driven_over_ocpi(charger, peer):
     assert cdr["total_cost"]["excl_vat"] == pytest.approx(engine.total_excl_u / 10_000, abs=1e-9)
     assert cdr["total_cost"]["incl_vat"] == pytest.approx(engine.total_incl_u / 10_000, abs=1e-9)
     assert cdr["total_energy"] == pytest.approx(engine.energy_wh / 1000, abs=1e-9)
-    assert round(cdr["total_cost"]["incl_vat"] * 100) == view.cost.paid_minor
+    assert round(cdr["total_cost"]["incl_vat"] * 100) == view.cost.total_paise
     # The CDR can be pulled too, identical to the pushed one.
     assert [c for c in await peer.pull("cdrs") if c["id"] == cdr["id"]] == [cdr]
 

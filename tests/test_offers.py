@@ -32,7 +32,7 @@ def test_quote_crosses_time_of_day_boundary():
     # 10 kWh at 7.4 kW from 21:30: 30 min at peak = 3,700 Wh x 22.50 = 83.25;
     # 6,300 Wh at night x 12 = 75.60; 158.85 + 18 % = 187.443 -> 187.44
     cost = quote_energy(TOD, 10000, local(2026, 1, 5, 21, 30), 7400, IST)
-    assert (cost.energy_excl_u, cost.paid_minor) == (1588500, 18744)
+    assert (cost.energy_excl_u, cost.total_paise) == (1588500, 18744)
     assert cost.time_s == charge_duration_s(10000, 7400) == 4865
 
 
@@ -59,7 +59,7 @@ def test_quote_equals_live_session_at_same_power():
 def test_energy_thresholds_split_simulation():
     t = Tariff({"currency": "INR", "elements": [el("ENERGY", 0, max_kwh=1), el("ENERGY", 20)]})
     # first kWh free, then 2 kWh x 20 = 40 + 18 % = 47.20
-    assert quote_energy(t, 3000, local(2026, 1, 5, 10), 3300, IST).paid_minor == 4720
+    assert quote_energy(t, 3000, local(2026, 1, 5, 10), 3300, IST).total_paise == 4720
 
 
 def test_budget_buys_exact_energy():
@@ -67,8 +67,8 @@ def test_budget_buys_exact_energy():
     # 16/kWh + 18 % = 18.88/kWh; Rs 100 buys 5,296 Wh (99.99 paid); 5,297 Wh costs 100.01
     wh = energy_for_budget(TOD, 10000, start, 7400, IST)
     assert wh == 5296
-    assert quote_energy(TOD, wh, start, 7400, IST).paid_minor <= 10000
-    assert quote_energy(TOD, wh + 1, start, 7400, IST).paid_minor > 10000
+    assert quote_energy(TOD, wh, start, 7400, IST).total_paise <= 10000
+    assert quote_energy(TOD, wh + 1, start, 7400, IST).total_paise > 10000
 
 
 def test_budget_below_flat_fee_buys_nothing_and_max_price_buys_everything():
@@ -86,13 +86,13 @@ def test_time_for_budget():
     # 60/h per minute blocks = 1.18 per started minute incl. GST; Rs 10 buys 8 minutes
     seconds = time_for_budget(t, 1000, start, 3300, IST)
     assert seconds == 480
-    assert quote_time(t, 481, start, 3300, IST).paid_minor > 1000
+    assert quote_time(t, 481, start, 3300, IST).total_paise > 1000
 
 
 def test_bad_quote_arguments():
     with pytest.raises(TariffError, match="power_w"):
         quote_energy(TOD, 1000, 0, 0)
-    with pytest.raises(TariffError, match="budget_minor"):
+    with pytest.raises(TariffError, match="budget_paise"):
         energy_for_budget(TOD, -1, 0, 7400)
 
 
@@ -113,7 +113,7 @@ def test_budget_inverse_is_tight(which, budget, power_w, minute):
     start = local(2026, 1, 5) + minute * 60
     wh = energy_for_budget(which, budget, start, power_w, IST)
     if wh is None:
-        assert quote_energy(which, 0, start, power_w, IST).paid_minor > budget
+        assert quote_energy(which, 0, start, power_w, IST).total_paise > budget
         return
-    assert quote_energy(which, wh, start, power_w, IST).paid_minor <= budget
-    assert quote_energy(which, wh + 1, start, power_w, IST).paid_minor > budget
+    assert quote_energy(which, wh, start, power_w, IST).total_paise <= budget
+    assert quote_energy(which, wh + 1, start, power_w, IST).total_paise > budget

@@ -200,8 +200,8 @@ async def test_a_prepaid_buyer_is_never_asked_for_more_than_they_paid(tmp_path):
         rt.add_listener(lambda kind, obj: receipts.append(obj) if kind == "receipt" else None)
         car = rt.board.sim.car
         car.plug_in()
-        view = await rt.start_session(source="contract", reference="order-5", money_limit_minor=200,
-                                      paid_minor=200)
+        view = await rt.start_session(source="contract", reference="order-5", money_limit_paise=200,
+                                      paid_paise=200)
         car.request_power()
         await wait_until(lambda: rt.core.stop_reason is not None, what="money limit")
         assert rt.core.stop_reason == "limit_money"
@@ -212,11 +212,11 @@ async def test_a_prepaid_buyer_is_never_asked_for_more_than_they_paid(tmp_path):
     check = verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key))
     assert check.total_paise == 200 and receipt["paid_paise"] == 200
     assert receipt["balance_due_paise"] == 0 and check.refund_due_paise == 0
-    assert finished.cost.uncapped_minor >= 590  # Rs 5 + GST at least
-    assert receipt["waived_paise"] == finished.cost.uncapped_minor - 200
+    assert finished.cost.uncapped_paise >= 590  # Rs 5 + GST at least
+    assert receipt["waived_paise"] == finished.cost.uncapped_paise - 200
     # GST is 18 % of what is collected, not of the tariff's price.
     assert receipt["cost_paise"]["tax"] == 31
-    assert finished.cost.paid_minor == 200 and finished.cost.limit_applied
+    assert finished.cost.total_paise == 200 and finished.cost.limit_applied
 
 
 async def test_receipt_lines_add_up_and_keep_the_tax_right():
@@ -237,7 +237,7 @@ async def test_receipt_lines_add_up_and_keep_the_tax_right():
     parts = _receipt_parts(cost)
     # Reservation time (Rs 50) is time, not tax; Rs 18 energy; Rs 5 start fee; 18 % GST.
     assert parts == {"energy": 1800, "time": 5000, "parking": 0, "flat": 500, "tax": 1314}
-    assert sum(parts.values()) == cost.paid_minor == 8614
+    assert sum(parts.values()) == cost.total_paise == 8614
     held = _receipt_parts(capped(cost, 1000))
     assert sum(held.values()) == 1000 and held["tax"] == 153  # 18/118 of Rs 10
     # The excl.-GST lines give way in order, energy first.
@@ -387,7 +387,7 @@ async def test_a_finished_session_costs_the_same_after_a_restart_as_its_receipt_
         assert live.cost.parking_excl_u > 0 and live.periods
     async with open_runtime(cfg, clock=Clock(speed=5)) as rt:
         again = rt.session(sid)
-        assert again.cost.paid_minor == receipt["cost_paise"]["total"] == live.cost.paid_minor
+        assert again.cost.total_paise == receipt["cost_paise"]["total"] == live.cost.total_paise
         assert again.cost.parking_excl_u == live.cost.parking_excl_u
         assert [(p.start_s, p.energy_wh, p.parking_s) for p in again.periods] == \
             [(p.start_s, p.energy_wh, p.parking_s) for p in live.periods]

@@ -73,7 +73,7 @@ def test_energy_cost_is_exact_then_rounded_once():
     # 1,001 Wh x 18.0001 = 18.0181001 -> 18.0181 excl; VAT 18 % of the exact amount = 3.24325802
     # -> 3.2433; incl 21.2614 -> paid 21.26
     cost = price_periods(tariff(energy("18.0001")), [(MON, {"energy_wh": 1001, "time_s": 600})])
-    assert (cost.energy_excl_u, cost.energy_vat_u, cost.total_incl_u, cost.paid_minor) == \
+    assert (cost.energy_excl_u, cost.energy_vat_u, cost.total_incl_u, cost.total_paise) == \
         (180181, 32433, 212614, 2126)
     assert cost.paid_text() == "21.26"
 
@@ -81,16 +81,16 @@ def test_energy_cost_is_exact_then_rounded_once():
 def test_half_up_to_paise():
     # 1 Wh at 5.00/kWh = 0.005 -> 0.0050 u-exact; +0 % VAT; paid rounds half up to 0.01
     cost = price_periods(tariff(energy(5, vat=0)), [(MON, {"energy_wh": 1, "time_s": 1})])
-    assert (cost.total_incl_u, cost.paid_minor) == (50, 1)
+    assert (cost.total_incl_u, cost.total_paise) == (50, 1)
 
 
 def test_minor_units_follow_iso_4217():
     jpy = price_periods(tariff(energy(30, vat=10), currency="JPY"),
                         [(MON, {"energy_wh": 1500, "time_s": 60})])
-    assert (jpy.total_incl_u, jpy.paid_minor) == (495000, 50)  # 49.5 yen -> 50
+    assert (jpy.total_incl_u, jpy.total_paise) == (495000, 50)  # 49.5 yen -> 50
     kwd = price_periods(tariff(energy("0.0125", vat=0), currency="KWD"),
                         [(MON, {"energy_wh": 1000, "time_s": 60})])
-    assert kwd.paid_minor == 13  # 0.0125 KWD -> 0.013 (fils)
+    assert kwd.total_paise == 13  # 0.0125 KWD -> 0.013 (fils)
 
 
 # --- step_size --------------------------------------------------------------------------------
@@ -616,22 +616,22 @@ def test_live_pricer_merges_periods_when_nothing_changes():
 
 def test_a_money_limit_caps_what_is_collected_and_keeps_the_tax_share():
     cost = price_periods(tariff(energy(18)), [Period(MON, 151, 60, 0)], IST)
-    assert cost.paid_minor == 321  # 151 Wh at Rs 18/kWh + 18 % GST
+    assert cost.total_paise == 321  # 151 Wh at Rs 18/kWh + 18 % GST
     held = capped(cost, 319)
-    assert held.paid_minor == 319 and held.limit_applied and held.uncapped_minor == 321
+    assert held.total_paise == 319 and held.limit_applied and held.uncapped_paise == 321
     assert held.total_incl_u == 31900  # u: 1/10,000 of a rupee
     assert held.total_excl_u + held.total_vat_u == held.total_incl_u
     # 18 % GST on what is collected, to the u.
     assert abs(held.total_vat_u * 100 - held.total_excl_u * 18) <= 100
     # The dimension figures stay the tariff's; the original is untouched.
-    assert held.energy_excl_u == cost.energy_excl_u and cost.paid_minor == 321
+    assert held.energy_excl_u == cost.energy_excl_u and cost.total_paise == 321
     assert not cost.limit_applied
 
 
 def test_a_money_limit_not_reached_changes_nothing():
     cost = price_periods(tariff(energy(18)), [Period(MON, 100, 60, 0)], IST)
     assert capped(cost, 1000) is cost and capped(cost, None) is cost
-    assert capped(cost, cost.paid_minor) is cost
+    assert capped(cost, cost.total_paise) is cost
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "100"])

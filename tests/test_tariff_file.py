@@ -154,7 +154,7 @@ def test_toml_tariff_prices_like_its_ocpi_twin():
     # -> 175 + 5 + 45 = 225 excl; +18 % = 265.50
     cost = price_periods(data, [(0, {"energy_wh": 10000, "time_s": 4865}),
                                 (4865, {"parking_s": 42 * 60})], 19800)
-    assert (cost.total_excl_u, cost.paid_minor) == (2250000, 26550)
+    assert (cost.total_excl_u, cost.total_paise) == (2250000, 26550)
 
 
 def test_cdr_reservation_time_becomes_reservation_seconds():

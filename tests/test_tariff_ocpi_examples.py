@@ -112,7 +112,7 @@ def test_spec_example(name, case, excl_u, incl_u, paid):
     tariff = Tariff(json.loads((DATA / f"{name}.tariff.json").read_text()))
     cdr = json.loads((DATA / f"{name}.{case}.cdr.json").read_text())
     cost = price_periods(tariff, periods_from_cdr(cdr), 0)
-    assert (cost.total_excl_u, cost.total_incl_u, cost.paid_minor) == (excl_u, incl_u, paid)
+    assert (cost.total_excl_u, cost.total_incl_u, cost.total_paise) == (excl_u, incl_u, paid)
 
 
 def test_complex_monday_components_add_up():

@@ -120,58 +120,58 @@ def quote_time(tariff, charge_s, start_s, power_w, utc_offset_s=0, *, current_ma
     return pricer.breakdown()
 
 
-def _inverse(cost_of, budget_minor, maximum):
+def _inverse(cost_of, budget_paise, maximum):
     """Largest-found x with cost_of(x) <= budget < cost_of(x + 1), or None if x=0 is too dear.
 
     Returns ``maximum`` when even that is affordable (for example under a max_price).
     """
-    if cost_of(0) > budget_minor:
+    if cost_of(0) > budget_paise:
         return None
     lo = 0
     hi = 1
     while True:
         if hi >= maximum:
             hi = maximum
-            if cost_of(hi) <= budget_minor:
+            if cost_of(hi) <= budget_paise:
                 return maximum
             break
-        if cost_of(hi) > budget_minor:
+        if cost_of(hi) > budget_paise:
             break
         lo = hi
         hi *= 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if cost_of(mid) <= budget_minor:
+        if cost_of(mid) <= budget_paise:
             lo = mid
         else:
             hi = mid
     return lo
 
 
-def energy_for_budget(tariff, budget_minor, start_s, power_w, utc_offset_s=0, *,
+def energy_for_budget(tariff, budget_paise, start_s, power_w, utc_offset_s=0, *,
                       max_energy_wh=DEFAULT_MAX_ENERGY_WH, current_ma=None):
-    """Whole Wh that ``budget_minor`` (incl. VAT, e.g. paise) buys at ``power_w`` from ``start_s``.
+    """Whole Wh that ``budget_paise`` (incl. VAT, e.g. paise) buys at ``power_w`` from ``start_s``.
 
     None when not even an empty session fits the budget (a flat fee or min_price above it).
     """
     tariff = _tariff(tariff)
-    _check_int("budget_minor", budget_minor, 0)
+    _check_int("budget_paise", budget_paise, 0)
 
     def cost_of(wh):
         return quote_energy(tariff, wh, start_s, power_w, utc_offset_s,
-                            current_ma=current_ma).paid_minor
+                            current_ma=current_ma).total_paise
 
-    return _inverse(cost_of, budget_minor, max_energy_wh)
+    return _inverse(cost_of, budget_paise, max_energy_wh)
 
 
-def time_for_budget(tariff, budget_minor, start_s, power_w, utc_offset_s=0, *,
+def time_for_budget(tariff, budget_paise, start_s, power_w, utc_offset_s=0, *,
                     max_time_s=DEFAULT_MAX_TIME_S, current_ma=None):
-    """Whole seconds of charging at ``power_w`` that ``budget_minor`` buys (time-priced tariffs)."""
+    """Whole seconds of charging at ``power_w`` that ``budget_paise`` buys (time-priced tariffs)."""
     tariff = _tariff(tariff)
-    _check_int("budget_minor", budget_minor, 0)
+    _check_int("budget_paise", budget_paise, 0)
 
     def cost_of(seconds):
         return quote_time(tariff, seconds, start_s, power_w, utc_offset_s,
-                          current_ma=current_ma).paid_minor
+                          current_ma=current_ma).total_paise
 
-    return _inverse(cost_of, budget_minor, max_time_s)
+    return _inverse(cost_of, budget_paise, max_time_s)

@@ -6,11 +6,14 @@ docstring), so the display, the signed receipt and the CDR all show the same num
 
 from agent.core.tariff_numbers import COST_DEN, U_PER_UNIT, VAT_SCALE, TariffError, format_fixed, round_half_up
 
+# Names an earlier release kept beside its receipts, read back under today's names.
+_EARLIER_NAMES = {"total_paise": "paid_minor", "uncapped_paise": "uncapped_minor"}
+
 
 class CostBreakdown:
     """What a session costs, per OCPI CDR dimension, in u (1/10,000 of the currency unit).
 
-    ``paid_minor`` is the amount to collect, in the currency's minor unit (paise for INR).
+    ``total_paise`` is the amount to collect, in the currency's minor unit (paise for INR).
     ``flat_*`` is the session's start fee; the reservation's time and fee are kept apart
     (``reservation_time_*``, ``reservation_flat_*``), as OCPI reports them apart.
     ``reservation_expired`` is None when there was no reservation.
@@ -20,11 +23,11 @@ class CostBreakdown:
                  "time_vat_u", "parking_excl_u", "parking_vat_u", "flat_excl_u", "flat_vat_u",
                  "reservation_time_excl_u", "reservation_time_vat_u", "reservation_flat_excl_u",
                  "reservation_flat_vat_u",
-                 "total_excl_u", "total_vat_u", "total_incl_u", "paid_minor", "energy_wh",
+                 "total_excl_u", "total_vat_u", "total_incl_u", "total_paise", "energy_wh",
                  "time_s", "parking_s", "reservation_s", "billed_energy_wh", "billed_time_s",
                  "billed_parking_s", "billed_reservation_s", "reservation_expired",
                  "min_price_applied", "max_price_applied", "vat_missing", "limit_applied",
-                 "uncapped_minor")
+                 "uncapped_paise")
 
     def as_dict(self):
         out = {}
@@ -37,7 +40,7 @@ class CostBreakdown:
         """The breakdown ``as_dict`` gave (as kept beside a receipt); KeyError if incomplete."""
         out = cls()
         for name in CostBreakdown.__slots__:
-            setattr(out, name, data[name])
+            setattr(out, name, data[name] if name in data else data[_EARLIER_NAMES.get(name, name)])
         return out
 
     def __eq__(self, other):
@@ -49,7 +52,7 @@ class CostBreakdown:
 
     def paid_text(self):
         """The paid amount as decimal text, e.g. '123.45'."""
-        return format_fixed(self.paid_minor, self.minor_digits)
+        return format_fixed(self.total_paise, self.minor_digits)
 
     def reservation_excl_u(self):
         """The reservation's cost excl. VAT: its time and its fee."""
@@ -86,24 +89,24 @@ class CostBreakdown:
         return out
 
 
-def capped(cost, limit_minor):
-    """``cost`` with the amount to collect held to ``limit_minor`` (rounding rule 6).
+def capped(cost, limit_paise):
+    """``cost`` with the amount to collect held to ``limit_paise`` (rounding rule 6).
 
     Returns ``cost`` itself when it is within the limit (or there is none). Otherwise a copy
     whose total incl. VAT is the limit, with excl. VAT and VAT split in the ratio they had, so
     the tax stated stays the tax on what is collected.
     """
-    if limit_minor is None:
+    if limit_paise is None:
         return cost
-    if isinstance(limit_minor, bool) or not isinstance(limit_minor, int) or limit_minor < 0:
+    if isinstance(limit_paise, bool) or not isinstance(limit_paise, int) or limit_paise < 0:
         raise TariffError("money_limit", "must be a whole number of minor units >= 0, got "
-                          + repr(limit_minor))
-    if cost.paid_minor <= limit_minor:
+                          + repr(limit_paise))
+    if cost.total_paise <= limit_paise:
         return cost
     out = CostBreakdown()
     for name in CostBreakdown.__slots__:
         setattr(out, name, getattr(cost, name))
-    incl = limit_minor * 10 ** (4 - cost.minor_digits)
+    incl = limit_paise * 10 ** (4 - cost.minor_digits)
     if cost.total_incl_u > 0:
         excl = round_half_up(cost.total_excl_u * incl, cost.total_incl_u)
     else:
@@ -111,9 +114,9 @@ def capped(cost, limit_minor):
     out.total_incl_u = incl
     out.total_excl_u = excl
     out.total_vat_u = incl - excl
-    out.paid_minor = limit_minor
+    out.total_paise = limit_paise
     out.limit_applied = True
-    out.uncapped_minor = cost.paid_minor
+    out.uncapped_paise = cost.total_paise
     return out
 
 

@@ -336,7 +336,7 @@ class SessionPricer:
         out.total_excl_u = new_excl
         out.total_incl_u = new_incl
         out.total_vat_u = new_incl - new_excl
-        out.paid_minor = round_half_up(new_incl, 10 ** (4 - out.minor_digits))
+        out.total_paise = round_half_up(new_incl, 10 ** (4 - out.minor_digits))
         out.energy_wh = self.dims[ENERGY].volume
         out.time_s = self.dims[TIME].volume
         out.parking_s = self.dims[PARKING_TIME].volume
@@ -345,7 +345,7 @@ class SessionPricer:
         out.billed_parking_s = billed[PARKING_TIME]
         out.vat_missing = missing
         out.limit_applied = False
-        out.uncapped_minor = out.paid_minor
+        out.uncapped_paise = out.total_paise
         return out
 
 

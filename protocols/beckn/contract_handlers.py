@@ -152,7 +152,7 @@ class ContractHandlersMixin:
                                  kind="schema")
         except TariffError as exc:
             raise BecknError(QUOTE_UNAVAILABLE, f"cannot price this: {exc}", kind="refused") from None
-        price_paise = cost.paid_minor
+        price_paise = cost.total_paise
         if ask.budget_paise is not None:
             price_paise = max(price_paise, 0)
         expires_s = now_s + self.policy.quote_ttl_s

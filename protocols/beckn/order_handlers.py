@@ -32,22 +32,22 @@ class OrderHandlersMixin:
 
     def _limits(self, tx: Transaction) -> dict:
         money = tx.paid_paise if tx.payment_status == "PAID" else tx.budget_paise
-        return dict(energy_limit_wh=tx.asked_energy_wh, money_limit_minor=money or None,
+        return dict(energy_limit_wh=tx.asked_energy_wh, money_limit_paise=money or None,
                     time_limit_s=tx.duration_s)
 
     def _receipt_facts(self, tx: Transaction) -> dict:
         """What the receipt needs from the contract, for services whose ``start_session`` takes it.
 
-        ``paid_minor`` and ``acceptance_digest`` are not (yet) part of ``ChargerService``; the
+        ``paid_paise`` and ``acceptance_digest`` are not (yet) part of ``ChargerService``; the
         runtime accepts them, other implementations need not.
         """
         if self._start_kwargs is None:
             try:
                 params = inspect.signature(self.service.start_session).parameters
-                self._start_kwargs = {n for n in ("paid_minor", "acceptance_digest") if n in params}
+                self._start_kwargs = {n for n in ("paid_paise", "acceptance_digest") if n in params}
             except (TypeError, ValueError):
                 self._start_kwargs = set()
-        facts = {"paid_minor": tx.paid_paise if tx.payment_status == "PAID" else None,
+        facts = {"paid_paise": tx.paid_paise if tx.payment_status == "PAID" else None,
                  "acceptance_digest": tx.acceptance_digest}
         return {k: v for k, v in facts.items() if k in self._start_kwargs}
 

@@ -170,7 +170,7 @@ class PresentationMixin:
                 "energy-wh": s.energy_wh or 0, "power-w": s.power_w or 0,
                 "updated-at": m.format_timestamp(s.last_updated_s or self.clock())}
         if s.cost is not None:
-            live["cost"] = m.money_text(s.cost.paid_minor)
+            live["cost"] = m.money_text(s.cost.total_paise)
             live["currency"] = s.cost.currency
         return live, s
 

@@ -46,7 +46,7 @@ def _tariffs():
 
 def _fmt(name, cost):
     return (name + ": excl=" + str(cost.total_excl_u) + " vat=" + str(cost.total_vat_u)
-            + " incl=" + str(cost.total_incl_u) + " paid=" + str(cost.paid_minor)
+            + " incl=" + str(cost.total_incl_u) + " paid=" + str(cost.total_paise)
             + " e=" + str(cost.energy_excl_u) + "/" + str(cost.energy_vat_u)
             + " t=" + str(cost.time_excl_u) + "/" + str(cost.time_vat_u)
             + " p=" + str(cost.parking_excl_u) + "/" + str(cost.parking_vat_u)
