@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.journal import _PAGE_SIZE, CheckpointPolicy, Journal  # noqa: E402
+from agent.journal import PAGE_SIZE, CheckpointPolicy, Journal  # noqa: E402
 
 POWER_W = 7_400.0
 HOUR_S = 3_600
@@ -215,7 +215,7 @@ def main(out_dir: Path) -> dict:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                         "sqlite": sqlite3.sqlite_version, "file_system": _fs_type(work)},
             "settings": {"journal_mode": "wal", "synchronous": "FULL", "locking_mode": "EXCLUSIVE",
-                         "page_size": _PAGE_SIZE, "policy": CheckpointPolicy().__dict__},
+                         "page_size": PAGE_SIZE, "policy": CheckpointPolicy().__dict__},
             "charging_hour_7kw4": {**hour, "syscalls": fsyncs,
                                    "target_bytes": 500_000,
                                    "within_target": max(hour["wchar_bytes"], hour["db_wal_growth_bytes"],

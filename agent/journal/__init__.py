@@ -62,23 +62,20 @@ Modules: ``store`` (``Journal``: opening, the write transaction, housekeeping), 
 ``errors`` and ``faults`` (``FaultStore``). Everything is imported from this package.
 """
 from agent.journal.errors import (
-                                  InvalidValue,
-                                  JournalError,
-                                  ReceiptConflict,
-                                  SchemaError,
-                                  SessionClosed,
-                                  SessionExists,
-                                  StorageError,
-                                  UnknownMessage,
-                                  UnknownSession,
+    InvalidValue,
+    JournalError,
+    ReceiptConflict,
+    SchemaError,
+    SessionClosed,
+    SessionExists,
+    StorageError,
+    UnknownMessage,
+    UnknownSession,
 )
 from agent.journal.faults import FaultStore, LatchedFault, fault_store_path
 from agent.journal.records import CheckpointPolicy, OrderRecord, OutboxEntry, SessionRecord
 from agent.journal.schema import PAGE_SIZE, SCHEMA_VERSION
 from agent.journal.store import Journal
-
-# The page size under its former private name, which the journal benchmark reads.
-_PAGE_SIZE = PAGE_SIZE
 
 __all__ = [
     "CheckpointPolicy", "FaultStore", "Journal", "JournalError", "LatchedFault", "OrderRecord", "OutboxEntry",
