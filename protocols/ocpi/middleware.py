@@ -28,7 +28,7 @@ from protocols.ocpi.errors import OcpiError, Unauthorized
 from protocols.ocpi.store import GONE, Party
 from protocols.ocpi.wire import VERSION, envelope, page_params, parse_time, token_candidates, token_hash
 
-CALLER = "ocpi.caller"  # where ``_auth`` leaves the Caller on the request, for the response headers
+CALLER = web.RequestKey("ocpi.caller", object)  # where ``_auth`` leaves the Caller, for the response headers
 _ID_HEADERS = ("X-Request-ID", "X-Correlation-ID")
 
 
