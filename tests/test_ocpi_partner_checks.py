@@ -88,8 +88,11 @@ async def test_request_ids_that_are_not_uuids_are_refused_and_not_echoed(h, capl
 async def test_an_authorization_answered_with_a_list_is_logged_as_such(h):
     await h.register()
     await h.call("PUT", "/2.2.1/tokens/IN/EMS/RT-1", body=base._token("RT-1", whitelist="NEVER"))
+    async def answer_with_a_list(request):
+        return base.FakeEmsp.ok([{"allowed": "ALLOWED"}])
+
     app = web.Application()
-    app.router.add_post("/tokens/{uid}/authorize", lambda request: base.FakeEmsp.ok([{"allowed": "ALLOWED"}]))
+    app.router.add_post("/tokens/{uid}/authorize", answer_with_a_list)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
