@@ -123,7 +123,9 @@ class RuntimeViews:
 
     def sessions(self, *, since_s: float | None = None, until_s: float | None = None) -> list[SessionView]:
         out: dict[str, SessionView] = {}
-        for rec in self.journal.sessions(since=since_s, limit=10_000):
+        # Filtered on last activity, as the views below are on last_updated: a session that
+        # started before ``since_s`` and changed after it belongs in the answer.
+        for rec in self.journal.sessions(active_since=since_s, limit=10_000):
             out[rec.session_id] = self._view_from_record(rec)
         for sid in list(self._views):
             out[sid] = self.session(sid)

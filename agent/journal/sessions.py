@@ -161,16 +161,26 @@ class JournalSessions:
             f"SELECT {self._SESSION_COLUMNS} FROM sessions s WHERE s.stop_wh IS NULL ORDER BY s.seq").fetchall()
         return [self._record(r) for r in rows]
 
-    def sessions(self, *, since: float | None = None, limit: int = 100) -> list[SessionRecord]:
-        """Sessions started at or after ``since`` (start time, seconds), oldest first."""
+    def sessions(self, *, since: float | None = None, limit: int = 100,
+                 active_since: float | None = None) -> list[SessionRecord]:
+        """Sessions started at or after ``since`` (start time, seconds), oldest first; with
+        ``active_since``, sessions whose last activity (stop, else last checkpoint, else start)
+        is at or after it, which is what "changed since" means to a poller: a session that
+        started before its last sync and stopped after it is one it must see."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidValue(f"limit must be a positive integer, got {limit!r}", field="limit", value=limit)
         if since is not None:
             require_number("since", since)
+        if active_since is not None:
+            require_number("active_since", active_since)
         rows = self._db().execute(
             f"""SELECT {self._SESSION_COLUMNS} FROM sessions s
                 WHERE (? IS NULL OR s.start_time_s >= ?)
-                ORDER BY s.start_time_s, s.seq LIMIT ?""", (since, since, limit)).fetchall()
+                  AND (? IS NULL OR COALESCE(s.stop_time_s,
+                        (SELECT MAX(time_s) FROM checkpoints c WHERE c.session_id = s.session_id),
+                        s.start_time_s) >= ?)
+                ORDER BY s.start_time_s, s.seq LIMIT ?""",
+            (since, since, active_since, active_since, limit)).fetchall()
         return [self._record(r) for r in rows]
 
     def checkpoints(self, session_id: str) -> list[tuple[float, float]]:

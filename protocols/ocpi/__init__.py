@@ -43,6 +43,18 @@ the command, so it is not sent back to that eMSP for authorization; it must be o
 caller's own tokens (its country_code and party_id) and not marked invalid, and the command's
 ``authorization_reference`` is the one the Session and CDR carry.
 
+Hubs: a registration with role HUB speaks for the parties behind it; ``OCPI-from-*`` names the
+party a request acts for, and everything above holds per party behind the hub. Pushes name
+their addressee in ``OCPI-to-*`` (see ``middleware`` and ``push``); what the hub reports in
+hubclientinfo is heeded. Registration: party ids held by a registration are renewed only by
+that party with its current credentials (PUT); a POST with a token A naming them is refused,
+and so are credentials pointing at this charger itself.
+
+Request ids: ``X-Request-ID`` and ``X-Correlation-ID`` are echoed when they are UUIDs, as 2.2.1
+gives them. A value that is not a UUID is refused (HTTP 400, 2001, the response carrying fresh
+UUIDs), since a hub correlates by them and an echoed odd value breaks its logs; a missing one
+is answered with a fresh UUID and logged once per caller, since older peers omit them.
+
 Tests start a served instance with ``tests.ocpi_support.start_cpo(service, tmp_path)``.
 """
 from protocols.ocpi.cpo import AuthDecision, OcpiCpo

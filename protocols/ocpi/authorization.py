@@ -109,7 +109,18 @@ class TokenAuthorization:
         data = reply.get("data")
         if status == 404 or reply.get("status_code") == E.UNKNOWN_TOKEN:
             return {"allowed": "NOT_ALLOWED"}
-        if status != 200 or reply.get("status_code") != 1000 or not isinstance(data, dict):
+        if status != 200 or reply.get("status_code") != 1000:
             raise PartnerError(E.UNABLE_TO_USE_CLIENT_API, f"authorize answered HTTP {status}, "
                                                            f"status_code {reply.get('status_code')!r}")
+        if not isinstance(data, dict):
+            raise PartnerError(E.UNABLE_TO_USE_CLIENT_API, "authorize answered HTTP 200, status_code 1000, but "
+                                                           f"its data is {_shape(data)}, not an AuthorizationInfo "
+                                                           "object")
         return data
+
+
+def _shape(data) -> str:
+    """What a partner sent where an object belongs, for a log line that says what was wrong."""
+    if isinstance(data, list):
+        return f"a JSON array of {len(data)} item(s)"
+    return "missing" if data is None else f"a JSON {type(data).__name__}"

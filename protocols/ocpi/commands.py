@@ -18,7 +18,6 @@ from protocols.ocpi import errors as E
 from protocols.ocpi.errors import OcpiError
 from protocols.ocpi.middleware import Reply
 from protocols.ocpi.push import RESULT_TOPIC
-from protocols.ocpi.store import Party
 from protocols.ocpi.tokens import TOKEN_TYPES, WHITELIST_TYPES
 from protocols.ocpi.wire import parse_time, require, require_enum, token_hash
 
@@ -47,7 +46,8 @@ class CommandsModule:
     """POST of a command: the checks, the immediate answer, the task and its queued result."""
 
     async def _post_command(self, request):
-        party = self._auth(request).party
+        caller = self._auth(request)
+        party = caller.party
         command = request.match_info["command"]
         if command not in COMMANDS:
             raise OcpiError(E.INVALID_PARAMETERS, f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
@@ -62,16 +62,16 @@ class CommandsModule:
             # A replayed command gets the first answer again and is not executed twice.
             return Reply(previous)
         check = getattr(self, "_check_" + command.lower())
-        result, message, action = check(party, body)
+        result, message, action = check(caller, body)
         response = {"result": result, "timeout": self.command_timeout_s}
         if message:
             response["message"] = _text(message)
         self.store.record_command(dedup, owner_pk=party.pk, command=command, response=response, now_s=self._clock())
         if action is not None:
-            self._spawn(self._run_command(party, dedup, response_url, command, action), f"ocpi-command-{command}")
+            self._spawn(self._run_command(caller, dedup, response_url, command, action), f"ocpi-command-{command}")
         return Reply(response)
 
-    async def _run_command(self, party, dedup, response_url, command, action):
+    async def _run_command(self, caller, dedup, response_url, command, action):
         try:
             result, message = await asyncio.wait_for(action(), self.command_timeout_s)
         except asyncio.TimeoutError:
@@ -86,14 +86,20 @@ class CommandsModule:
         body = {"result": result}
         if message:
             body["message"] = _text(message)
-        self.outbox.enqueue(RESULT_TOPIC, json.dumps({"party": party.pk, "url": response_url, "body": body}),
-                            key=f"ocpi-result:{dedup}")
+        payload = {"party": caller.party.pk, "url": response_url, "body": body}
+        if caller.acting is not None:
+            payload["to"] = list(caller.acting)  # the party behind a hub that sent the command
+        self.outbox.enqueue(RESULT_TOPIC, json.dumps(payload), key=f"ocpi-result:{dedup}")
         self._pusher.kick()
 
-    def _check_location(self, body, where):
+    def _location_problem(self, body, where) -> str | None:
+        """Why the command's location is not this charger's, or None. A well-formed command for
+        a location we do not have is answered with a CommandResponse REJECTED (2.2.1 keeps the
+        HTTP errors for requests that cannot be read), so the eMSP shows its driver a refusal."""
         location_id = require(body, "location_id", str, where=where, max_len=36)
         if location_id != self.render.location_id:
-            raise OcpiError(E.UNKNOWN_LOCATION, f"unknown location {location_id!r}")
+            return f"unknown location {location_id!r}"
+        return None
 
     def _evse_connector(self, body, where, *, connector_required=False):
         """(connector_id, problem): the facade's connector for an optional evse_uid/connector_id."""
@@ -117,29 +123,30 @@ class CommandsModule:
         require(token, "valid", bool, where=w, optional=True)
         return token
 
-    @staticmethod
-    def _token_problem(party: Party, token: dict) -> str | None:
+    def _token_problem(self, caller, token: dict) -> str | None:
         """Why the token of a START_SESSION or RESERVE_NOW cannot be used, or None.
 
         The eMSP sending the command has authorized the token itself (OCPI 2.2.1, commands), so
         it is not asked again, whatever its whitelist says: asking would refuse a NEVER token
         of an eMSP without a real-time endpoint and lose the eMSP's authorization_reference.
-        What is checked is that the token is the caller's own, so no eMSP can charge a session
-        to another's customer, and that the eMSP has not itself marked it invalid."""
-        if not party.has_role(token["country_code"], token["party_id"]):
+        What is checked is that the token is the caller's own (through a hub: of the party the
+        request speaks for), so no eMSP can charge a session to another's customer, and that the
+        eMSP has not itself marked it invalid."""
+        if not self._may_act_for(caller, token["country_code"], token["party_id"]):
             return (f"token {token['country_code']}*{token['party_id']} {token['uid']!r} is not issued by the "
                     f"party sending the command")
         if token.get("valid") is False:
             return f"token {token['uid']!r} is marked not valid"
         return None
 
-    def _check_start_session(self, party, body):
+    def _check_start_session(self, caller, body):
         where = "START_SESSION"
+        party = caller.party
         token = self._parse_token(body, where)
-        self._check_location(body, where)
+        location_problem = self._location_problem(body, where)
         connector_id, problem = self._evse_connector(body, where)
         auth_ref = require(body, "authorization_reference", str, where=where, optional=True, max_len=36)
-        problem = problem or self._token_problem(party, token)
+        problem = location_problem or problem or self._token_problem(caller, token)
         if problem:
             return "REJECTED", problem, None
 
@@ -154,10 +161,10 @@ class CommandsModule:
 
         return "ACCEPTED", None, action
 
-    def _check_stop_session(self, party, body):
+    def _check_stop_session(self, caller, body):
         session_id = require(body, "session_id", str, where="STOP_SESSION", max_len=36)
         session = self._session(session_id)
-        if session is None or not self._visible_to(session, party)[0]:
+        if session is None or not self._visible_to(session, caller.party, caller.acting)[0]:
             return "UNKNOWN_SESSION", f"unknown session {session_id!r}", None
         if session.status in ("COMPLETED", "INVALID") or session.stop_s is not None:
             return "REJECTED", f"session {session_id!r} has already finished", None
@@ -168,20 +175,21 @@ class CommandsModule:
 
         return "ACCEPTED", None, action
 
-    def _check_reserve_now(self, party, body):
+    def _check_reserve_now(self, caller, body):
         where = "RESERVE_NOW"
+        party = caller.party
         token = self._parse_token(body, where)
         expires_s = parse_time(require(body, "expiry_date", str, where=where), f"{where}.expiry_date")
         their_id = require(body, "reservation_id", str, where=where, max_len=36)
         require(body, "authorization_reference", str, where=where, optional=True, max_len=36)
-        self._check_location(body, where)
+        location_problem = self._location_problem(body, where)
         connector_id, problem = self._evse_connector(body, where)
-        problem = problem or self._token_problem(party, token)
+        problem = location_problem or problem or self._token_problem(caller, token)
         if problem:
             return "REJECTED", problem, None
         if expires_s <= self.service.now_s():
             return "REJECTED", "expiry_date lies in the past", None
-        reservation_id = f"ocpi-{party.pk}-{their_id}"
+        reservation_id = self._reservation_id(caller, their_id)
 
         async def action():
             # The eMSP authorized the token when it asked for the reservation (as for START_SESSION).
@@ -192,9 +200,16 @@ class CommandsModule:
 
         return "ACCEPTED", None, action
 
-    def _check_cancel_reservation(self, party, body):
+    @staticmethod
+    def _reservation_id(caller, their_id: str) -> str:
+        """Ours for an eMSP's reservation id: eMSPs behind one hub choose theirs independently."""
+        if caller.party.is_hub and caller.acting is not None:
+            return f"ocpi-{caller.party.pk}-{''.join(caller.acting)}-{their_id}"
+        return f"ocpi-{caller.party.pk}-{their_id}"
+
+    def _check_cancel_reservation(self, caller, body):
         their_id = require(body, "reservation_id", str, where="CANCEL_RESERVATION", max_len=36)
-        reservation_id = f"ocpi-{party.pk}-{their_id}"
+        reservation_id = self._reservation_id(caller, their_id)
 
         async def action():
             await self.service.cancel_reservation(reservation_id)
@@ -202,10 +217,11 @@ class CommandsModule:
 
         return "ACCEPTED", None, action
 
-    def _check_unlock_connector(self, party, body):
+    def _check_unlock_connector(self, caller, body):
         where = "UNLOCK_CONNECTOR"
-        self._check_location(body, where)
+        location_problem = self._location_problem(body, where)
         connector_id, problem = self._evse_connector(body, where, connector_required=True)
+        problem = location_problem or problem
         if problem:
             return "REJECTED", problem, None
 

@@ -2,7 +2,8 @@
 
 See the package docstring for how to wire it. The class is thin: each OCPI module is a mixin
 in a file of its own (``credentials``, ``locations``, ``tariffs``, ``sessions``, ``cdrs``,
-``commands``, ``tokens``, ``authorization``), the request pipeline is ``middleware`` and the
+``commands``, ``tokens``, ``hubclientinfo``, ``authorization``), the request pipeline is
+``middleware``, the stored ``last_updated`` of Sessions and CDRs is ``freshness`` and the
 pushes are ``push``. What stays here is what they share: the settings, the lifecycle, the
 partner HTTP client, the task set and the URL layout.
 
@@ -27,6 +28,8 @@ from protocols.ocpi.cdrs import CdrsModule
 from protocols.ocpi.client import OcpiClient
 from protocols.ocpi.commands import COMMANDS, CommandsModule
 from protocols.ocpi.credentials import CredentialsModule, credentials_object, register_with, rotate_with
+from protocols.ocpi.freshness import Freshness
+from protocols.ocpi.hubclientinfo import HubClientInfoModule
 from protocols.ocpi.locations import LocationsModule
 from protocols.ocpi.mapping import Renderer
 from protocols.ocpi.middleware import Caller, Reply, RequestHandling
@@ -46,7 +49,7 @@ def _new_uuid() -> str:
 
 
 class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule, SessionsModule, CdrsModule,
-              CommandsModule, TokensModule, TokenAuthorization, Pushes):
+              CommandsModule, TokensModule, HubClientInfoModule, TokenAuthorization, Freshness, Pushes):
     """The CPO side of OCPI 2.2.1 for one charger (see the package docstring)."""
 
     def __init__(self, *, service, store: OcpiStore, outbox, base_url: str, country_code: str, party_id: str,
@@ -84,6 +87,7 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
         self._evse_pushed: dict = {}
         self._session_pushed: dict = {}
         self._known_parties: set = set()
+        self._warned_ids: set = set()
         self._live_refreshed_s = self._clock()
         self.config_updated_s = self._clock()
 
@@ -157,9 +161,12 @@ class OcpiCpo(RequestHandling, CredentialsModule, LocationsModule, TariffsModule
         router.add_get(f"{v}/locations/{{location_id}}/{{evse_uid}}/{{connector_id}}", self._get_location)
         router.add_get(f"{v}/tariffs", self._get_tariffs)
         router.add_get(f"{v}/sessions", self._get_sessions)
+        router.add_put(f"{v}/sessions/{{session_id}}/charging_preferences", self._put_charging_preferences)
         router.add_get(f"{v}/cdrs", self._get_cdrs)
         router.add_post(f"{v}/commands/{{command}}", self._post_command)
         router.add_get(f"{v}/tokens/{{country_code}}/{{party_id}}/{{uid}}", self._get_token)
         router.add_put(f"{v}/tokens/{{country_code}}/{{party_id}}/{{uid}}", self._put_token)
         router.add_patch(f"{v}/tokens/{{country_code}}/{{party_id}}/{{uid}}", self._patch_token)
+        router.add_get(f"{v}/hubclientinfo/{{country_code}}/{{party_id}}", self._get_client_info)
+        router.add_put(f"{v}/hubclientinfo/{{country_code}}/{{party_id}}", self._put_client_info)
 

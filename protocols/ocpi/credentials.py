@@ -14,14 +14,15 @@ from protocols.ocpi import errors as E
 from protocols.ocpi.client import OcpiClient
 from protocols.ocpi.errors import MethodNotAllowed, OcpiError, PartnerError, Unauthorized
 from protocols.ocpi.middleware import Reply
-from protocols.ocpi.store import OcpiStore, Party
-from protocols.ocpi.wire import VERSION, require
+from protocols.ocpi.store import OcpiStore, Party, PartyIdsTaken
+from protocols.ocpi.wire import VERSION, require, token_hash
 
 log = logging.getLogger("urja.ocpi")
 
 # Modules we serve, with our role in each (listed in version details).
 _MODULES = (("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations", "SENDER"), ("tariffs", "SENDER"),
-            ("sessions", "SENDER"), ("cdrs", "SENDER"), ("commands", "RECEIVER"), ("tokens", "RECEIVER"))
+            ("sessions", "SENDER"), ("cdrs", "SENDER"), ("commands", "RECEIVER"), ("tokens", "RECEIVER"),
+            ("hubclientinfo", "RECEIVER"))
 
 
 def credentials_object(token: str, *, base_url: str, country_code: str, party_id: str, name: str) -> dict:
@@ -74,7 +75,25 @@ class CredentialsModule:
         return credentials_object(token, base_url=self.base_url, country_code=self.country_code,
                                   party_id=self.party_id, name=name)
 
-    _parse_credentials = staticmethod(parse_credentials)
+    def _parse_credentials(self, body) -> tuple[str, str, list]:
+        """A partner's Credentials, refused when they point back at this charger: our own
+        versions URL (or a token we issued) would register the charger with itself, and every
+        later call of the partner's registration would land here instead of at the partner."""
+        token, url, roles = parse_credentials(body)
+        ours = self.base_url.rstrip("/").lower()
+        if url.rstrip("/").lower() == ours or url.lower().startswith(ours + "/"):
+            raise OcpiError(E.INVALID_PARAMETERS, f"credentials.url {url!r} is this charger's own API; it must be "
+                                                  f"the versions URL of the party registering")
+        hashed = token_hash(token)
+        if self.store.party_by_hash(hashed) is not None or self.store.has_token_a(hashed):
+            raise OcpiError(E.INVALID_PARAMETERS, "credentials.token is a token this charger issued; it must be "
+                                                  "the token for calling the party registering")
+        return token, url, roles
+
+    @staticmethod
+    def _ids_taken(exc: PartyIdsTaken) -> OcpiError:
+        return MethodNotAllowed(f"party ids {', '.join(exc.ids)} are registered already; the registered party "
+                                f"updates its registration with PUT and its current credentials token")
 
     async def _get_credentials(self, request):
         caller = self._auth(request, pending=True)
@@ -85,11 +104,18 @@ class CredentialsModule:
         if caller.party is not None:
             raise MethodNotAllowed("already registered with this token; use PUT to update or DELETE to unregister")
         token_b, url, roles = self._parse_credentials(await self._body(request))
+        try:
+            self.store.check_roles_free(roles)
+        except PartyIdsTaken as exc:
+            raise self._ids_taken(exc) from None
         _, endpoints = await self._client().discover(url, token=token_b)
         token_c = self._new_token()
-        party = self.store.register_party(incoming_token=token_c, outgoing_token=token_b, versions_url=url,
-                                          version=VERSION, endpoints=endpoints, roles=roles, now_s=self._clock(),
-                                          used_token_a_hash=caller.token_a_hash)
+        try:
+            party = self.store.register_party(incoming_token=token_c, outgoing_token=token_b, versions_url=url,
+                                              version=VERSION, endpoints=endpoints, roles=roles,
+                                              now_s=self._clock(), used_token_a_hash=caller.token_a_hash)
+        except PartyIdsTaken as exc:
+            raise self._ids_taken(exc) from None
         if party is None:
             raise Unauthorized("this registration token was used meanwhile")
         log.info("OCPI: %s registered with us", party.label)
@@ -101,6 +127,10 @@ class CredentialsModule:
         if caller.party is None or caller.party.state != "registered":
             raise MethodNotAllowed("not registered; use POST to register")
         token_b, url, roles = self._parse_credentials(await self._body(request))
+        try:
+            self.store.check_roles_free(roles, keep_pk=caller.party.pk)
+        except PartyIdsTaken as exc:
+            raise self._ids_taken(exc) from None
         _, endpoints = await self._client().discover(url, token=token_b)
         token_c = self._new_token()
         self.store.update_party(caller.party.pk, incoming_token=token_c, outgoing_token=token_b, versions_url=url,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+from decimal import ROUND_HALF_UP, Decimal
 
 from protocols.ocpi.wire import format_time
 
@@ -55,6 +56,9 @@ def evse_id(country_code: str, party_id: str, evse_uid) -> str:
 
 def location_id(site) -> str:
     return str(site.site_id)[:36]
+
+
+_FOUR = Decimal("0.0001")
 
 
 def _coord(value: float) -> str:
@@ -189,22 +193,29 @@ class Renderer:
         return "WHITELIST" if session.source in ("allow_list", "free_vend") else "COMMAND"
 
     def charging_periods(self, session) -> list[dict]:
+        """The session's periods as a clearing house checks them: energy only where there was
+        charging time, start times strictly increasing, currents per phase, 4 decimals.
+
+        The tariff engine's periods (``agent.core``) may start with a reading taken before
+        charging was seen (energy, no charging time) and may repeat a start time when a
+        reading lands on a period boundary; both are folded here rather than in the engine,
+        whose periods also price the session."""
+        view = self.connector_view(str(session.evse_uid), str(session.connector_id))
+        phases = max(1, int(getattr(view, "phases", None) or 1))
         out = []
-        for period in session.periods or ():
-            dims = [{"type": "ENERGY", "volume": period.energy_wh / 1000}]
-            if period.time_s:
-                dims.append({"type": "TIME", "volume": period.time_s / 3600})
-            if period.parking_s:
-                dims.append({"type": "PARKING_TIME", "volume": period.parking_s / 3600})
-            if period.min_current_ma is not None:
-                dims.append({"type": "MIN_CURRENT", "volume": period.min_current_ma / 1000})
-            if period.max_current_ma is not None:
-                dims.append({"type": "MAX_CURRENT", "volume": period.max_current_ma / 1000})
-            if period.min_power_w is not None:
-                dims.append({"type": "MIN_POWER", "volume": period.min_power_w / 1000})
-            if period.max_power_w is not None:
-                dims.append({"type": "MAX_POWER", "volume": period.max_power_w / 1000})
-            item = {"start_date_time": format_time(period.start_s), "dimensions": dims}
+        for period in plausible_periods(session.periods or ()):
+            dims = [{"type": "ENERGY", "volume": decimals4(period["energy_wh"] / 1000)}]
+            if period["time_s"]:
+                dims.append({"type": "TIME", "volume": decimals4(period["time_s"] / 3600)})
+            if period["parking_s"]:
+                dims.append({"type": "PARKING_TIME", "volume": decimals4(period["parking_s"] / 3600)})
+            for kind, key in (("MIN_CURRENT", "min_current_ma"), ("MAX_CURRENT", "max_current_ma")):
+                if period[key] is not None:  # the engine sums the phases; OCPI means one phase
+                    dims.append({"type": kind, "volume": decimals4(period[key] / 1000 / phases)})
+            for kind, key in (("MIN_POWER", "min_power_w"), ("MAX_POWER", "max_power_w")):
+                if period[key] is not None:
+                    dims.append({"type": kind, "volume": decimals4(period[key] / 1000)})
+            item = {"start_date_time": format_time(period["start_s"]), "dimensions": dims}
             if session.tariff_id:
                 item["tariff_id"] = str(session.tariff_id)[:36]
             out.append(item)
@@ -217,7 +228,7 @@ class Renderer:
             "party_id": self.party_id,
             "id": str(session.session_id)[:36],
             "start_date_time": format_time(session.start_s if session.start_s is not None else session.last_updated_s),
-            "kwh": (session.energy_wh or 0) / 1000,
+            "kwh": decimals4((session.energy_wh or 0) / 1000),
             "cdr_token": self.cdr_token(session, ref),
             "auth_method": self.auth_method(session, ref),
             "location_id": self.location_id,
@@ -280,8 +291,8 @@ class Renderer:
                                          ("AC_3_PHASE" if view and view.phases == 3 else "AC_1_PHASE")),
             },
             "currency": currency,
-            "total_energy": energy_wh / 1000,
-            "total_time": max(0.0, stop_s - start_s) / 3600,
+            "total_energy": decimals4(energy_wh / 1000),
+            "total_time": decimals4(max(0.0, stop_s - start_s) / 3600),
             "last_updated": format_time(_epoch(receipt["issued_at"]) if "issued_at" in receipt else stop_s),
         }
         if ref is not None and ref.authorization_reference:
@@ -300,13 +311,13 @@ class Renderer:
         periods = self.charging_periods(session)
         out["charging_periods"] = periods or [{
             "start_date_time": format_time(start_s),
-            "dimensions": [{"type": "ENERGY", "volume": energy_wh / 1000},
-                           {"type": "TIME", "volume": max(0.0, stop_s - start_s) / 3600}]}]
+            "dimensions": [{"type": "ENERGY", "volume": decimals4(energy_wh / 1000)},
+                           {"type": "TIME", "volume": decimals4(max(0.0, stop_s - start_s) / 3600)}]}]
         if session.cost is not None:
             totals = session.cost.to_ocpi()
             for key in ("total_cost", "total_energy_cost", "total_time_cost", "total_parking_cost",
                         "total_fixed_cost", "total_parking_time"):
-                out[key] = totals[key]
+                out[key] = decimals4(totals[key]) if key == "total_parking_time" else totals[key]
             if "total_reservation_cost" in totals:
                 out["total_reservation_cost"] = totals["total_reservation_cost"]
         else:
@@ -341,6 +352,66 @@ def signed_data(receipt: dict) -> dict | None:
         values.append({"nature": nature, "plain_data": plain[:512], "signed_data": blob})
     out = {"encoding_method": "OCMF", "encoding_method_version": 1, "signed_values": values}
     return out
+
+
+def decimals4(value: float) -> float:
+    """A quantity with at most the 4 decimals OCPI's number type carries; halves round away
+    from zero (2.2.1 fixes 4 decimals for its numbers and leaves the rounding to the parties;
+    half-up is the commercial rounding invoices use)."""
+    return float(Decimal(repr(float(value))).quantize(_FOUR, rounding=ROUND_HALF_UP))
+
+
+def plausible_periods(periods) -> list[dict]:
+    """Periods ordered by start, one per start time, energy only where there is charging time.
+
+    Periods sharing a start are added up (minimum of minimums, maximum of maximums). Energy of
+    a period without charging time moves into the next period with charging time (at the end,
+    the last one before): a period left with nothing else is absorbed whole and lends that
+    period its earlier start; one with parking or reservation time keeps that time. Without
+    any charging time at all the periods stay as they are: nowhere truthful takes the energy."""
+    merged: list[dict] = []
+    for p in sorted(periods, key=lambda p: p.start_s):
+        item = {name: getattr(p, name) for name in _PERIOD_FIELDS}
+        if merged and merged[-1]["start_s"] == item["start_s"]:
+            _add(merged[-1], item)
+        else:
+            merged.append(item)
+    if not any(p["time_s"] for p in merged):
+        return merged
+    out: list[dict] = []
+    carried_wh, carried_start_s = 0, None
+    for item in merged:
+        if item["energy_wh"] and not item["time_s"]:
+            carried_wh += item["energy_wh"]
+            item["energy_wh"] = 0
+            if not (item["parking_s"] or item["reservation_s"]):
+                carried_start_s = item["start_s"] if carried_start_s is None else carried_start_s
+                continue
+            out.append(item)
+            continue
+        if item["time_s"] and carried_wh:
+            item["energy_wh"] += carried_wh
+            carried_wh = 0
+            if carried_start_s is not None:
+                item["start_s"] = carried_start_s
+        carried_start_s = None
+        out.append(item)
+    if carried_wh:
+        next(p for p in reversed(out) if p["time_s"])["energy_wh"] += carried_wh
+    return out
+
+
+_PERIOD_FIELDS = ("start_s", "energy_wh", "time_s", "parking_s", "min_current_ma", "max_current_ma",
+                  "min_power_w", "max_power_w", "reservation_s")
+
+
+def _add(into: dict, other: dict) -> None:
+    for name in ("energy_wh", "time_s", "parking_s", "reservation_s"):
+        into[name] = (into[name] or 0) + (other[name] or 0)
+    for name, pick in (("min_current_ma", min), ("max_current_ma", max), ("min_power_w", min),
+                       ("max_power_w", max)):
+        values = [v for v in (into[name], other[name]) if v is not None]
+        into[name] = pick(values) if values else None
 
 
 def _epoch(text: str) -> float:

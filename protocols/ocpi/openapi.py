@@ -19,10 +19,12 @@ _SERVED = (
     ("credentials", "interface.yaml", None),
     ("locations", "sender-interface.yaml", None),
     ("tariffs", "sender-interface.yaml", None),
-    ("sessions", "sender-interface.yaml", {"/sessions": {"get"}}),
+    ("sessions", "sender-interface.yaml", {"/sessions": {"get"},
+                                           "/sessions/{session_id}/charging_preferences": {"put"}}),
     ("cdrs", "sender-interface.yaml", None),
     ("commands", "receiver-interface.yaml", None),
     ("tokens", "receiver-interface.yaml", {"/tokens/{country_code}/{party_id}/{token_uid}": {"get", "put", "patch"}}),
+    ("hubclientinfo", "receiver-interface.yaml", None),
 )
 _METHODS = ("get", "put", "post", "patch", "delete")
 

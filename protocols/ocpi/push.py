@@ -4,6 +4,12 @@ Locations and EVSE status go to every registered party that takes them; a Sessio
 only to the eMSP the session belongs to (``SessionsModule._visible_to``), checked again at
 delivery. Live objects are rendered afresh when sent, so a late or retried push never
 overwrites newer state with older.
+
+Through a hub (OCPI 2.2.1 message routing): a Session, CDR or command result names the eMSP
+it belongs to in ``OCPI-to-*`` (the issuer of the session's token, or the party that sent the
+command); Location pushes are broadcasts, addressed to the hub itself. What the hub reported
+of that eMSP (hubclientinfo) is heeded at delivery: SUSPENDED drops the push, OFFLINE keeps
+it queued for later.
 """
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ import json
 import logging
 
 from protocols.ocpi.errors import PartnerError
-from protocols.ocpi.store import Party
+from protocols.ocpi.sessions import owner_ids
+from protocols.ocpi.store import GONE, UNREACHABLE, Party
 from protocols.outbox import OutboxPump, Outcome
 
 log = logging.getLogger("urja.ocpi")
@@ -120,7 +127,7 @@ class Pushes:
             self._session_pushed.pop(session.session_id, None)
         party = self._owner_taking(ref, "sessions")
         if party is not None:
-            self._enqueue(party, "session", session.session_id, self.render.session(session, ref))
+            self._enqueue(party, "session", session.session_id, self.session_object(session, ref))
             self._pusher.kick()
 
     def _on_receipt(self, session_id, receipt) -> None:
@@ -130,7 +137,7 @@ class Pushes:
         ref = self.store.session_ref(session.reference)
         party = self._owner_taking(ref, "cdrs")
         if party is not None:
-            cdr = self.render.cdr(session, receipt, ref)
+            cdr = self.cdr_object(session, receipt, ref)
             self._enqueue(party, "cdr", cdr["id"], cdr, key=f"ocpi-cdr:{party.pk}:{cdr['id']}")
             self._pusher.kick()
 
@@ -166,7 +173,7 @@ class Pushes:
         if kind == "session":
             base = party.endpoint("sessions", "RECEIVER")
             session = self._session(object_id)
-            body = self.render.session(session, self.store.session_ref(session.reference)) if session else snapshot
+            body = self.session_object(session, self.store.session_ref(session.reference)) if session else snapshot
             return "PUT", f"{base.rstrip('/')}/{ours}/{object_id}", body
         if kind == "cdr":
             return "POST", party.endpoint("cdrs", "RECEIVER"), snapshot
@@ -194,7 +201,13 @@ class Pushes:
                 method, url, body = self._request_for(party, payload)
             if not url:
                 return Outcome.drop(f"{party.label} offers no endpoint for it")
-            to = (party.roles[0].get("country_code"), party.roles[0].get("party_id")) if party.roles else None
+            to = self._addressee(party, entry.topic, payload)
+            if party.is_hub and to != party.ids:
+                said = self.store.client_status(party.pk, *to)
+                if said == GONE:
+                    return Outcome.drop(f"{party.label} reports {to[0]}*{to[1]} SUSPENDED; nobody to deliver to")
+                if said == UNREACHABLE:
+                    return Outcome.retry(f"{party.label} reports {to[0]}*{to[1]} OFFLINE")
             status, reply = await self._client().call(method, url, token=party.outgoing_token, body=body, to_party=to)
             ok = 200 <= status < 300 and reply.get("status_code") in (1000, None)
             problem = f"HTTP {status}, status_code {reply.get('status_code')!r}: {reply.get('status_message', '')}"
@@ -203,6 +216,20 @@ class Pushes:
         except (ValueError, KeyError, TypeError) as exc:
             return Outcome.drop(f"malformed: {exc}")
         return Outcome.delivered() if ok else Outcome.retry(f"OCPI push failed: {problem}")
+
+    def _addressee(self, party: Party, topic: str, payload: dict) -> tuple[str, str] | None:
+        """The ``OCPI-to`` of a push: the eMSP a Session or CDR belongs to, the party that sent
+        a command, and for a broadcast (Locations) the receiving registration itself."""
+        if topic == RESULT_TOPIC:
+            return tuple(payload["to"]) if payload.get("to") else party.ids
+        if payload["kind"] in ("session", "cdr"):
+            session_id = payload["id"] if payload["kind"] == "session" else (payload.get("snapshot") or {}).get(
+                "session_id")
+            session = self._session(session_id) if isinstance(session_id, str) else None
+            ref = self.store.session_ref(session.reference) if session is not None else None
+            if ref is not None:
+                return owner_ids(ref)
+        return party.ids
 
     def _refresh_live_sessions(self) -> None:
         """Running sessions change every meter reading, but the facade only announces state

@@ -46,7 +46,28 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS reservations (
         reservation_id TEXT PRIMARY KEY, owner_pk INTEGER NOT NULL, their_id TEXT NOT NULL,
         created_s REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS client_info (
+        hub_pk INTEGER NOT NULL, country_code TEXT NOT NULL, party_id TEXT NOT NULL, role TEXT NOT NULL,
+        status TEXT NOT NULL, last_updated_s REAL NOT NULL, PRIMARY KEY (hub_pk, country_code, party_id, role))""",
+    """CREATE TABLE IF NOT EXISTS stamps (
+        kind TEXT NOT NULL, object_id TEXT NOT NULL, digest TEXT NOT NULL, last_updated_s REAL NOT NULL,
+        PRIMARY KEY (kind, object_id))""",
+    "CREATE INDEX IF NOT EXISTS stamps_by_time ON stamps (kind, last_updated_s)",
 )
+
+# ClientInfo statuses a hub uses for a party that will not (or not now) receive anything.
+GONE = "SUSPENDED"
+UNREACHABLE = "OFFLINE"
+
+
+def without_nulls(value):
+    """``value`` with every null member left out: OCPI objects mark optional fields by absence,
+    and the official schemas allow no null where a field may be missing."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value if v is not None]
+    return value
 
 
 @dataclass
@@ -72,6 +93,17 @@ class Party:
         return any(r.get("country_code") == country_code and r.get("party_id") == party_id for r in self.roles)
 
     @property
+    def is_hub(self) -> bool:
+        """A registration with role HUB speaks for the parties connected behind the hub."""
+        return any(r.get("role") == "HUB" for r in self.roles)
+
+    @property
+    def ids(self) -> tuple[str, str] | None:
+        """The party ids of its first role (a hub's own ids when it is a hub)."""
+        hub = [r for r in self.roles if r.get("role") == "HUB"] or self.roles
+        return (hub[0].get("country_code"), hub[0].get("party_id")) if hub else None
+
+    @property
     def label(self) -> str:
         names = ",".join(f"{r.get('country_code')}*{r.get('party_id')}" for r in self.roles)
         return f"party {self.pk} ({names or 'unregistered'})"
@@ -83,6 +115,14 @@ class SessionRef:
     cdr_token: dict
     auth_method: str
     authorization_reference: str | None
+
+
+class PartyIdsTaken(ValueError):
+    """Party ids another registration holds; ``ids`` names them (``CC*PID``)."""
+
+    def __init__(self, ids: list):
+        super().__init__(", ".join(ids))
+        self.ids = ids
 
 
 class OcpiStore(db.SqliteFile):
@@ -150,23 +190,41 @@ class OcpiStore(db.SqliteFile):
     def register_party(self, *, incoming_token: str, outgoing_token: str, versions_url: str, version: str,
                        endpoints: list, roles: list, now_s: float, used_token_a_hash: str | None = None) -> Party:
         """Store a completed registration; the token A it used stops working in the same
-        transaction, and an older registration of the same party ids is replaced."""
+        transaction. Party ids another registration holds are refused (``PartyIdsTaken``): a
+        token A proves nothing about who the caller is, so a party that registered before
+        renews with its current credentials (PUT), never by claiming its ids afresh."""
         def work(c):
+            taken = self._taken(c, roles)
+            if taken:
+                raise PartyIdsTaken(taken)
             if used_token_a_hash is not None:
                 if not c.execute("DELETE FROM token_a WHERE hash = ?", (used_token_a_hash,)).rowcount:
                     return None
-            replaced = self._replaced(c, roles)
             cur = c.execute(
                 """INSERT INTO parties (state, incoming_hash, outgoing_token, versions_url, version, endpoints_json,
                    roles_json, initiated_by_us, created_s, updated_s) VALUES ('registered', ?, ?, ?, ?, ?, ?, 0, ?, ?)""",
                 (token_hash(incoming_token), outgoing_token, versions_url, version, json.dumps(endpoints),
                  json.dumps(roles), now_s, now_s))
-            for pk in replaced:
-                self._hand_over(c, pk, cur.lastrowid)
             return cur.lastrowid
 
         pk = self._tx(work)
         return None if pk is None else self.party(pk)
+
+    def check_roles_free(self, roles: list, *, keep_pk: int | None = None) -> None:
+        """Raise ``PartyIdsTaken`` when another registration holds any of the ids in ``roles``."""
+        taken = self._taken(self._conn, roles, keep_pk=keep_pk)
+        if taken:
+            raise PartyIdsTaken(taken)
+
+    @staticmethod
+    def _taken(c, roles, keep_pk=None) -> list:
+        wanted = {(r.get("country_code"), r.get("party_id")) for r in roles}
+        taken = []
+        for row in c.execute("SELECT pk, roles_json FROM parties WHERE state = 'registered'").fetchall():
+            if row[0] != keep_pk:
+                held = {(r.get("country_code"), r.get("party_id")) for r in json.loads(row[1])}
+                taken.extend(f"{cc}*{pid}" for cc, pid in sorted(held & wanted))
+        return taken
 
     def _hand_over(self, c, old_pk: int, new_pk: int) -> None:
         """A partner that registers anew keeps what was its own: its tokens, the sessions and
@@ -259,7 +317,7 @@ class OcpiStore(db.SqliteFile):
             existed = c.execute("SELECT 1 FROM tokens WHERE country_code = ? AND party_id = ? AND uid = ? AND type = ?",
                                 key).fetchone() is not None
             c.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (*key, owner_pk, json.dumps(token), last_updated_s))
+                      (*key, owner_pk, json.dumps(without_nulls(token)), last_updated_s))
             return not existed
 
         return self._tx(work)
@@ -268,7 +326,13 @@ class OcpiStore(db.SqliteFile):
         row = self._conn.execute(
             "SELECT body_json FROM tokens WHERE country_code = ? AND party_id = ? AND uid = ? AND type = ?",
             (country_code, party_id, uid, token_type)).fetchone()
-        return json.loads(row[0]) if row else None
+        return without_nulls(json.loads(row[0])) if row else None
+
+    def token_owner(self, country_code: str, party_id: str, uid: str, token_type: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT owner_pk FROM tokens WHERE country_code = ? AND party_id = ? AND uid = ? AND type = ?",
+            (country_code, party_id, uid, token_type)).fetchone()
+        return row[0] if row else None
 
     def find_token(self, uid: str, token_type: str | None = None) -> tuple[dict, int] | None:
         """A token by uid across parties (local RFID cards do not say whose they are)."""
@@ -278,7 +342,7 @@ class OcpiStore(db.SqliteFile):
             sql += " AND type = ?"
             args.append(token_type)
         row = self._conn.execute(sql + " ORDER BY last_updated_s DESC LIMIT 1", args).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
+        return (without_nulls(json.loads(row[0])), row[1]) if row else None
 
     # ------------------------------------------------------------- commands and sessions
     def command_response(self, dedup: str) -> dict | None:
@@ -312,3 +376,55 @@ class OcpiStore(db.SqliteFile):
     def add_reservation(self, reservation_id: str, *, owner_pk: int, their_id: str, now_s: float) -> None:
         self._tx(lambda c: c.execute("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)",
                                      (reservation_id, owner_pk, their_id, now_s)))
+
+    # ------------------------------------------------------------- hubclientinfo
+    def put_client_info(self, hub_pk: int, info: dict, *, last_updated_s: float) -> bool:
+        """Store what a hub says of a party connected to it; True when it is new."""
+        key = (hub_pk, info["country_code"], info["party_id"], info["role"])
+
+        def work(c):
+            existed = c.execute("SELECT 1 FROM client_info WHERE hub_pk = ? AND country_code = ? AND party_id = ? "
+                                "AND role = ?", key).fetchone() is not None
+            c.execute("INSERT OR REPLACE INTO client_info VALUES (?, ?, ?, ?, ?, ?)",
+                      (*key, info["status"], last_updated_s))
+            return not existed
+
+        return self._tx(work)
+
+    def client_infos(self, hub_pk: int, country_code: str, party_id: str) -> list[dict]:
+        rows = self._conn.execute(
+            "SELECT role, status, last_updated_s FROM client_info WHERE hub_pk = ? AND country_code = ? "
+            "AND party_id = ? ORDER BY role", (hub_pk, country_code, party_id)).fetchall()
+        return [{"country_code": country_code, "party_id": party_id, "role": r[0], "status": r[1],
+                 "last_updated_s": r[2]} for r in rows]
+
+    def client_status(self, hub_pk: int, country_code: str, party_id: str) -> str | None:
+        """The hub's last word on a party behind it (None when it said nothing): the newest
+        status over the party's roles."""
+        found = self.client_infos(hub_pk, country_code, party_id)
+        return max(found, key=lambda i: i["last_updated_s"])["status"] if found else None
+
+    # ------------------------------------------------------------- published last_updated
+    def stamp(self, kind: str, object_id: str, digest: str, candidate_s: float) -> float:
+        """The ``last_updated`` of a published object: unchanged while its content (``digest``)
+        is, and otherwise ``candidate_s`` but always after the one published before, so a
+        poller filtering on it never misses a change and never sees time go back."""
+        def work(c):
+            row = c.execute("SELECT digest, last_updated_s FROM stamps WHERE kind = ? AND object_id = ?",
+                            (kind, object_id)).fetchone()
+            if row is not None and row[0] == digest:
+                return row[1]
+            value = round(candidate_s, 3)
+            if row is not None and value <= row[1]:
+                value = round(row[1] + 0.001, 3)
+            c.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)", (kind, object_id, digest, value))
+            return value
+
+        return self._tx(work)
+
+    def stamped_ids(self, kind: str, *, since_s: float | None, until_s: float | None) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT object_id FROM stamps WHERE kind = ? AND (? IS NULL OR last_updated_s >= ?) "
+            "AND (? IS NULL OR last_updated_s < ?) ORDER BY last_updated_s",
+            (kind, since_s, since_s, until_s, until_s)).fetchall()
+        return [r[0] for r in rows]

@@ -1,12 +1,13 @@
 """The tokens module (RECEIVER): eMSPs push their tokens (GET/PUT/PATCH), each party only
-its own (its country_code and party_id); cards at the charger are checked against them
-(``protocols.ocpi.authorization``)."""
+its own (its country_code and party_id; a hub those of the party it speaks for, or of any
+party behind it in a broadcast); cards at the charger are checked against them
+(``protocols.ocpi.authorization``). Tokens are kept and shown without null members: the
+Token schema has no nulls, and an eMSP's ``"visual_number": null`` means "none"."""
 from __future__ import annotations
 
 from protocols.ocpi import errors as E
 from protocols.ocpi.errors import OcpiError
-from protocols.ocpi.middleware import Reply
-from protocols.ocpi.store import Party
+from protocols.ocpi.middleware import Caller, Reply
 from protocols.ocpi.wire import parse_time, require, require_enum
 
 TOKEN_TYPES = ("AD_HOC_USER", "APP_USER", "OTHER", "RFID")
@@ -16,14 +17,14 @@ WHITELIST_TYPES = ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER")
 class TokensModule:
     """GET, PUT and PATCH of a pushed token."""
 
-    def _token_path(self, request, party: Party) -> tuple[str, str, str, str]:
+    def _token_path(self, request, caller: Caller) -> tuple[str, str, str, str]:
         info = request.match_info
         cc, pid, uid = info["country_code"], info["party_id"], info["uid"]
         token_type = request.query.get("type", "RFID")
         if token_type not in TOKEN_TYPES:
             raise OcpiError(E.INVALID_PARAMETERS, f"query type={token_type!r}; allowed: {', '.join(TOKEN_TYPES)}")
-        if not party.has_role(cc, pid):
-            raise OcpiError(E.INVALID_PARAMETERS, f"tokens of {cc}*{pid} cannot be managed by {party.label}")
+        if not self._may_act_for(caller, cc, pid):
+            raise OcpiError(E.INVALID_PARAMETERS, f"tokens of {cc}*{pid} cannot be managed by {caller.party.label}")
         if len(uid) > 36:
             raise OcpiError(E.INVALID_PARAMETERS, "token uid is longer than 36 characters")
         return cc, pid, uid, token_type
@@ -44,16 +45,17 @@ class TokensModule:
             require(token["energy_contract"], "supplier_name", str, where=f"{where}.energy_contract")
 
     async def _get_token(self, request):
-        party = self._auth(request).party
-        cc, pid, uid, token_type = self._token_path(request, party)
+        caller = self._auth(request)
+        cc, pid, uid, token_type = self._token_path(request, caller)
         token = self.store.token(cc, pid, uid, token_type)
         if token is None:
             raise OcpiError(E.UNKNOWN_TOKEN, f"unknown token {cc}*{pid} {uid!r} ({token_type})", http_status=404)
         return Reply(token)
 
     async def _put_token(self, request):
-        party = self._auth(request).party
-        cc, pid, uid, token_type = self._token_path(request, party)
+        caller = self._auth(request)
+        party = caller.party
+        cc, pid, uid, token_type = self._token_path(request, caller)
         token = await self._body(request)
         self._check_token_fields(token, "token", partial=False)
         if (token["country_code"], token["party_id"], token["uid"], token["type"]) != (cc, pid, uid, token_type):
@@ -64,8 +66,9 @@ class TokensModule:
         return Reply(None, http_status=201 if created else 200)
 
     async def _patch_token(self, request):
-        party = self._auth(request).party
-        cc, pid, uid, token_type = self._token_path(request, party)
+        caller = self._auth(request)
+        party = caller.party
+        cc, pid, uid, token_type = self._token_path(request, caller)
         patch = await self._body(request)
         self._check_token_fields(patch, "token", partial=True)
         existing = self.store.token(cc, pid, uid, token_type)

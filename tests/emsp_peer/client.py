@@ -107,10 +107,14 @@ class OcpiClient:
         reply = Reply(http_status=status, headers=got, body=parsed, request_id=request_id,
                       correlation_id=correlation_id, what=what)
         self._check_envelope(reply)
-        if check_schema and interface is not None and path is not None:
-            ref = self.spec.response_ref(interface, path, method, status)
-            if ref is not None:
-                self.spec.check(ref, parsed, f"{what} reply (HTTP {status})")
+        if check_schema:
+            ref = None
+            if interface is not None and path is not None:
+                ref = self.spec.response_ref(interface, path, method, status)
+            # A status the operation does not declare (or no operation: an unknown command) is
+            # still held to the envelope every OCPI reply shares.
+            self.spec.check(ref or self.spec.schema_ref("components", "OCPIResponse"), parsed,
+                            f"{what} reply (HTTP {status})")
         return reply
 
     @staticmethod
