@@ -67,7 +67,8 @@ async def test_urja_run_sim_car_leaves_the_connector_free_and_comes_for_every_or
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
-    assert json.loads(printed[:printed.index("\n}\n") + 2])["receipt_id"] == receipts[0]["receipt_id"]
+    first = printed.index("{\n")  # log lines may come before it when logging goes to stdout
+    assert json.loads(printed[first:printed.index("\n}\n", first) + 2])["receipt_id"] == receipts[0]["receipt_id"]
 
 
 async def test_urja_run_sim_car_on_a_free_vend_site_charges_once_and_stops(tmp_path, capsys):
@@ -76,7 +77,8 @@ async def test_urja_run_sim_car_on_a_free_vend_site_charges_once_and_stops(tmp_p
     cfg = sim_config(tmp_path, auth="free_vend", default_limit_wh=40)
     args = argparse.Namespace(board=None, sim_car=True, token=None, speed=120.0, duration_s=None)
     assert await asyncio.wait_for(_run(cfg, args), 60) == 0
-    receipt = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    receipt = json.loads(out[out.index("{\n"):out.rindex("\n}") + 2])
     assert receipt["energy_wh"] >= 40
 
 

@@ -89,7 +89,7 @@ class SimDriver:
             self.visits += 1
             what = "pilot A -> B" if self._pilot else "the socket"
             if ordered:
-                tell(f"a car arrives for the session and plugs in ({what})")
+                tell(f"plugs in for the session waiting for it ({what})")
             elif self.token is not None:
                 tell(f"a car plugs in ({what}); the driver shows token {self.token}")
                 await rt.present_token(self.token)
