@@ -332,10 +332,28 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
             await asyncio.sleep(TICK_S)
             feedback = self.board.relay.feedback
             if feedback is not None and feedback != self._feedback:
-                self._feedback = feedback
-                self.post(lambda t, f=feedback: RelayFeedback(f, t))
+                self._post_contact()
             self.post(_tick)  # through the dispatcher, so ticks and events never interleave
             self._expire_reservation()
+
+    def _post_contact(self) -> None:
+        """Queue a look at the mirror contact, taken when the gate handles it, not now.
+
+        The weld check measures the time since the relay opened on the runtime's clock, which
+        runs many times faster than real time in a simulation. A contact sampled on the 50 ms
+        real-time tick was up to ``50 ms x speed`` old there (3 s at 60x, past the 2 s weld
+        settle time), so a contactor that had opened was latched as welded. Read at handling
+        time, the gate never judges a reading or a tick against an older contact.
+        """
+        if self.board.relay.feedback is not None:
+            self.post(self._contact_event)
+
+    def _contact_event(self, time_ms: int) -> RelayFeedback:
+        feedback = self.board.relay.feedback
+        if feedback is None:  # a relay cannot lose its mirror contact; keep the gate's view
+            feedback = bool(self._feedback)
+        self._feedback = feedback
+        return RelayFeedback(feedback, time_ms)
 
     async def _meter_loop(self) -> None:
         from drivers.meter.base import MeterEnergyBackwards, MeterEnergyJump, MeterFault
@@ -372,6 +390,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
                         self._reconcile_with(reading, notify=True)
                     except AgentError as exc:
                         log.error("unfinished sessions could not be closed: %s", exc)
+                self._post_contact()  # the contact as of this reading's turn, not the last tick's
                 self.post(lambda t, r=reading, m=read_ms: self._reading_event(r, t, m))
                 polls += 1
                 # One line a minute while idle, every ten seconds while charging (simulated time).
@@ -464,6 +483,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
                     await self.board.relay.open()
                 else:
                     await self.board.relay.close()
+            self._post_contact()
             log.info("relay %s (%s)", "open" if isinstance(cmd, OpenRelay) else "closed", cmd.reason)
             self._refresh_connector()
         elif isinstance(cmd, SetOfferedCurrent):

@@ -23,13 +23,18 @@ log = logging.getLogger("urja.board")
 
 
 class SimParts:
-    """Handles on the simulated world: the meter server, the contactor and the car."""
+    """Handles on the simulated world: the meter server, the contactor and the car.
 
-    def __init__(self, *, server, relay, pilot):
+    ``car`` is the pilot's ``SimCar`` on a board with a simulated pilot, a ``SimSocketCar``
+    (a load behind the contactor) on a socket outlet with a simulated contactor, and None
+    where nothing simulated can carry a car's current (a real relay).
+    """
+
+    def __init__(self, *, server, relay, pilot, car=None):
         self.server = server
         self.relay = relay
         self.pilot = pilot
-        self.car = pilot.car if pilot is not None and hasattr(pilot, "car") else None
+        self.car = car if car is not None else getattr(pilot, "car", None)
 
 
 class Board:
@@ -71,7 +76,8 @@ class Board:
             self.meter = make_meter(model=meter_opts["model"], transport="tcp", host="127.0.0.1", port=port,
                                     timeout_ms=meter_opts["timeout_ms"], retries=meter_opts["retries"],
                                     clock=clock)
-            self.sim = SimParts(server=server, relay=self.relay, pilot=self.pilot)
+            self.sim = SimParts(server=server, relay=self.relay, pilot=self.pilot,
+                                car=_make_socket_car(profile, relay=self.relay, pilot=self.pilot))
             self._couple_sim(server)
         else:
             from drivers.meter import make_meter
@@ -82,17 +88,19 @@ class Board:
 
     def _couple_sim(self, server) -> None:
         """Put the car's draw on the meter's phases (zero on phases the car does not use)."""
-        pilot = self.pilot
-        if not hasattr(pilot, "add_draw_listener"):
+        car = self.sim.car
+        # the pilot decides what a pilot car draws; a socket car is its own source
+        load = self.pilot if hasattr(self.pilot, "add_draw_listener") else car
+        if car is None or not hasattr(load, "add_draw_listener"):
             return
         meter_phases = len(server.current_a)
-        car_phases = min(pilot.car.phases, meter_phases)
+        car_phases = min(car.phases, meter_phases)
 
         def on_draw(draw_a: float) -> None:
             server.current_a = [draw_a if i < car_phases else 0.0 for i in range(meter_phases)]
 
-        pilot.add_draw_listener(on_draw)
-        on_draw(pilot.draw_a)
+        load.add_draw_listener(on_draw)
+        on_draw(load.draw_a)
 
     async def close(self) -> None:
         """Open the relay, stop everything, release the relay last; every step is attempted."""
@@ -109,6 +117,8 @@ class Board:
             await attempt("opening the relay", self.relay.open)
         if self.pilot is not None:
             await attempt("releasing the pilot", self.pilot.release)
+        if self.sim is not None and hasattr(self.sim.car, "detach"):
+            self.sim.car.detach()
         if self.meter is not None:
             await attempt("closing the meter", self.meter.close)
         if self._sim_server is not None:
@@ -131,6 +141,15 @@ def _make_relay(profile: BoardProfile, *, clock, sleep, request_lines):
 
         return GpiodRelay(clock=clock, sleep=sleep, request_lines=request_lines, **opts)
     raise ValueError(f"unknown relay backend {profile.relay.backend!r}")
+
+
+def _make_socket_car(profile: BoardProfile, *, relay, pilot):
+    """A simulated vehicle for a socket outlet: only where a simulated contactor can carry it."""
+    if profile.pilot.backend != "none" or not hasattr(relay, "add_contact_listener"):
+        return None
+    from drivers.pilot.sim import SimSocketCar
+
+    return SimSocketCar(relay=relay, max_current_a=profile.max_current_a, phases=profile.phases)
 
 
 def _make_pilot(profile: BoardProfile, *, relay, sleep):

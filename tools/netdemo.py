@@ -153,8 +153,13 @@ def _print_receipt(screen: Screen, receipt: dict, check, spec: ChargerSpec) -> N
 
 
 async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, energy_wh: int = 5000,  # noqa: C901
-                        keep_running: bool = False, screen: Screen | None = None) -> Path:
-    """Run the whole story on a broker that is already up; returns the verified receipt's file."""
+                        keep_running: bool = False, screen: Screen | None = None, clock=None,
+                        stop: asyncio.Event | None = None) -> Path:
+    """Run the whole story on a broker that is already up; returns the verified receipt's file.
+
+    ``clock`` is the one clock of chargers and app (a ``Clock`` at ``speed`` unless given);
+    with ``keep_running`` the chargers stay up until ``stop`` is set (Ctrl-C without one).
+    """
     from agent.clock import Clock
     from protocols.node.charge import ChargeFlow
     from protocols.node.setup import build_node
@@ -163,7 +168,8 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     from protocols.signing.receipt import verify_receipt
 
     screen = screen or Screen()
-    clock = Clock(speed=speed)
+    clock = clock or Clock(speed=speed)
+    speed = clock.speed
     power_w = 11_040  # the simulated car: 16 A on three phases at 230 V
     minutes = energy_wh / power_w * 60
     screen.line(f"simulated time runs {speed:g}x faster than real time: a {minutes:.0f}-minute charge "
@@ -179,7 +185,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     screen.line(f"each has its own Ed25519 key, the chargers an ECDSA meter key too; files in {folder}")
 
     screen.step("The chargers start: the real runtime on a simulated board each, joining the network")
-    async with _Chargers(configs, clock) as runtimes:
+    async with _Chargers(configs, clock) as runtimes, _Drivers(runtimes, screen) as drivers:
         for spec, rt in zip(CHARGERS, runtimes, strict=True):
             meter = rt.board.meter
             screen.line(f"{spec.area:<12} board '{rt.board.profile.name}', meter {meter.model} over Modbus TCP, "
@@ -187,7 +193,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
         by_id = {spec.site_id: (spec, rt) for spec, rt in zip(CHARGERS, runtimes, strict=True)}
 
         node = build_node(argparse.Namespace(config=str(app.config), broker=[], agency_key=None,
-                                             subscriber_id=None, key_dir=None, certificate=None,
+                                             node_subscriber_id=None, key_dir=None, certificate=None,
                                              agency_dir=None), clock=clock.wall_s)
         async with node:
             where, lat, lon = USER_PLACE
@@ -219,17 +225,6 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
                         "time of day, as the receipt will")
 
             screen.step(f"The app buys {energy_wh / 1000:g} kWh at {spec.name}")
-            car = rt.board.sim.car
-            car_task: list[asyncio.Task] = []
-
-            async def drive_car():
-                await _until(lambda: rt.board.relay.closed, 30, "the relay to close")
-                await _until(lambda: rt.core.stop_reason is not None, 60 + 3 * minutes * 60 / speed,
-                             "the end of the charge")
-                screen.car(f"the charger stopped ({rt.core.stop_reason}) and opened its relay; "
-                           "the driver unplugs and drives off")
-                car.unplug()
-
             def step(action, answer):
                 order = answer.message.get("order") or {}
                 if action == "select":
@@ -243,10 +238,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
                 elif action == "confirm":
                     screen.line(f"confirm -> on_confirm: order {order.get('id')} confirmed, paid "
                                 f"{_rupees(flow.result.paid_paise)} (ref {flow.result.payment_ref})")
-                    screen.car(f"plugs in at {spec.name} (pilot A -> B) and asks for power (B -> C)")
-                    car.plug_in()
-                    car.request_power()
-                    car_task.append(asyncio.get_running_loop().create_task(drive_car(), name="demo-sim-car"))
+                    screen.line("           a simulated driver at each charger comes when an order starts there")
                 elif action == "update":
                     screen.line("update  -> on_update: start charging; the safety gate closes the relay")
 
@@ -264,14 +256,9 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             try:
                 result = await asyncio.wait_for(flow.run(), 120 + 3 * minutes * 60 / speed)
             except asyncio.TimeoutError:
+                drivers.raise_failure()
                 raise DemoFailed(f"the charge did not finish: {flow.result.progress}") from None
-            finally:
-                for task in car_task:
-                    task.cancel()
-                await asyncio.gather(*car_task, return_exceptions=True)
-            for task in car_task:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()
+            drivers.raise_failure()
 
             screen.step("The signed receipt, checked offline by the app")
             receipt = result.receipt
@@ -298,8 +285,9 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             screen.line("check it again yourself:")
             screen.line(f"  urja verify {path} --agency-key {agency_pub}")
 
-            if keep_running:
-                await _keep_running(screen, broker_url, app, clock)
+        if keep_running:  # the story's app has left: the commands below are the app from now on
+            await _keep_running(screen, broker_url, app, clock, charger_id=spec.site_id, energy_wh=energy_wh,
+                                drivers=drivers, stop=stop)
     return path
 
 
@@ -309,21 +297,31 @@ def _issued_s(receipt: dict) -> float:
     return parse_time(receipt.get("issued_at"), field="issued_at")
 
 
-async def _keep_running(screen: Screen, broker_url: str, app, clock) -> None:
+async def _keep_running(screen: Screen, broker_url: str, app, clock, *, charger_id: str, energy_wh: int,
+                        drivers: "_Drivers", stop: asyncio.Event | None) -> None:
+    """Keep chargers, drivers and broker up and say how to buy from them as the app."""
     from tools.shutdown import install_stop
 
     screen.step("The chargers and the broker keep running; Ctrl-C stops them")
     port = broker_url.rsplit(":", 1)[1]
     screen.line(f"watch the network: mosquitto_sub -h 127.0.0.1 -p {port} -t 'urja/v1/#' -v")
-    if clock.speed == 1:
-        where, lat, lon = USER_PLACE
-        screen.line(f"search as the app: urja discover --config {app.config} --near {lat},{lon}")
-    else:
-        screen.line("(the chargers keep simulated time; run with --speed 1 to use `urja discover` and "
-                    f"`urja charge --config {app.config}` against them)")
-    stop = asyncio.Event()
-    install_stop(stop)
-    await stop.wait()
+    where, lat, lon = USER_PLACE
+    screen.line(f"search as the app: urja discover --config {app.config} --near {lat},{lon}")
+    screen.line("buy a charge as the app, as often as you like (a simulated car comes for every order):")
+    screen.line(f"  urja charge {charger_id} --kwh {energy_wh / 1000:g} --config {app.config}")
+    if clock.speed != 1:
+        screen.line(f"(the chargers keep simulated time, {clock.speed:g}x faster than real time, and refuse "
+                    "messages signed with the real time: run the demo with --speed 1 to use these commands)")
+    if stop is None:
+        stop = asyncio.Event()
+        install_stop(stop)
+    waiting = asyncio.get_running_loop().create_task(stop.wait())
+    try:
+        await asyncio.wait([waiting, *drivers.tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    drivers.raise_failure()
 
 
 class _Chargers:
@@ -354,6 +352,36 @@ class _Chargers:
                 first = first or e
         if first is not None:
             raise first
+
+
+class _Drivers:
+    """A simulated driver at each charger, serving every order there until the demo ends."""
+
+    def __init__(self, runtimes, screen: Screen):
+        self._runtimes = runtimes
+        self._screen = screen
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> "_Drivers":
+        from tools.sim_site import SimDriver
+
+        loop = asyncio.get_running_loop()
+        for spec, rt in zip(CHARGERS, self._runtimes, strict=True):
+            driver = SimDriver(rt, park_s=0, error=DemoFailed,
+                               tell=lambda text, area=spec.area: self._screen.car(f"{text} ({area})"))
+            self.tasks.append(loop.create_task(driver.serve(), name=f"demo-driver-{spec.site_id}"))
+        return self
+
+    def raise_failure(self) -> None:
+        """A driver that gave up explains a charge that did not finish better than a timeout."""
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()
+
+    async def __aexit__(self, *exc) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def _runtime_context(cfg, clock):

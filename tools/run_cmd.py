@@ -24,7 +24,9 @@ def register(subparsers) -> None:
                      help="stop after this many seconds (default: run until SIGTERM or Ctrl-C)")
     run.add_argument("--sim-car", action="store_true",
                      help="simulated board only: a car arrives, charges to the session limit, parks, leaves; "
-                          "the signed receipt is printed")
+                          "each signed receipt is printed. On a free-vend site (or with --token) it comes at "
+                          "once and the agent stops after its receipt unless --duration-s is given; it also "
+                          "comes for every order or remote start, as often as they come")
     run.add_argument("--token", default=None, help="with --sim-car: the driver shows this token (RFID card) at the charger: "
                           "on the site's allow-list, or an eMSP's card when the site serves OCPI")
     run.add_argument("--speed", type=float, default=1.0,
@@ -60,10 +62,22 @@ def run_handler(args: argparse.Namespace) -> int:
         path = provision_site(folder, site_id="in.local.sim-1", name="Simulated charger", lat=12.9352,
                               lon=77.6245, default_limit_wh=500)
     config = load_config(path)
-    if (args.sim_car or args.speed != 1.0) and (args.board or config.board_profile) != "sim":
-        print("urja run: --sim-car and --speed need the simulated board (--board sim)", file=sys.stderr)
+    if (args.sim_car or args.speed != 1.0) and not _simulated(args.board or config.board_profile):
+        print("urja run: --sim-car and --speed need a simulated board (--board sim or sim-socket)", file=sys.stderr)
         return 2
     return asyncio.run(_run(config, args))
+
+
+def _simulated(board) -> bool:
+    """A board whose meter and contactor are simulated, so a simulated car can charge on it."""
+    from board.profile import load_profile
+    from drivers.configfile import ConfigError
+
+    try:
+        profile = load_profile(board)
+    except ConfigError:
+        return False
+    return profile.meter.backend == "sim" and profile.relay.backend == "sim"
 
 
 async def _run(config, args) -> int:
@@ -75,15 +89,7 @@ async def _run(config, args) -> int:
     async with open_runtime(config, board_profile=args.board, clock=Clock(speed=args.speed)) as rt:
         car = None
         if args.sim_car:
-            from tools.sim_site import charge_one_car
-
-            async def drive():
-                receipt = await charge_one_car(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))
-                print(json.dumps(receipt, indent=2), flush=True)
-                if args.duration_s is None:
-                    stop.set()
-
-            car = asyncio.get_running_loop().create_task(drive(), name="urja-sim-car")
+            car = asyncio.get_running_loop().create_task(_drive_sim_car(rt, args, stop), name="urja-sim-car")
         try:
             await asyncio.wait_for(stop.wait(), args.duration_s)
         except asyncio.TimeoutError:
@@ -95,6 +101,28 @@ async def _run(config, args) -> int:
                 if not car.cancelled() and car.exception() is not None:
                     raise car.exception()
     return 0
+
+
+async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
+    """The simulated driver: at once on a free-vend site or with a token, then for every order.
+
+    Without ``--duration-s`` a car that came by itself ends the run with its receipt (what a
+    quick look at the agent wants); on a site that sells over the network the driver waits for
+    buyers until the agent is stopped.
+    """
+    from tools.sim_site import SimDriver
+
+    driver = SimDriver(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))
+
+    def show(receipt: dict) -> None:
+        print(json.dumps(receipt, indent=2), flush=True)
+
+    if args.token is not None or rt.config.auth_mode == "free_vend":
+        show(await driver.visit())
+        if args.duration_s is None:
+            stop.set()
+            return
+    await driver.serve(on_receipt=show)
 
 
 def demo_handler(args: argparse.Namespace) -> int:

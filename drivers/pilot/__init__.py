@@ -3,9 +3,9 @@ from drivers.pilot.base import STATES, ControlPilot, PilotError, PilotEvent
 from drivers.pilot.duty import current_for_duty, duty_for_current, effective_current
 from drivers.pilot.linux import LinuxPilot, classify
 from drivers.pilot.none import NonePilot
-from drivers.pilot.sim import SimCar, SimPilot
+from drivers.pilot.sim import SimCar, SimPilot, SimSocketCar
 
 __all__ = [
     "STATES", "ControlPilot", "PilotError", "PilotEvent", "LinuxPilot", "NonePilot", "SimCar",
-    "SimPilot", "classify", "current_for_duty", "duty_for_current", "effective_current",
+    "SimPilot", "SimSocketCar", "classify", "current_for_duty", "duty_for_current", "effective_current",
 ]

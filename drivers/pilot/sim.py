@@ -136,3 +136,72 @@ class SimPilot(ControlPilot):
                     callback(draw)
                 except Exception:
                     log.exception("draw listener %r failed", callback)
+
+
+class SimSocketCar:
+    """A vehicle on a plain socket outlet (no control pilot): a load behind the contactor.
+
+    Nothing tells it how much it may take, so it draws its own ``max_current_a`` whenever it
+    is plugged in, wants power and the contacts are closed; the session sees it come and go
+    from that current alone. It offers the ``SimCar`` script a driver needs (plug in, ask for
+    power, pause, unplug) and the draw coupling ``SimPilot`` offers the simulated board.
+    """
+
+    def __init__(self, *, relay, max_current_a: float, phases: int):
+        if phases not in (1, 3):
+            raise ValueError("phases must be 1 or 3")
+        self.max_current_a = float(max_current_a)
+        self.phases = phases
+        self.plugged = False
+        self.wants_power = False
+        self._relay = relay
+        self._draw_a = 0.0
+        self._draw_listeners: list[Callable[[float], None]] = []
+        relay.add_contact_listener(self._on_contacts)
+
+    @property
+    def draw_a(self) -> float:
+        """Current per phase the load draws right now."""
+        return self._draw_a
+
+    def add_draw_listener(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(draw_a)`` whenever the load's current changes."""
+        self._draw_listeners.append(callback)
+
+    def plug_in(self) -> None:
+        self.plugged = True
+        self._recompute()
+
+    def request_power(self) -> None:
+        self.wants_power = True
+        self._recompute()
+
+    def pause(self) -> None:
+        """The vehicle stops drawing (full battery): the session sees the current fall."""
+        self.wants_power = False
+        self._recompute()
+
+    def unplug(self) -> None:
+        self.plugged = False
+        self.wants_power = False
+        self._recompute()
+
+    def detach(self) -> None:
+        """Stop following the contactor (the board is shutting down)."""
+        if self._relay is not None:
+            self._relay.remove_contact_listener(self._on_contacts)
+            self._relay = None
+
+    def _on_contacts(self, closed: bool) -> None:
+        self._recompute()
+
+    def _recompute(self) -> None:
+        contacts = self._relay is not None and self._relay.contacts_closed
+        draw = self.max_current_a if (self.plugged and self.wants_power and contacts) else 0.0
+        if draw != self._draw_a:
+            self._draw_a = draw
+            for callback in list(self._draw_listeners):
+                try:
+                    callback(draw)
+                except Exception:
+                    log.exception("draw listener %r failed", callback)

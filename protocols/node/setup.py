@@ -46,7 +46,8 @@ def add_node_options(p) -> None:
     p.add_argument("--config", help=f"read [network] and [node] from this TOML file (default {DEFAULT_CONFIG} if present)")
     p.add_argument("--broker", action="append", default=[], help="broker URL, e.g. mqtt://127.0.0.1:1883 (repeatable: failover order)")
     p.add_argument("--agency-key", help="agency public key: base64 text, agency.pub or agency.json")
-    p.add_argument("--subscriber-id", help="this node's network subscriber id")
+    # its own dest: ``urja charge`` names the charger in a positional ``subscriber_id``
+    p.add_argument("--subscriber-id", dest="node_subscriber_id", help="this node's network subscriber id")
     p.add_argument("--key-dir", help="this node's keyring (from `urja keygen`)")
     p.add_argument("--certificate", help="the agency's certificate for this node's key (JSON)")
     p.add_argument("--agency-dir", help="pilot networks: let this local agency certify a fresh node key")
@@ -91,10 +92,14 @@ def build_node(args, *, clock) -> NetworkNode:
     def rel(value):
         return None if value is None else str(value if Path(value).is_absolute() else base / value)
 
-    subscriber_id = args.subscriber_id or node_sec.str("subscriber_id", None)
-    key_dir = args.key_dir or rel(node_sec.str("key_dir", None))
-    cert_file = args.certificate or rel(node_sec.str("certificate", None))
+    # every key is read before the flags are applied, so ``finish()`` knows them all
+    file_subscriber_id = node_sec.str("subscriber_id", None)
+    file_key_dir = rel(node_sec.str("key_dir", None))
+    file_cert = rel(node_sec.str("certificate", None))
     node_sec.finish()
+    subscriber_id = getattr(args, "node_subscriber_id", None) or file_subscriber_id
+    key_dir = args.key_dir or file_key_dir
+    cert_file = args.certificate or file_cert
     brokers = tuple(args.broker) or net.brokers
     agency_text = args.agency_key or net.agency_public_key
     if args.agency_dir and not agency_text:
