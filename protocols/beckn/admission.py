@@ -1,8 +1,9 @@
 """Admission of an incoming request: nothing reaches the charger before it passed.
 
 The checks, in order: the action is served; the body is bytes within ``max_body_bytes`` and
-one JSON object; a carried agency certificate verifies against the agency key and the current
-revocation list (its keys are then trusted for this sender); the BECKN-006 signature
+one JSON object; a carried agency certificate (or, for a message about an order, the one its
+buyer showed before) verifies against the agency key and the current revocation list (its keys
+are then trusted for this sender); the BECKN-006 signature
 verifies; the message reads strictly (``messages.parse_request``); the signer is the buyer the
 context names, the message is addressed to this charger, it is not from the future nor past
 its ttl; and its message id is fresh (a duplicate gets the first answer again). Whatever
@@ -111,7 +112,9 @@ class AdmissionMixin:
         record = None
         if self.agency_public_key is not None:
             self._follow_revocations()
-        if carried_text is not None and self.agency_public_key is not None:
+        if carried_text is None and self.agency_public_key is not None:
+            record = self._kept_certificate_key(doc)
+        elif carried_text is not None and self.agency_public_key is not None:
             now_s = self.clock()
             # the very certificate text verified before needs no parsing and no agency signature check
             record = self.certificate_cache.cached(carried_text, self.agency_public_key, self.revocations,
@@ -174,6 +177,36 @@ class AdmissionMixin:
             raise
         self.replay.settle(ctx.message_id, reply)
         return reply
+
+    def _kept_certificate_key(self, doc: dict):
+        """The key vouched for by the certificate the buyer of the named order showed earlier, or None.
+
+        Why: ``status``, ``track``, ``update`` and ``cancel`` carry no certificate, and the keys
+        certificates vouched for live in a bounded memory that a restart empties; the order keeps
+        its buyer's certificate (``order_record``), checked here again against the agency key and
+        the revocation list in force. Only the buyer the order names is looked for, and the
+        message's signature must still verify with the key; a certificate that no longer
+        passes is left out (the signature check then says what is wrong).
+        """
+        ctx = doc.get("context")
+        if not isinstance(ctx, dict) or not isinstance(ctx.get("bap_id"), str):
+            return None
+        tx = self._txs.get(ctx.get("transaction_id")) if isinstance(ctx.get("transaction_id"), str) else None
+        if tx is None:
+            msg = doc.get("message")
+            order = msg.get("order") if isinstance(msg, dict) else None
+            order_id = msg.get("order_id") if isinstance(msg, dict) else None
+            if order_id is None and isinstance(order, dict):
+                order_id = order.get("id")
+            tx = self._by_order.get(order_id) if isinstance(order_id, str) else None
+        if tx is None or tx.bap_id != ctx["bap_id"] or tx.buyer_certificate is None:
+            return None
+        try:
+            return self.certificate_cache.verify(tx.buyer_certificate, self.agency_public_key, self.revocations,
+                                                 now_s=self.clock())
+        except SignatureError:
+            self._count("kept_certificate_refused")
+            return None
 
     def _follow_revocations(self) -> None:
         """A new revocation list (assigned to ``self.revocations``, or re-signed in place) takes

@@ -186,6 +186,7 @@ class ContractHandlersMixin:
         self._evict()
         tx = Transaction(transaction_id=tx_id, bap_id=req.context.bap_id, bap_uri=req.context.bap_uri,
                  ctx=req.context.raw, certified=certified, created_s=self.clock(), payment_id=self.new_id(),
+                 buyer_certificate=req.certificate if certified else None,
                  payment_type="PRE-ORDER", payment_ref=None, **parts)
         self._txs[tx_id] = tx
         self._txs.move_to_end(tx_id)
@@ -207,6 +208,14 @@ class ContractHandlersMixin:
                              path="message.order.fulfillments[0].stops", kind="refused")
         if tx.quote_expires_s < self.clock():
             raise BecknError(QUOTE_UNAVAILABLE, "the quote has expired; select again", kind="refused")
+
+    @staticmethod
+    def _keep_certificate(tx: Transaction, req: m.Request, certified: bool) -> None:
+        """Keep the latest certificate the buyer showed: after a restart it is what verifies the
+        buyer of the order (``admission``). One the admission refused never gets here."""
+        tx.certified = tx.certified or certified
+        if certified and req.certificate is not None:
+            tx.buyer_certificate = req.certificate
 
     @staticmethod
     def _booked_start_s(asked_s: float, selected_s: float) -> float | None:
@@ -242,7 +251,7 @@ class ContractHandlersMixin:
             raise BecknError(PAYMENT_NOT_SUPPORTED, "this site has no UPI address for prepayment",
                              kind="refused")
         tx.stage = "initiated"
-        tx.certified = tx.certified or certified
+        self._keep_certificate(tx, req, certified)
         tx.billing = ask.billing or tx.billing
         tx.payment_type = "POST-FULFILLMENT" if postpaid else "PRE-ORDER"
         order = self._order_body(tx, state=m.STATE_INITIATED)
@@ -256,6 +265,7 @@ class ContractHandlersMixin:
         ask: m.OrderAsk = req.body
         self._check_same_ask(tx, ask)
         pay = ask.payment
+        shown = certified  # this message's own sender check; the order may be certified from before
         certified = certified or tx.certified
         if pay.status == "PAID":
             self._check_paid(tx, pay)
@@ -299,6 +309,7 @@ class ContractHandlersMixin:
         tx.payment_ref = pay.reference
         tx.billing = ask.billing or tx.billing
         tx.ctx = req.context.raw
+        self._keep_certificate(tx, req, shown)
         tx.acceptance_digest = "BLAKE-512=" + digest
         try:
             self._persist(tx)
