@@ -8,7 +8,9 @@ verifies; the message reads strictly (``messages.parse_request``); the signer is
 context names, the message is addressed to this charger, it is not from the future nor past
 its ttl; and its message id is fresh (a duplicate gets the first answer again). Whatever
 fails becomes a NACK naming the reason; a bug becomes a NACK too, never a crash of the
-binding.
+binding. A NACK is signed and addressed to nobody (``Reply.refusal``) unless the request's
+signature verified and its signer is the ``bap_id`` it names: unverified input must not make
+the charger sign anything, nor send anything to a participant it names.
 
 What is reused between messages, and why that weakens nothing: the check of a buyer's
 certificate, for that exact certificate text, inside its own window, under the same
@@ -86,14 +88,20 @@ class AdmissionMixin:
             self._count("ack")
         return reply
 
-    def _nack(self, exc: BecknError) -> Reply:
+    def _nack(self, exc: BecknError, *, action: str | None = None, answer_to: dict | None = None) -> Reply:
+        """The NACK; with ``answer_to`` (the context of a request whose signer is the ``bap_id``
+        it names) also the signed error callback a binding without a synchronous answer sends."""
         self._count("nack")
         self._count(f"nack:{exc.code}")
         self._count(f"nack:{exc.kind}")
         headers = {}
         if exc.http_status == 401:
             headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
-        return Reply(m.nack(exc.code, exc.reason, exc.path), [], exc.http_status, headers)
+        ack = m.nack(exc.code, exc.reason, exc.path)
+        refusal = None
+        if answer_to is not None and action is not None and not (action == "search" and exc.kind == "no-match"):
+            refusal = self._refusal(answer_to, action, ack["error"])
+        return Reply(ack, [], exc.http_status, headers, refusal)
 
     async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:  # noqa: C901
         if action not in self._handlers:
@@ -139,6 +147,19 @@ class AdmissionMixin:
                 self.certified_keys.discard(record.subscriber_id, record.key_id)
             raise BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
                              http_status=401) from None
+        raw_ctx = doc.get("context")
+        if not (isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id):
+            return await self._admitted(action, doc, verified, None)
+        try:
+            return await self._admitted(action, doc, verified, raw_ctx)
+        except BecknError as exc:  # its sender is known: it may be told why, in its own inbox
+            return self._nack(exc, action=action, answer_to=raw_ctx)
+
+    async def _admitted(self, action: str, doc: dict, verified, answer_to: dict | None) -> Reply:
+        """A request whose signature verified: read it strictly, check it and hand it over.
+
+        ``answer_to`` is its context when its signer is the ``bap_id`` it names (refusals
+        then carry their error callback), else None."""
         req = m.parse_request(doc, action=action, domain=self.domain, currency=self._currency())
         ctx = req.context
         if verified.sender.subscriber_id != ctx.bap_id:
@@ -169,7 +190,7 @@ class AdmissionMixin:
         try:
             reply = await self._handlers[action](req, certified, verified.digest)
         except BecknError as exc:
-            reply = self._nack(exc)
+            reply = self._nack(exc, action=action, answer_to=answer_to)
             self.replay.settle(ctx.message_id, reply)
             return reply
         except BaseException:
