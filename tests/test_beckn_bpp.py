@@ -116,7 +116,7 @@ async def test_prepaid_contract_start_stop_receipt():
     assert pay["url"].split("tr=")[1].startswith(w.buyer.transaction_id)
     assert on_init["message"]["order"]["cancellation_terms"][0]["cancellation_fee"]["amount"]["value"] == "23.60"
     on_confirm = await w.ok(m.confirm(w.buyer.ctx("confirm"), provider_id="in.test.charger", energy_wh=4000,
-                                      amount_paise=10000, payment_ref="UPI-1"))
+                                      amount_paise=8496, payment_ref="UPI-1"))
     order_id = on_confirm["message"]["order"]["id"]
     assert on_confirm["message"]["order"]["status"] == "ACTIVE"
     assert w.charger.connectors()[0].status == "RESERVED"
@@ -124,8 +124,8 @@ async def test_prepaid_contract_start_stop_receipt():
     w.bpp.pending().clear()
     on_update = await w.ok(m.update(w.buyer.ctx("update"), order_id=order_id, command=m.START_CHARGING))
     assert on_update["message"]["order"]["fulfillments"][0]["state"]["descriptor"]["code"] == m.STATE_PENDING
-    assert w.charger.start_kwargs["money_limit_paise"] == 10000 and w.charger.start_kwargs["energy_limit_wh"] == 4000
-    assert w.charger.start_kwargs["paid_paise"] == 10000
+    assert w.charger.start_kwargs["money_limit_paise"] == 8496 and w.charger.start_kwargs["energy_limit_wh"] == 4000
+    assert w.charger.start_kwargs["paid_paise"] == 8496
     assert w.charger.start_kwargs["acceptance_digest"].startswith("BLAKE-512=")
     sid = w.bpp.transactions()[w.buyer.transaction_id]["session_id"]
     w.charger.charge(sid, 1500)
@@ -145,7 +145,7 @@ async def test_prepaid_contract_start_stop_receipt():
     assert final["message"]["order"]["status"] == "COMPLETE"
     receipt = m.signed_documents(final["message"]["order"], m.TAG_RECEIPT)[0]
     verify_object(receipt, w.charger_key)
-    assert receipt["refund_due_paise"] == 10000 - 3186
+    assert receipt["refund_due_paise"] == 8496 - 3186
     assert final["context"]["message_id"] != on_status["context"]["message_id"]  # unsolicited: new id
     # after the end: no second stop, no cancel
     await w.refused(m.update(w.buyer.ctx("update"), order_id=order_id, command=m.END_CHARGING), "50002")

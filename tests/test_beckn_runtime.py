@@ -52,7 +52,7 @@ async def test_prepaid_contract_charges_to_the_paid_energy_and_returns_a_verifia
                 amount = m.parse_money(on_init["message"]["order"]["payments"][0]["params"]["amount"], "amount")
                 assert amount == (150 * 1800 * 118 + 50_000) // 100_000
                 on_confirm = await post(m.confirm(buyer.ctx("confirm"), provider_id=sid, energy_wh=150,
-                                                  amount_paise=amount + 500, payment_ref="UPI-77"))
+                                                  amount_paise=amount, payment_ref="UPI-77"))
                 order_id = on_confirm["message"]["order"]["id"]
                 assert rt.connectors()[0].status == "RESERVED"
                 car = rt.board.sim.car
@@ -77,7 +77,7 @@ async def test_prepaid_contract_charges_to_the_paid_energy_and_returns_a_verifia
     receipt = m.signed_documents(final()["message"]["order"], m.TAG_RECEIPT)[0]
     check = verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key))
     assert abs(check.energy_wh - 150) <= 5
-    assert receipt["order_id"] == order_id and receipt["paid_paise"] == amount + 500
-    assert check.refund_due_paise == amount + 500 - check.total_paise
+    assert receipt["order_id"] == order_id and receipt["paid_paise"] == amount
+    assert check.refund_due_paise == amount - check.total_paise
     assert receipt["acceptance_digest"].startswith("BLAKE-512=")
     assert receiver.refused == 0

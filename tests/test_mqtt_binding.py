@@ -7,6 +7,7 @@ test does not know the difference.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import time
@@ -50,6 +51,7 @@ class Outgoing:
 class Reply:
     ack: dict
     callbacks: list = field(default_factory=list)
+    refusal: Outgoing | None = None
 
     @property
     def acked(self):
@@ -457,8 +459,13 @@ async def test_outbox_delivers_after_broker_restart_nothing_lost(tmp_path):
 
 
 class _Refuses:
+    """Refuses everything, telling the sender as the provider tells a verified one (``Reply.refusal``)."""
+
     async def receive(self, action, body, headers):
-        return Reply(messages.nack("30000", "not for you"))
+        bap_id = json.loads(body)["context"]["bap_id"]
+        nack = messages.nack("30000", "not for you")
+        refusal = Outgoing("on_" + action, messages.encode(nack), {"Authorization": "Signature"}, bap_id, None)
+        return Reply(nack, refusal=refusal)
 
 
 async def test_refusal_to_a_sender_without_an_inbox_is_counted_not_raised():

@@ -1,13 +1,16 @@
 """Admission of an incoming request: nothing reaches the charger before it passed.
 
 The checks, in order: the action is served; the body is bytes within ``max_body_bytes`` and
-one JSON object; a carried agency certificate verifies against the agency key and the current
-revocation list (its keys are then trusted for this sender); the BECKN-006 signature
+one JSON object; a carried agency certificate (or, for a message about an order, the one its
+buyer showed before) verifies against the agency key and the current revocation list (its keys
+are then trusted for this sender); the BECKN-006 signature
 verifies; the message reads strictly (``messages.parse_request``); the signer is the buyer the
 context names, the message is addressed to this charger, it is not from the future nor past
 its ttl; and its message id is fresh (a duplicate gets the first answer again). Whatever
 fails becomes a NACK naming the reason; a bug becomes a NACK too, never a crash of the
-binding.
+binding. A NACK is signed and addressed to nobody (``Reply.refusal``) unless the request's
+signature verified and its signer is the ``bap_id`` it names: unverified input must not make
+the charger sign anything, nor send anything to a participant it names.
 
 What is reused between messages, and why that weakens nothing: the check of a buyer's
 certificate, for that exact certificate text, inside its own window, under the same
@@ -85,14 +88,20 @@ class AdmissionMixin:
             self._count("ack")
         return reply
 
-    def _nack(self, exc: BecknError) -> Reply:
+    def _nack(self, exc: BecknError, *, action: str | None = None, answer_to: dict | None = None) -> Reply:
+        """The NACK; with ``answer_to`` (the context of a request whose signer is the ``bap_id``
+        it names) also the signed error callback a binding without a synchronous answer sends."""
         self._count("nack")
         self._count(f"nack:{exc.code}")
         self._count(f"nack:{exc.kind}")
         headers = {}
         if exc.http_status == 401:
             headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
-        return Reply(m.nack(exc.code, exc.reason, exc.path), [], exc.http_status, headers)
+        ack = m.nack(exc.code, exc.reason, exc.path)
+        refusal = None
+        if answer_to is not None and action is not None and not (action == "search" and exc.kind == "no-match"):
+            refusal = self._refusal(answer_to, action, ack["error"])
+        return Reply(ack, [], exc.http_status, headers, refusal)
 
     async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:  # noqa: C901
         if action not in self._handlers:
@@ -111,7 +120,9 @@ class AdmissionMixin:
         record = None
         if self.agency_public_key is not None:
             self._follow_revocations()
-        if carried_text is not None and self.agency_public_key is not None:
+        if carried_text is None and self.agency_public_key is not None:
+            record = self._kept_certificate_key(doc)
+        elif carried_text is not None and self.agency_public_key is not None:
             now_s = self.clock()
             # the very certificate text verified before needs no parsing and no agency signature check
             record = self.certificate_cache.cached(carried_text, self.agency_public_key, self.revocations,
@@ -136,6 +147,19 @@ class AdmissionMixin:
                 self.certified_keys.discard(record.subscriber_id, record.key_id)
             raise BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
                              http_status=401) from None
+        raw_ctx = doc.get("context")
+        if not (isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id):
+            return await self._admitted(action, doc, verified, None)
+        try:
+            return await self._admitted(action, doc, verified, raw_ctx)
+        except BecknError as exc:  # its sender is known: it may be told why, in its own inbox
+            return self._nack(exc, action=action, answer_to=raw_ctx)
+
+    async def _admitted(self, action: str, doc: dict, verified, answer_to: dict | None) -> Reply:
+        """A request whose signature verified: read it strictly, check it and hand it over.
+
+        ``answer_to`` is its context when its signer is the ``bap_id`` it names (refusals
+        then carry their error callback), else None."""
         req = m.parse_request(doc, action=action, domain=self.domain, currency=self._currency())
         ctx = req.context
         if verified.sender.subscriber_id != ctx.bap_id:
@@ -166,7 +190,7 @@ class AdmissionMixin:
         try:
             reply = await self._handlers[action](req, certified, verified.digest)
         except BecknError as exc:
-            reply = self._nack(exc)
+            reply = self._nack(exc, action=action, answer_to=answer_to)
             self.replay.settle(ctx.message_id, reply)
             return reply
         except BaseException:
@@ -174,6 +198,36 @@ class AdmissionMixin:
             raise
         self.replay.settle(ctx.message_id, reply)
         return reply
+
+    def _kept_certificate_key(self, doc: dict):
+        """The key vouched for by the certificate the buyer of the named order showed earlier, or None.
+
+        Why: ``status``, ``track``, ``update`` and ``cancel`` carry no certificate, and the keys
+        certificates vouched for live in a bounded memory that a restart empties; the order keeps
+        its buyer's certificate (``order_record``), checked here again against the agency key and
+        the revocation list in force. Only the buyer the order names is looked for, and the
+        message's signature must still verify with the key; a certificate that no longer
+        passes is left out (the signature check then says what is wrong).
+        """
+        ctx = doc.get("context")
+        if not isinstance(ctx, dict) or not isinstance(ctx.get("bap_id"), str):
+            return None
+        tx = self._txs.get(ctx.get("transaction_id")) if isinstance(ctx.get("transaction_id"), str) else None
+        if tx is None:
+            msg = doc.get("message")
+            order = msg.get("order") if isinstance(msg, dict) else None
+            order_id = msg.get("order_id") if isinstance(msg, dict) else None
+            if order_id is None and isinstance(order, dict):
+                order_id = order.get("id")
+            tx = self._by_order.get(order_id) if isinstance(order_id, str) else None
+        if tx is None or tx.bap_id != ctx["bap_id"] or tx.buyer_certificate is None:
+            return None
+        try:
+            return self.certificate_cache.verify(tx.buyer_certificate, self.agency_public_key, self.revocations,
+                                                 now_s=self.clock())
+        except SignatureError:
+            self._count("kept_certificate_refused")
+            return None
 
     def _follow_revocations(self) -> None:
         """A new revocation list (assigned to ``self.revocations``, or re-signed in place) takes

@@ -28,7 +28,8 @@ Public API::
            quote_ttl_s=300, max_advance_s=86400, hold_lead_s=900)     Policy.from_site(site)
     Outgoing(action, body: bytes, headers: dict, receiver_id: str | None, receiver_uri: str | None,
              ttl_s: int | None = None)
-    Reply(ack: dict, callbacks: list[Outgoing], http_status: int = 200, headers: dict = {})
+    Reply(ack: dict, callbacks: list[Outgoing], http_status: int = 200, headers: dict = {},
+          refusal: Outgoing | None = None)   the signed error callback of a NACK, for a verified sender
     Bpp(*, service, signer, verifier, bpp_uri, domain=DEFAULT_DOMAIN, clock=None, new_id=uuid4 text,
         bpp_id=None, policy=None, certificate=None, agency_public_key=None, revocations=None,
         replay=None, send=None, max_body_bytes=65536, signature_ttl_s=60, max_transactions=1000,

@@ -136,8 +136,7 @@ class CatalogMixin:
         """The signed catalog as an unsolicited ``on_search`` (retained by pub/sub bindings)."""
         now_s = self.clock()
         ctx = {"domain": self.domain, "action": "on_search",
-               "location": {"country": {"code": self.site.place.country or m.DEFAULT_COUNTRY},
-                            "city": {"code": self.city_code}},
+               "location": self._location(),
                "version": m.CORE_VERSION, "bpp_id": self.bpp_id, "bpp_uri": self.bpp_uri,
                "transaction_id": self.new_id(), "message_id": self.new_id(),
                "timestamp": m.format_timestamp(now_s), "ttl": m.duration_text(self.policy.quote_ttl_s)}

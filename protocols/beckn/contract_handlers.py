@@ -9,9 +9,12 @@
   (``upi://pay?pa=<vpa>&pn=<name>&am=<amount>&cu=INR&tr=<transaction id>&tn=...``).
 * ``confirm``  -> ``on_confirm``: the contract. The connector is held until the start time
   plus ``Policy.reservation_grace_s`` (a booking's hold begins ``Policy.hold_lead_s`` before
-  its start: ``holds``). Prepaid sites need ``payments[0].status = PAID`` and the amount paid
-  becomes the session's money limit (the receipt states the refund due);
-  ``postpaid_certified`` sites also accept ``NOT-PAID`` from agency-certified buyers.
+  its start: ``holds``). Prepaid sites need ``payments[0].status = PAID`` with exactly the
+  amount ``on_init`` asked (else ``40004``, nothing held); that amount, the charger's own
+  quote, becomes the session's money limit and the receipt's ``paid_paise`` (the receipt
+  states the refund due). ``postpaid_certified`` sites also accept ``NOT-PAID`` from
+  agency-certified buyers. What ``init`` and ``confirm`` repeat of the ask (quantity, budget,
+  connector, start) must be what was quoted (else ``40003``).
   (Without a back-end the charger cannot see the UPI payment itself; the ``tr`` reference lets
   the site owner reconcile.) The order is written to the store before the yes (``orders``).
 """
@@ -183,6 +186,7 @@ class ContractHandlersMixin:
         self._evict()
         tx = Transaction(transaction_id=tx_id, bap_id=req.context.bap_id, bap_uri=req.context.bap_uri,
                  ctx=req.context.raw, certified=certified, created_s=self.clock(), payment_id=self.new_id(),
+                 buyer_certificate=req.certificate if certified else None,
                  payment_type="PRE-ORDER", payment_ref=None, **parts)
         self._txs[tx_id] = tx
         self._txs.move_to_end(tx_id)
@@ -197,8 +201,46 @@ class ContractHandlersMixin:
         if ask.fulfillment_id is not None and ask.fulfillment_id != tx.connector_id:
             raise BecknError(QUOTE_UNAVAILABLE, f"the quote is for connector {tx.connector_id}; select again",
                              path="message.order.fulfillments[0].id", kind="refused")
+        if ask.start_s is not None and self._booked_start_s(ask.start_s, tx.created_s) != \
+                (tx.start_s if tx.reserve_ahead else None):
+            quoted = m.format_timestamp(tx.start_s) if tx.reserve_ahead else "now"
+            raise BecknError(QUOTE_UNAVAILABLE, f"the quote starts {quoted}; select again for another start",
+                             path="message.order.fulfillments[0].stops", kind="refused")
         if tx.quote_expires_s < self.clock():
             raise BecknError(QUOTE_UNAVAILABLE, "the quote has expired; select again", kind="refused")
+
+    @staticmethod
+    def _keep_certificate(tx: Transaction, req: m.Request, certified: bool) -> None:
+        """Keep the latest certificate the buyer showed: after a restart it is what verifies the
+        buyer of the order (``admission``). One the admission refused never gets here."""
+        tx.certified = tx.certified or certified
+        if certified and req.certificate is not None:
+            tx.buyer_certificate = req.certificate
+
+    @staticmethod
+    def _booked_start_s(asked_s: float, selected_s: float) -> float | None:
+        """The booking a start asks for, read as ``_quote`` read it at ``select``: None for now."""
+        return asked_s if asked_s > selected_s + 60 else None
+
+    def _check_paid(self, tx: Transaction, pay: m.Payment) -> None:
+        """A PAID confirm states exactly the amount ``on_init`` asked (``_payment``).
+
+        Why exactly: the charger cannot see the payment, and every later figure (the session's
+        money limit, the receipt's ``paid_paise``, a cancellation's refund) is taken from the
+        contract; an amount the buyer claims but the charger did not ask for must not become one.
+        """
+        path = "message.order.payments[0].params"
+        if pay.amount_paise is None:
+            raise BecknError(PAYMENT_NOT_SUPPORTED, "a PAID payment must state its amount",
+                             path=path + ".amount", kind="refused")
+        if pay.currency is not None and pay.currency != tx.currency:
+            raise BecknError(PAYMENT_NOT_SUPPORTED, f"paid in {pay.currency}, but the quote is in {tx.currency}",
+                             path=path + ".currency", kind="payment")
+        if pay.amount_paise != tx.price_paise:
+            raise BecknError(PAYMENT_NOT_SUPPORTED,
+                             f"paid {m.money_text(pay.amount_paise)} {tx.currency}, but this order asks "
+                             f"{m.money_text(tx.price_paise)} {tx.currency} (the amount in on_init); "
+                             "nothing is held", path=path + ".amount", kind="payment")
 
     async def _init(self, req: m.Request, certified: bool, digest: str = "") -> Reply:
         tx = self._tx_for(req, ("quoted", "initiated"), "init")
@@ -209,7 +251,7 @@ class ContractHandlersMixin:
             raise BecknError(PAYMENT_NOT_SUPPORTED, "this site has no UPI address for prepayment",
                              kind="refused")
         tx.stage = "initiated"
-        tx.certified = tx.certified or certified
+        self._keep_certificate(tx, req, certified)
         tx.billing = ask.billing or tx.billing
         tx.payment_type = "POST-FULFILLMENT" if postpaid else "PRE-ORDER"
         order = self._order_body(tx, state=m.STATE_INITIATED)
@@ -223,11 +265,10 @@ class ContractHandlersMixin:
         ask: m.OrderAsk = req.body
         self._check_same_ask(tx, ask)
         pay = ask.payment
+        shown = certified  # this message's own sender check; the order may be certified from before
         certified = certified or tx.certified
         if pay.status == "PAID":
-            if not pay.amount_paise:
-                raise BecknError(PAYMENT_NOT_SUPPORTED, "a PAID payment must state its amount",
-                                 path="message.order.payments[0].params.amount", kind="refused")
+            self._check_paid(tx, pay)
         elif self.policy.payment != "postpaid_certified":
             raise BecknError(PAYMENT_NOT_SUPPORTED, "this site charges prepaid: pay the UPI intent from on_init, "
                                                     "then confirm with status PAID",
@@ -264,10 +305,11 @@ class ContractHandlersMixin:
         tx.hold_taken = reservation_id is not None and not deferred
         tx.stage = "confirmed"
         tx.payment_status = pay.status
-        tx.paid_paise = pay.amount_paise or 0
+        tx.paid_paise = tx.price_paise if pay.status == "PAID" else 0  # the charger's figure (_check_paid)
         tx.payment_ref = pay.reference
         tx.billing = ask.billing or tx.billing
         tx.ctx = req.context.raw
+        self._keep_certificate(tx, req, shown)
         tx.acceptance_digest = "BLAKE-512=" + digest
         try:
             self._persist(tx)

@@ -67,9 +67,15 @@ def new_context(*, action: str, bap_id: str, bap_uri: str, transaction_id: str, 
 
 
 def reply_context(request_context: dict, *, action: str, timestamp_s: float, bpp_id: str,
-                  bpp_uri: str, message_id: str | None = None, ttl_s: int | None = DEFAULT_TTL_S) -> dict:
-    """Context of a callback: same transaction (and message id unless unsolicited), our ids."""
+                  bpp_uri: str, message_id: str | None = None, ttl_s: int | None = DEFAULT_TTL_S,
+                  location: dict | None = None) -> dict:
+    """Context of a callback: same transaction (and message id unless unsolicited), our ids.
+
+    ``location`` is the provider's own, given when a request without one must still be
+    answered with the documented context (every callback carries a ``location``)."""
     ctx = {k: v for k, v in request_context.items() if k not in ("ttl", "key")}
+    if location is not None and not isinstance(ctx.get("location"), dict):
+        ctx["location"] = location
     ctx.update(action=action, bpp_id=bpp_id, bpp_uri=bpp_uri,
                timestamp=format_timestamp(timestamp_s))
     if message_id is not None:

@@ -38,7 +38,7 @@ Public API (stable; other bindings build on it)::
                 bpp_id=None, bpp_uri=None, domain=DEFAULT_DOMAIN, ttl_s=DEFAULT_TTL_S,
                 city_code=DEFAULT_CITY, country_code=DEFAULT_COUNTRY) -> dict
     reply_context(request_context, *, action, timestamp_s, bpp_id, bpp_uri, message_id=None,
-                  ttl_s=DEFAULT_TTL_S) -> dict
+                  ttl_s=DEFAULT_TTL_S, location=None) -> dict
     encode(doc) -> bytes                               compact UTF-8 JSON, the bytes that get signed
     decode(body, *, max_bytes=MAX_BODY_BYTES) -> dict  bounded, no duplicate keys, no NaN
     # buyer side

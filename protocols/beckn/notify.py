@@ -25,8 +25,7 @@ class NotifyMixin:
     """The ``Bpp``'s outbox (``_outbox``, woken through ``_wake``) and its service listener."""
 
     def _unsolicited(self, tx: Transaction, action: str, message: dict) -> None:
-        ctx = m.reply_context(tx.ctx, action=action, timestamp_s=self.clock(), bpp_id=self.bpp_id,
-                              bpp_uri=self.bpp_uri, message_id=self.new_id())
+        ctx = self._callback_context(tx.ctx, action, message_id=self.new_id())
         self._enqueue(self._outgoing(m.callback(ctx, message), tx.bap_id, tx.bap_uri))
 
     def _enqueue(self, out: Outgoing) -> None:

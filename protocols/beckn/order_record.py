@@ -10,7 +10,11 @@ What is written (``stored_json``): the transaction's fields as one JSON object w
 keys and ``"format": ORDER_FORMAT``, including ``ctx`` (the buyer's ``confirm`` context: it
 addresses the unsolicited ``on_status`` of that transaction) and ``quote_doc`` (the signed
 quote every order reply carries as evidence of the price). Both are public; a transaction
-never holds a private key or any secret (the signer stays outside). Not written
+never holds a private key or any secret (the signer stays outside). ``buyer_certificate`` is
+the agency certificate the buyer showed (public too): ``status``, ``track``, ``update`` and
+``cancel`` carry none, so after a restart it is what lets the charger verify the buyer of a
+restored order again; it is written only when the buyer showed one, so a row without it (an
+earlier release's, or an uncertified buyer's) reads back unchanged. Not written
 (``_NOT_STORED``): the receipt (the journal holds it already; it is read back through
 ``service.receipt``) and ``last_sent`` (it only stops a notification from repeating). The
 fee and refund of a cancelled order are written once it is cancelled, and absent before, as
@@ -26,9 +30,10 @@ from typing import Any
 ORDER_FORMAT = 1  # the stored order's layout; a row of another format is not guessed at
 ORDER_STAGES = ("confirmed", "charging", "stopping", "ended", "cancelled")  # stages that have an order
 _NOT_STORED = ("receipt", "last_sent")
-# Set when an order is cancelled; a row or a snapshot has them only from then on.
-_ONLY_WHEN_SET = ("cancel_fee_paise", "refund_paise")
-_NOT_SHOWN = ("ctx", "quote_doc")  # large, and already in every reply; left out of snapshots
+# Set when an order is cancelled, or when the buyer showed a certificate; a row or a snapshot has
+# them only from then on.
+_ONLY_WHEN_SET = ("cancel_fee_paise", "refund_paise", "buyer_certificate")
+_NOT_SHOWN = ("ctx", "quote_doc", "buyer_certificate")  # large and public; left out of snapshots
 _NUMBER = (int, float)
 _NONE = type(None)
 # What a restored order must hold, by type: the fields the handlers read without a check.
@@ -61,6 +66,7 @@ class Transaction:
     ctx: dict
     certified: bool
     created_s: float
+    buyer_certificate: dict | None = None  # the agency certificate the buyer showed, if any
     # the quote (``select``)
     connector_id: str
     start_s: float
@@ -138,12 +144,7 @@ class Transaction:
             name = f"order {doc['order_id']!r} ({name})"
         if doc.pop("format", None) != ORDER_FORMAT:
             raise ValueError(f"{name}: format must be {ORDER_FORMAT}")
-        for key, types in _STORED_FIELDS.items():
-            if key not in doc:
-                raise ValueError(f"{name}: {key} is missing")
-            value = doc[key]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise ValueError(f"{name}: {key} is {value!r}, not {' or '.join(t.__name__ for t in types)}")
+        _check_types(name, doc)
         if doc["transaction_id"] != tx_id:
             raise ValueError(f"{name}: stored under another transaction ({doc['transaction_id']!r})")
         if doc["stage"] not in ORDER_STAGES:
@@ -163,3 +164,15 @@ class Transaction:
         if unknown:
             raise ValueError(f"{name}: unknown field {unknown[0]!r} (this release reads format {ORDER_FORMAT})")
         return cls(**doc)
+
+
+def _check_types(name: str, doc: dict) -> None:
+    """Every field a restored order must hold, of its type; the optional ones when present."""
+    for key, types in _STORED_FIELDS.items():
+        if key not in doc:
+            raise ValueError(f"{name}: {key} is missing")
+        value = doc[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{name}: {key} is {value!r}, not {' or '.join(t.__name__ for t in types)}")
+    if not isinstance(doc.get("buyer_certificate", {}), dict):
+        raise ValueError(f"{name}: buyer_certificate is {doc['buyer_certificate']!r}, not dict")

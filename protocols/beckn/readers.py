@@ -31,6 +31,7 @@ from protocols.beckn.vocabulary import (
     TIME_UNITS_S,
     UPDATE_TARGET,
 )
+from protocols.mqtt.topics import MAX_SEARCH_CELLS, SEARCH_PRECISIONS, search_reaches
 from protocols.signing.detached import load_json
 from protocols.signing.errors import SignatureError
 
@@ -251,7 +252,7 @@ def _certificate(groups: Any, path: str) -> dict | None:
 
 def _parse_search(msg: dict, currency: str) -> SearchIntent:  # noqa: C901
     intent = _obj(msg.get("intent"), "message.intent")
-    gps = radius_m = connector = min_power_w = price = start_s = end_s = energy_wh = None
+    gps = radius_m = radius_path = connector = min_power_w = price = start_s = end_s = energy_wh = None
     ful = _obj(intent.get("fulfillment"), "message.intent.fulfillment", required=False)
     if ful is not None:
         stops = _list(ful.get("stops"), "message.intent.fulfillment.stops", required=False) or []
@@ -268,6 +269,7 @@ def _parse_search(msg: dict, currency: str) -> SearchIntent:  # noqa: C901
                     raise invalid(p + ".location.circle.radius.unit", f"unit {unit!r} (allowed: km, m)")
                 radius_m = parse_scaled(r.get("value"), p + ".location.circle.radius.value", 3)
                 radius_m = radius_m if unit == "km" else radius_m // 1000
+                radius_path = p + ".location.circle.radius"
             elif loc is not None and loc.get("gps") is not None:
                 gps = parse_gps(loc.get("gps"), p + ".location.gps")
             t = _obj(stop.get("time"), p + ".time", required=False)
@@ -294,8 +296,10 @@ def _parse_search(msg: dict, currency: str) -> SearchIntent:  # noqa: C901
             if cur is not None and cur.split("/")[0] != currency:
                 raise invalid("message.intent.item.price.currency", f"{cur!r} (allowed: {currency}/kWh)")
             price = parse_money(pr["maximum_value"], "message.intent.item.price.maximum_value")
-    if radius_m is not None and radius_m > 500_000:
-        raise invalid("message.intent.fulfillment.stops", "radius above 500 km")
+    if radius_m is not None and not search_reaches(gps[0], gps[1], radius_m / 1000):
+        raise invalid(radius_path, f"a {radius_m / 1000:g} km radius around {gps[0]:g},{gps[1]:g} needs more "
+                                   f"than {MAX_SEARCH_CELLS} geohash cells at precision {min(SEARCH_PRECISIONS)}, "
+                                   "so no search can reach it (allowed: what the search cover reaches)")
     return SearchIntent(gps, radius_m, connector, min_power_w, price, start_s, end_s, energy_wh)
 
 

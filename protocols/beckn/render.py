@@ -28,12 +28,20 @@ class Outgoing:
 
 @dataclass
 class Reply:
-    """The synchronous answer (``ack``) and the callbacks to send after it."""
+    """The synchronous answer (``ack``) and the callbacks to send after it.
+
+    ``refusal``: for a NACK, the signed ``on_<action>`` with the ``error``, for a binding that
+    has no synchronous answer (MQTT). It is made only when the request's signature verified and
+    its signer is the ``bap_id`` it names; otherwise it is None and nothing may be sent anywhere
+    (a forged request must not make the charger sign into a third participant's inbox). A
+    search that merely did not match has none either: a charger that does not match is silent.
+    """
 
     ack: dict
     callbacks: list = field(default_factory=list)
     http_status: int = 200
     headers: dict = field(default_factory=dict)
+    refusal: Outgoing | None = None
 
     @property
     def acked(self) -> bool:
@@ -80,12 +88,30 @@ class SignedRepliesMixin:
             held = self._certificate_tag = (cert, m.signed_tag(m.TAG_CERTIFICATE, cert))
         return held[1]
 
+    def _location(self) -> dict:
+        """The charger's own place in a context: the catalog's, and any callback's whose
+        request named none."""
+        return {"country": {"code": self.site.place.country or m.DEFAULT_COUNTRY},
+                "city": {"code": self.city_code}}
+
+    def _callback_context(self, request_context: dict, action: str, *, message_id: str | None = None) -> dict:
+        """Every callback's context, the documented one: the request's (its ``bap_uri`` and
+        transaction), this charger's ids, and a ``location``."""
+        return m.reply_context(request_context, action=action, timestamp_s=self.clock(), bpp_id=self.bpp_id,
+                               bpp_uri=self.bpp_uri, message_id=message_id, location=self._location())
+
     def _reply(self, req: m.Request, action: str, message: dict, *, message_id: str | None = None,
                message_json: bytes | None = None) -> Outgoing:
-        ctx = m.reply_context(req.context.raw, action=action, timestamp_s=self.clock(), bpp_id=self.bpp_id,
-                              bpp_uri=self.bpp_uri, message_id=message_id)
+        ctx = self._callback_context(req.context.raw, action, message_id=message_id)
         return self._outgoing(m.callback(ctx, message), req.context.bap_id, req.context.bap_uri,
                               message_json=message_json)
+
+    def _refusal(self, request_context: dict, action: str, error: dict) -> Outgoing:
+        """The signed ``on_<action>`` with ``error`` to the sender (``Reply.refusal``)."""
+        ctx = self._callback_context(request_context, "on_" + action)
+        bap_uri = request_context.get("bap_uri")
+        return self._outgoing({"context": ctx, "error": error}, request_context["bap_id"],
+                              bap_uri if isinstance(bap_uri, str) else None)
 
     def _ack(self, *callbacks: Outgoing) -> Reply:
         return Reply(m.ack(), list(callbacks))

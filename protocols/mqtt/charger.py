@@ -16,7 +16,8 @@ decides; it is the same object behind the HTTP binding. What only MQTT needs liv
 The provider contract this binding programs against (``protocols.beckn`` provides it)::
 
     await provider.receive(action, body: bytes, headers: dict) -> Reply
-        Reply.ack: the ACK/NACK document (Reply.acked: bool); Reply.callbacks: [Outgoing]
+        Reply.ack: the ACK/NACK document (Reply.acked: bool); Reply.callbacks: [Outgoing];
+        Reply.refusal: the signed error callback of a NACK to tell its (verified) sender, or None
         Outgoing(action, body: bytes, headers: {"Authorization": ...}, receiver_id, receiver_uri, ttl_s=None)
     provider.catalog() -> Outgoing      # a signed on_search-shaped catalog for the retained topic
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import random as _random
 from collections import OrderedDict
@@ -43,7 +43,7 @@ DEFAULT_TTL_S = messages.DEFAULT_TTL_S
 SEEN_LIMIT = 4096
 OUTBOX_TTL_S = 7 * 86400
 _STATS = ("received", "answered", "published", "expired", "duplicates", "malformed", "oversized", "nacked",
-          "provider_errors", "publish_failures", "outbox_sent", "outbox_retries", "retained_ignored")
+          "unanswered", "provider_errors", "publish_failures", "outbox_sent", "outbox_retries", "retained_ignored")
 
 
 def _field(obj: Any, name: str, default=None):
@@ -255,8 +255,15 @@ class ChargerLink:
             self.stats["nacked"] += 1
             # a message that failed verification must not shadow a genuine copy with the same id
             self._seen.pop(key, None)
-            if routing.action != "search":
-                await self._send_nack(routing, reply)
+            # Over MQTT there is no synchronous answer: a refusal travels as the provider's signed
+            # ``on_<action>`` with ``error`` to the sender's inbox, so the buyer learns why. The
+            # provider makes one only for a verified sender that is the bap_id it names; anything
+            # else (a forged request, a search that does not match) is counted and dropped.
+            refusal = _field(reply, "refusal")
+            if refusal is None:
+                self.stats["unanswered"] += 1
+                return
+            await self._publish_outgoing(refusal)
             return
         self.stats["answered"] += 1
         for outgoing in _field(reply, "callbacks", ()) or ():
@@ -272,44 +279,6 @@ class ChargerLink:
             await self.transport.publish(topic, payload, qos=1, expiry_s=ttl, timeout_s=ttl)
             self.stats["published"] += 1
         except (ProtocolError, KeyError):
-            self.stats["publish_failures"] += 1
-
-    async def _send_nack(self, routing, reply) -> None:
-        """Over MQTT there is no synchronous answer: a refusal travels as ``on_<action>`` with
-        ``error`` to the sender's inbox, so the buyer learns why instead of waiting out a timeout."""
-        if not routing.bap_id:
-            return
-        try:
-            inbox = self.topics.inbox(routing.bap_id)
-        except ProtocolError:  # a sender id no inbox can have: nowhere to say no
-            self.stats["publish_failures"] += 1
-            return
-        doc = _field(reply, "ack")
-        if not isinstance(doc, dict):
-            doc = _field(reply, "body")
-        if isinstance(doc, (bytes, bytearray)):
-            try:
-                doc = json.loads(doc)
-            except ValueError:
-                doc = None
-        error = (doc or {}).get("error") if isinstance(doc, dict) else None
-        if not isinstance(error, dict):
-            error = {"code": "30000", "message": "request refused"}
-        now = self.clock()
-        # the refusal speaks the network's domain, as the provider's answers do
-        domain = getattr(self.provider, "domain", None) or messages.DEFAULT_DOMAIN
-        ctx = {"domain": domain, "action": "on_" + routing.action, "version": messages.CORE_VERSION,
-               "bap_id": routing.bap_id, "bap_uri": inbox,
-               "bpp_id": self.subscriber_id, "bpp_uri": self.uri,
-               "transaction_id": routing.transaction_id, "message_id": routing.message_id,
-               "timestamp": messages.format_timestamp(now), "ttl": messages.duration_text(self.default_ttl_s)}
-        body = messages.encode({"context": ctx, "error": error})
-        try:
-            payload = framing.sign_and_frame(body, self.signer_for(now), now_s=now, window_s=self.default_ttl_s)
-            await self.transport.publish(inbox, payload, qos=1, expiry_s=self.default_ttl_s,
-                                         timeout_s=self.default_ttl_s)
-            self.stats["published"] += 1
-        except ProtocolError:
             self.stats["publish_failures"] += 1
 
     # ------------------------------------------------------------------ retained catalog and presence

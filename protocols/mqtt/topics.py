@@ -53,6 +53,19 @@ def cell_path(cell: str) -> str:
     return "/".join(cell)
 
 
+def search_reaches(lat: float, lon: float, radius_km: float) -> bool:
+    """Whether a node can publish a search of this circle: its cover at the coarsest search
+    precision has at most ``MAX_SEARCH_CELLS`` cells. That is ``search_cover``'s own rule (a
+    finer precision never needs fewer cells: each cell of a finer cover lies in one of the
+    coarser cover), computed at one precision only, so a charger can apply it to every search.
+    It depends on the place: about 1,000 km anywhere between 60 degrees south and north, 1,399 km
+    at Bengaluru, less towards the poles (cells narrow there)."""
+    try:
+        return len(geohash.cover(lat, lon, radius_km, min(SEARCH_PRECISIONS))) <= MAX_SEARCH_CELLS
+    except geohash.GeohashError:
+        return False
+
+
 class Topics:
     """Builds and parses the topics of one network root."""
 
