@@ -146,6 +146,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._reconcile_pending = False  # unfinished sessions wait for the meter's first answer
         self._bill_until_wh: int | None = None  # the session's last trustworthy register (after a jump)
         self._stopping = False
+        self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
 
@@ -422,7 +423,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         if state is None:
             return
         self.post(lambda t, s=state: PilotChanged(s, t))
-        if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend \
+        if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend and not self._shutting_down \
                 and self._reservation is None:
             auth = self.authorizer.from_free_vend()
             self.post(lambda t, a=auth: self._grant(a, SessionMeta(source="free_vend", reference="free-vend"), t))

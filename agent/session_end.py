@@ -35,10 +35,12 @@ class RuntimeSessionEnd:
     async def end_sessions(self, reason: str = "shutdown") -> None:
         """Close the running session now, with its receipt, even if the car stays plugged in.
 
-        Called at shutdown before the bindings stop, so the buyer is told. Waits for the
+        Called at shutdown before the bindings stop, so the buyer is told; no session starts
+        after it (a car still plugged in would otherwise be authorized again). Waits for the
         dispatcher to carry the end out; a dispatcher that is gone (or hung) leaves the session
         to the next boot's reconcile, as a crash would.
         """
+        self._shutting_down = True
         dispatcher = self._tasks.get("urja-dispatch")
         if self.core.session_id is None or dispatcher is None or dispatcher.done() or self._stopping:
             return
