@@ -2,6 +2,7 @@
 energy that price paid for."""
 from __future__ import annotations
 
+import pytest
 from test_session import LIMIT_TIMER, Rig, auth
 
 from agent.core.offers import quote_energy
@@ -57,3 +58,28 @@ def test_a_budget_equal_to_the_minimum_price_charges_until_the_price_would_excee
 def test_a_start_fee_above_the_limit_still_stops_at_once():
     rig = charge(Rig(cost=cost_paise), {"money_limit_paise": 500})
     assert rig.session.stop_reason == "limit_money" and rig.session.delivered_wh() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_prepaid_quote_at_a_site_with_a_minimum_price_charges_the_quoted_energy(tmp_path):
+    from agent.bootstrap import open_runtime
+    from agent.clock import Clock
+    from tests.support import sim_config, wait_until
+
+    tariff = tmp_path / "minimum.toml"
+    tariff.write_text('[tariff]\nid = "minimum"\ncurrency = "INR"\ngst_percent = 18\nmin_price = 20\n\n'
+                      '[[tariff.element]]\nflat = 5\nenergy_per_kwh = 18\n')
+    cfg = sim_config(tmp_path, auth="network", tariff=str(tariff))
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        car = rt.board.sim.car
+        car.plug_in()
+        view = await rt.start_session(source="contract", reference="order-20", energy_limit_wh=20,
+                                      money_limit_paise=2360, paid_paise=2360)
+        car.request_power()
+        await wait_until(lambda: rt.core.stop_reason is not None, what="the session's limit")
+        assert rt.core.stop_reason == "limit_energy"
+        car.unplug()
+        await wait_until(lambda: not rt.journal.session(view.session_id).is_open, what="the session closed")
+        rec = rt.journal.session(view.session_id)
+        assert rec.stop_wh - rec.start_wh >= 20
+        assert rt.session(view.session_id).cost.total_paise == 2360
