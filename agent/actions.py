@@ -31,6 +31,8 @@ class RuntimeActions:
         if connector_id not in (None, CONNECTOR_ID):
             raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
                                code=ServiceError.UNKNOWN_CONNECTOR)
+        if self._shutting_down:
+            raise ServiceError("the charger is shutting down", code=ServiceError.INOPERATIVE)
         if self.safety.latched_fault is not None or self.core.state == "faulted":
             raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
         if self.core.busy:

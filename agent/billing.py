@@ -50,14 +50,14 @@ class RuntimeBilling:
             log.error("session %s: its stored cost detail is unreadable (%s); priced from the journal", session_id, exc)
             return None
 
-    def _receipt_for_record(self, rec, cost=None) -> str:
+    def _receipt_for_record(self, rec, cost=None, periods=None) -> str:
         from protocols.signing.ocmf import OcmfReading, build_ocmf
         from protocols.signing.receipt import CostBreakdown as ReceiptCost
         from protocols.signing.receipt import MeterIdentity, build_receipt
 
         meta = self._meta.get(rec.session_id)
         if cost is None:
-            cost = self._priced(rec, meta)[0]
+            cost, periods = self._priced(rec, meta)
         auth = rec.auth or {}
         paid = auth.get("paid_paise", auth.get("paid_minor"))  # journals before 0.2 say "paid_minor"
         parts = _receipt_parts(cost)
@@ -87,7 +87,8 @@ class RuntimeBilling:
             # whole total is due (a signed receipt must not say "paid" for money never received).
             paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else 0,
             issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
-            waived_paise=max(0, cost.uncapped_paise - cost.total_paise))
+            waived_paise=max(0, cost.uncapped_paise - cost.total_paise),
+            charging_periods=_receipt_periods(rec, periods))
         return json.dumps(receipt, sort_keys=True)
 
     def _cost_paise(self, energy_wh: int, elapsed_ms: int, idle_ms: int) -> int:
@@ -108,6 +109,27 @@ class RuntimeBilling:
         extra_idle = min(extra_s, max(0, idle_ms // 1000 - _parking_so_far(base)))
         base.add(Period(int(live.last_s), extra_wh, extra_s - extra_idle, extra_idle))
         return base.breakdown().total_paise
+
+
+def _receipt_periods(rec, periods) -> list[dict] | None:
+    """The charging periods a receipt states it was priced from, or None when it cannot say.
+
+    A session recovered after a crash was priced as one period the receipt's own start and stop
+    already state. Periods whose energy is not the receipt's are left out rather than signed
+    (the verifier would rightly refuse them); the pricer's ``close`` makes that not happen.
+    """
+    from protocols.signing._codec import format_time
+
+    if not periods:
+        return None
+    out = [{"start": format_time(p.start_s), "energy_wh": p.energy_wh, "time_s": p.time_s, "parking_s": p.parking_s}
+           for p in periods if p.energy_wh or p.time_s or p.parking_s or not p.reservation_s]
+    priced_wh = sum(p["energy_wh"] for p in out)
+    if priced_wh != int(rec.stop_wh) - int(rec.start_wh):
+        log.error("session %s: priced %d Wh but its readings say %d Wh; the receipt states no periods",
+                  rec.session_id, priced_wh, int(rec.stop_wh) - int(rec.start_wh))
+        return None
+    return out
 
 
 def _parking_so_far(pricer: SessionPricer) -> int:

@@ -5,7 +5,8 @@ tariff, the keys and certificate, the revocation list); then the journal is open
 its exclusive lock, so a second agent is refused before it opens a serial port or says a word
 on the meter's bus; then the board (relay acquired and forced open first), the runtime (boot
 open, latched faults, reconcile), and last the bindings, each from the registry
-(``agent.bindings``) with a small context. Down, in reverse: bindings closed, relay opened,
+(``agent.bindings``) with a small context. Down, in reverse: the running session closed with its
+receipt (while the bindings can still tell the buyer), bindings closed, relay opened,
 tasks stopped, board released, journal closed, whatever failed on the way.
 """
 from __future__ import annotations
@@ -121,6 +122,12 @@ class open_runtime:
 
     async def _shut_down(self, *exc) -> None:
         try:
+            if self.runtime is not None:
+                # While the bindings still run, so the buyer is told of the receipt.
+                try:
+                    await self.runtime.end_sessions("shutdown")
+                except Exception:  # the bindings must still stop and the relay open below
+                    log.exception("closing the running session at shutdown failed")
             await self._stop_bindings()
             if self.runtime is not None:
                 await self.runtime.close()

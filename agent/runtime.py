@@ -22,7 +22,8 @@ journal with the meter's own register.
 It also implements ``agent.service.ChargerService`` for the protocols. The class is one
 object split by concern into sibling files (mixins sharing its state): ``agent.views``
 (reads and notifications), ``agent.actions`` (start, stop, reserve, reset), ``agent.billing``
-(prices and receipts) and ``agent.latch`` (faults that outlive restarts). This file keeps
+(prices and receipts), ``agent.session_end`` (the stop reading, the receipt, the end at
+shutdown) and ``agent.latch`` (faults that outlive restarts). This file keeps
 what must stay together: the life cycle, the dispatcher and the commands it carries out.
 ``agent.bootstrap.open_runtime`` builds it; ``agent.identity`` loads the keys it signs with.
 """
@@ -37,7 +38,7 @@ from typing import Any, Callable
 
 from agent.actions import RuntimeActions
 from agent.aio import cancel_and_wait
-from agent.billing import RuntimeBilling, _cost_detail
+from agent.billing import RuntimeBilling
 from agent.bindings import BindingContext
 from agent.clock import Clock
 from agent.config import SiteConfig, utc_offset_s
@@ -65,6 +66,7 @@ from agent.identity import Identity
 from agent.journal import FaultStore, Journal
 from agent.latch import RuntimeLatch
 from agent.service import ChargerService, SessionView
+from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
 from agent.views import RuntimeViews
@@ -80,7 +82,7 @@ class RuntimeError_(AgentError):
     code = "runtime-error"
 
 
-class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, ChargerService):
+class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
         self._reconcile_pending = False  # unfinished sessions wait for the meter's first answer
         self._bill_until_wh: int | None = None  # the session's last trustworthy register (after a jump)
         self._stopping = False
+        self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
 
@@ -367,7 +370,10 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
                 # must not take a reading from before the relay opened for current after it.
                 read_ms = self.clock.monotonic_ms()
             except MeterEnergyBackwards as exc:
+                # The register can no longer be billed from above where it went back to.
                 meter_log.error("fault %s: %s", exc.code, exc)
+                if isinstance(exc.details.get("energy_wh"), int):
+                    self._bill_no_further_than(exc.details["energy_wh"])
                 self.post(lambda t, d=str(exc): Fault("meter_energy_backwards", t, latch=True, detail=d))
             except MeterEnergyJump as exc:
                 # More energy than the measured power explains: the register can no longer be
@@ -375,8 +381,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
                 # jump) and keep the charger out of service until someone looks at the meter.
                 meter_log.error("fault %s: %s", exc.code, exc)
                 previous_wh = exc.details.get("previous_wh")
-                if self.core.session_id is not None and isinstance(previous_wh, int):
-                    self._bill_until_wh = previous_wh
+                if isinstance(previous_wh, int):
+                    self._bill_no_further_than(previous_wh)
                 self.post(lambda t, d=str(exc): Fault("meter_energy_jump", t, latch=True, detail=d))
             except MeterFault as exc:
                 meter_log.warning("fault %s: %s (health: %s)", exc.code, exc, self.board.meter.health)
@@ -436,7 +442,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
         if state is None:
             return
         self.post(lambda t, s=state: PilotChanged(s, t))
-        if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend \
+        if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend and not self._shutting_down \
                 and self._reservation is None:
             auth = self.authorizer.from_free_vend()
             self.post(lambda t, a=auth: self._grant(a, SessionMeta(source="free_vend", reference="free-vend"), t))
@@ -553,49 +559,6 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeLatch, Charge
             tariff_id=self._tariff_dict.get("id"))
         log.info("session %s started at %d Wh (%s %s)", sid, start_wh, meta.source, meta.reference)
         self._update_view(sid)
-
-    async def _session_ended(self, summary: dict) -> None:
-        """Close the session with a reading taken after the contacts parted.
-
-        The core's last reading may predate the relay opening by up to a poll period; billing
-        from it would leave the tail of the session unbilled (and the next session would start
-        above this one's stop). So: wait for the relay to settle, read the meter once more.
-        """
-        from drivers.meter.base import MeterFault
-
-        sid = summary["session_id"]
-        meta = self._meta.get(sid)
-        await self.board.relay.wait_settled(timeout_ms=2000)
-        try:
-            self._last_reading = await self.board.meter.read()
-            read_ms = self.clock.monotonic_ms()
-            self.post(lambda t, r=self._last_reading, m=read_ms: self._reading_event(r, t, m))
-        except MeterFault as exc:
-            meter_log.warning("stop reading failed (%s); billing from the last good reading", exc.code)
-        reading = self._last_reading
-        stop_wh = reading.energy_import_wh if reading is not None else summary.get("meter_end_wh")
-        if stop_wh is None:
-            stop_wh = meta.start_wh if meta else 0
-        bill_until_wh, self._bill_until_wh = self._bill_until_wh, None
-        if bill_until_wh is not None and stop_wh > bill_until_wh:
-            log.warning("session %s billed to %d Wh, the reading before the meter's jump (it shows %d Wh)",
-                        sid, bill_until_wh, stop_wh)
-            stop_wh = bill_until_wh
-        now_s = self.clock.wall_s()
-        if meta is not None and meta.pricer is not None:
-            try:
-                meta.pricer.reading(int(now_s), stop_wh, charging=False)
-            except AgentError:
-                pass
-        rec = self.journal.stop_session(sid, stop_wh=stop_wh, stop_time_s=now_s, reason=summary.get("reason"))
-        cost, periods = self._priced(rec, meta)
-        receipt = self._receipt_for_record(rec, cost)
-        self.journal.store_receipt(sid, receipt, cost_detail=_cost_detail(cost, periods))
-        view = self._update_view(sid, final=True)
-        self._prune_views()
-        log.info("session %s ended: %s Wh, %s %s, reason %s", sid, rec.energy_wh,
-                 view.cost.paid_text() if view.cost else "-", self._tariff.currency, summary.get("reason"))
-        self._notify("receipt", (sid, json.loads(receipt)))
 
     def _publish(self, status: dict) -> None:
         sid = status.get("session_id")

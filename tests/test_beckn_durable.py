@@ -517,6 +517,10 @@ def board_with_a_lasting_meter(tmp_path: Path) -> str:
     return str(profile)
 
 
+async def _as_a_power_cut(reason="shutdown"):
+    """Stands in for ``Runtime.end_sessions`` when a test leaves a session open as a power cut would."""
+
+
 async def test_an_order_charging_at_a_crash_ends_with_its_signed_receipt(tmp_path):
     cfg = sim_config(tmp_path, auth="network", board=board_with_a_lasting_meter(tmp_path))
     async with open_runtime(cfg, clock=RuntimeClock(speed=20), bindings=False) as rt:
@@ -532,8 +536,9 @@ async def test_an_order_charging_at_a_crash_ends_with_its_signed_receipt(tmp_pat
         await wait_until(lambda: rt.session(sid).energy_wh >= 20, what="some energy delivered")
         assert rt.journal.session(sid).is_open
         left_s = rt.now_s()
-        # Leaving without stopping: the relay opens and the journal keeps the session open, as
-        # a power cut leaves it (tests/test_agent_crash.py covers the real kill).
+        # Leaving as a power cut does: nothing closes the session, the journal keeps it open
+        # (tests/test_agent_crash.py covers the real kill; a clean shutdown closes it).
+        rt.end_sessions = _as_a_power_cut
     async with open_runtime(cfg, clock=RuntimeClock(speed=20, wall=lambda: left_s), bindings=False) as rt2:
         assert not rt2.journal.session(sid).is_open  # reconciled at boot, with a receipt
         buyer.clock = rt2.now_s

@@ -184,23 +184,26 @@ def test_parking_before_any_charging_is_not_covered():
     assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_excl_u) == (900, 300, 10000)
 
 
-def test_each_run_gets_what_earlier_runs_left_of_the_cover():
+def test_a_run_that_charging_follows_is_billed_and_only_the_last_run_gets_the_cover():
     t = time_and_parking(900, 60)
-    # 5 min charged (15 billed: 10 cover), park 4: free; charge 4 (9 charged, 15 billed: 6
-    # extra, 4 of them already spent) -> 2 min of cover; park 3: exceeds, all 3 billed.
+    # 5 min charged, park 4: charging follows, so all 4 are billed; charge 4 (9 charged, 15
+    # billed: 6 extra) -> 6 min of cover for the last run; park 3: fits, free.
     periods = [(MON, {"energy_wh": 500, "time_s": 300}), (MON + 300, {"parking_s": 240}),
                (MON + 540, {"energy_wh": 400, "time_s": 240}), (MON + 780, {"parking_s": 180})]
     cost = price_periods(t, periods)
-    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_s) == (900, 180, 420)
-    # the same with 2 min parked at the end: fits, nothing billed
+    assert (cost.billed_time_s, cost.billed_parking_s, cost.parking_s) == (900, 240, 420)
+    # the same with 2 min parked at the end: fits, only the first run is billed
     periods[-1] = (MON + 780, {"parking_s": 120})
-    assert price_periods(t, periods).billed_parking_s == 0
-    # 5 min charged, park 9 (fits), charge 4: the 9 minutes stay free and TIME is still billed
-    # on charging time only (9 min -> 15), never raised by the covered parking.
+    assert price_periods(t, periods).billed_parking_s == 240
+    # the same with 7 min parked at the end: exceeds the 6 min of cover, billed whole too
+    periods[-1] = (MON + 780, {"parking_s": 420})
+    assert price_periods(t, periods).billed_parking_s == 660
+    # 5 min charged, park 9 (within 10 min of cover while it lasted), charge 4: the 9 minutes
+    # are billed when charging resumes; TIME is still billed on charging time only (9 -> 15).
     periods = [(MON, {"energy_wh": 500, "time_s": 300}), (MON + 300, {"parking_s": 540}),
                (MON + 840, {"energy_wh": 400, "time_s": 240})]
     cost = price_periods(t, periods)
-    assert (cost.billed_time_s, cost.billed_parking_s) == (900, 0)
+    assert (cost.billed_time_s, cost.billed_parking_s) == (900, 540)
 
 
 def test_a_run_billed_whole_does_not_spend_the_next_runs_cover():

@@ -174,7 +174,9 @@ def _check_document(doc, certs, key_dir, agency_key, revocations, now_s) -> str:
     if kind == RECEIPT_KIND:
         check = verify_receipt(doc, agency_public_key=_need_agency(agency_key, "a receipt"), revocations=revocations)
         ocmf = "OCMF verified" if check.ocmf_verified else "no OCMF data"
-        return (f"receipt {check.receipt_id} from {check.subscriber_id}: {check.energy_wh} Wh, "
+        priced = (f"priced from {len(doc['charging_periods'])} charging period(s) of the same energy"
+                  if "charging_periods" in doc else "no charging periods stated")
+        return (f"receipt {check.receipt_id} from {check.subscriber_id}: {check.energy_wh} Wh, {priced}, "
                 f"total {check.total_paise} paise {check.currency}, refund due {check.refund_due_paise} paise, "
                 f"balance due {check.balance_due_paise} paise, "
                 f"{ocmf}; certificate chain charger -> agency ok")

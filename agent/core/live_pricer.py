@@ -2,6 +2,11 @@
 
 Each interval between two readings becomes one period for the session pricer, priced with the
 state at its start, so the live figure is the one a receipt made at that moment would state.
+
+The session closes at its stop reading (``close``), and the energy priced is then exactly the
+stop minus the start, whatever the readings in between did: a reading that was too high (a
+misread while parked) would otherwise stay priced although the signed stop reading, and so
+the receipt's energy, is below it.
 """
 
 from agent.core.tariff_model import Period
@@ -16,11 +21,13 @@ class LivePricer:
     (charging or idle, current, power). ``breakdown(now_s)`` gives the cost so far.
     """
 
-    __slots__ = ("pricer", "last_s", "last_wh", "last_charging", "last_current_ma",
-                 "last_power_w")
+    __slots__ = ("pricer", "first_wh", "first_period", "last_s", "last_wh", "last_charging",
+                 "last_current_ma", "last_power_w")
 
     def __init__(self, tariff, *, utc_offset_s=0, record_periods=True):
         self.pricer = SessionPricer(tariff, utc_offset_s, record_periods=record_periods)
+        self.first_wh = None
+        self.first_period = None
         self.last_s = None
         self.last_wh = None
         self.last_charging = False
@@ -43,13 +50,56 @@ class LivePricer:
                 raise TariffError("energy_wh", "meter register went backwards")
             self.pricer.add(self._period(epoch_s, energy_wh))
         else:
-            self.pricer.begin(epoch_s, Period(epoch_s, 0, 0, 0, current_ma, current_ma,
-                                              power_w, power_w))
+            self.first_wh = energy_wh
+            self.first_period = Period(epoch_s, 0, 0, 0, current_ma, current_ma, power_w, power_w)
+            self.pricer.begin(epoch_s, self.first_period)
         self.last_s = epoch_s
         self.last_wh = energy_wh
         self.last_charging = bool(charging)
         self.last_current_ma = current_ma
         self.last_power_w = power_w
+
+    def close(self, epoch_s, energy_wh):
+        """Take the session's stop reading; from then on the energy priced is its stop minus start.
+
+        A stop at or above the last reading is one more reading (the car idle since). A stop
+        below it means a reading in between was too high: the session is priced again from its
+        charging periods with the excess taken off the latest energy, so the breakdown and the
+        periods state the energy the signed readings show.
+        """
+        if self.last_s is None:
+            raise TariffError("close", "the session has no start reading")
+        if energy_wh < self.first_wh:
+            raise TariffError("energy_wh", "stop reading below the start reading")
+        if epoch_s < self.last_s:
+            epoch_s = self.last_s
+        if energy_wh >= self.last_wh:
+            self.reading(epoch_s, energy_wh, charging=False)
+            return
+        if self.pricer.periods is None:
+            raise TariffError("close", "a stop below the last reading needs the recorded periods")
+        periods = [Period(p.start_s, p.energy_wh, p.time_s, p.parking_s, p.min_current_ma,
+                          p.max_current_ma, p.min_power_w, p.max_power_w, p.reservation_s)
+                   for p in self.pricer.periods]
+        if epoch_s > self.last_s:
+            periods.append(self._period(epoch_s, self.last_wh))
+        excess = self.last_wh - energy_wh
+        for period in reversed(periods):
+            if excess <= 0:
+                break
+            cut = period.energy_wh if period.energy_wh < excess else excess
+            period.energy_wh -= cut
+            excess -= cut
+        old = self.pricer
+        pricer = SessionPricer(old.tariff, old.utc_offset_s, record_periods=True,
+                               reservation_expired=old.reservation_expired)
+        pricer.begin(old.start_s, self.first_period)
+        for period in periods:
+            pricer.add(period)
+        self.pricer = pricer
+        self.last_s = epoch_s
+        self.last_wh = energy_wh
+        self.last_charging = False
 
     def _period(self, epoch_s, energy_wh):
         elapsed = epoch_s - self.last_s

@@ -337,6 +337,8 @@ class Session(SessionLimits, SocketDetection):
     def _on_stop_requested(self, event, out):
         if self._auth is not None and self._auth_active:
             self._stop(event.reason, event.time_ms, out)
+        if event.finish and self.state == FINISHING:
+            self._finish(self._stop_reason or event.reason, event.time_ms, out)
 
     def _on_limit_reached(self, event, out):
         if self._auth is not None and self._auth_active:

@@ -137,14 +137,24 @@ class LimitReached(Event):
 
 
 class StopRequested(Event):
-    __slots__ = ("reason",)
+    """Stop charging. ``finish``: end the session now even if the car stays plugged in.
+
+    A stop normally leaves a pilot session waiting for the car to leave (parking counts); when
+    the charger itself is going down nobody will see the car leave, so the session is closed
+    at once and billed up to this moment.
+    """
+
+    __slots__ = ("reason", "finish")
     kind = "stop_requested"
 
-    def __init__(self, time_ms, reason="stop_requested"):
+    def __init__(self, time_ms, reason="stop_requested", finish=False):
         self.reason = reason
+        self.finish = bool(finish)
         self.time_ms = _int_field("StopRequested", "time_ms", time_ms, 0)
 
     def fields(self):
+        if self.finish:
+            return (self.time_ms, self.reason, True)
         return (self.time_ms, self.reason)
 
 

@@ -6,6 +6,14 @@ ends within milliseconds of its limit instead of up to a whole meter poll late. 
 through the injected cost function, which must be non-decreasing in each argument, so the
 crossing is found by bisection without knowing the tariff.
 
+A money limit is reached when the cost has reached it *and* the session going on for one more
+second as it is (``_MONEY_LOOKAHEAD_MS``, at the measured power) would cost more than it. Why:
+a fixed part of the price (a start fee, a minimum price, a step already billed) can reach the
+limit before any energy flows; the cost then stays flat while energy is delivered that this
+price already pays for, so stopping as soon as the cost reaches the limit would bill the whole
+amount for nothing (a quote for 20 Wh at a site with a minimum price, paid in full, stopped at
+0 Wh). A cost that already exceeds the limit (a start fee above it) still stops at once.
+
 ``SessionLimits`` is a mixin of ``agent.core.session.Session``: it reads the session's state
 and uses its timer helpers.
 """
@@ -15,6 +23,8 @@ from agent.core.session_states import CHARGING, LIMIT_TIMER, SessionError
 _MS_PER_HOUR = 3600000
 # How far ahead the money limit is searched; beyond this the next reading re-plans anyway.
 _MONEY_HORIZON_MS = 48 * _MS_PER_HOUR
+# How far ahead "would the session cost more than its limit" looks (module docstring).
+_MONEY_LOOKAHEAD_MS = 1000
 
 
 def _ceil_div(a, b):
@@ -39,11 +49,18 @@ class SessionLimits:
         energy_wh = self._projected_energy_wh(now_ms)
         if auth.energy_limit_wh is not None and energy_wh >= auth.energy_limit_wh:
             return "energy"
-        if auth.money_limit_paise is not None:
-            cost = self._cost(energy_wh, now_ms - self._start_ms, self.idle_ms(now_ms))
-            if cost >= auth.money_limit_paise:
-                return "money"
+        if auth.money_limit_paise is not None and self._money_reached(now_ms, energy_wh, auth.money_limit_paise):
+            return "money"
         return None
+
+    def _money_reached(self, now_ms, energy_wh, limit):
+        elapsed = now_ms - self._start_ms
+        idle = self.idle_ms(now_ms)
+        if self._cost(energy_wh, elapsed, idle) < limit:
+            return False
+        later = now_ms + _MONEY_LOOKAHEAD_MS
+        idle_later = idle + (_MONEY_LOOKAHEAD_MS if self._idle_since_ms is not None else 0)
+        return self._cost(self._projected_energy_wh(later), elapsed + _MONEY_LOOKAHEAD_MS, idle_later) > limit
 
     def _cost(self, energy_wh, elapsed_ms, idle_ms):
         value = self._cost_fn(energy_wh, elapsed_ms, idle_ms)
@@ -99,17 +116,20 @@ class SessionLimits:
             return self._cost(delivered + power * dt // _MS_PER_HOUR, elapsed0 + dt,
                               idle0 + (dt if idle_grows else 0))
 
-        if cost_after(0) >= limit:
+        def reached(dt):  # both parts grow with dt, so this flips once: bisection finds it
+            return cost_after(dt) >= limit and cost_after(dt + _MONEY_LOOKAHEAD_MS) > limit
+
+        if reached(0):
             return anchor
         high = 1000
-        while cost_after(high) < limit:
+        while not reached(high):
             if high >= _MONEY_HORIZON_MS:
                 return None
             high *= 2
         low = 0
         while high - low > 1:
             mid = (low + high) // 2
-            if cost_after(mid) >= limit:
+            if reached(mid):
                 high = mid
             else:
                 low = mid

@@ -36,10 +36,15 @@ OCPI semantics (where the spec is precise)
       step_size examples #1 and #2).
 
 Parking after charging (where only the spec's worked examples decide)
-    Charging time that TIME's step_size rounding adds to the bill (the cover) pays for a run of
-    parking that directly follows the charging, all or nothing: a run that fits entirely within
-    the cover costs nothing; a run that exceeds it is billed whole as PARKING_TIME, rounded by
-    PARKING_TIME's own step_size, the part that fitted included.
+    OCPI rounds the last period of every dimension up to its step, PARKING_TIME included (the
+    spec's step_size examples: 6 minutes per 5 are billed as 10). The one exception is the
+    spec's own example #1: the charging time that TIME's rounding adds to the bill (the cover)
+    lies after the session's last charging, and parking that ends the session within it is
+    already paid for. Only the run that ends the session can lie there, all or nothing: a final
+    run that fits entirely within the cover costs nothing; a run that exceeds it is billed whole
+    as PARKING_TIME, rounded by PARKING_TIME's own step_size, the part that fitted included; a
+    run that charging follows is billed whole too (the rounding of that later charging lies
+    after it, not over it).
 
     Why: it is the only rule that gives the total of every worked example of the spec. Step_size
     example #1 charges 10 minutes, bills them as 15 and does not bill the 2 minutes parked after
@@ -47,32 +52,33 @@ Parking after charging (where only the spec's worked examples decide)
     42 minutes parked after them, as 45 (8.75; Saturday: 114 billed as 120, then all 71 parked
     billed as 75, 12.50). Billing TIME and PARKING_TIME independently misses example #1;
     covering parking up to the cover and billing only the excess misses the complex example.
+    Covering a run in the middle of a session (16:55-17:00 charging, 17:00-17:05 parked,
+    17:05-17:07 charging, parking per 15 minutes) would bill its 5 minutes as nothing where
+    OCPI bills them as 15.
 
     Known consequence, the cliff: one second of parking beyond the cover bills the whole run
     from its first second, not only that second (10 minutes charged per 15: 5 minutes parked
     are free, 5 minutes and 1 second are billed as PARKING_TIME in full).
 
     * The cover of a run is the billed charging time if the session ended now, less the charging
-      time and the parking already covered by earlier runs. It is re-evaluated at every parking
-      period, since TIME's active component (and so its step_size) may change while parked.
+      time. It is re-evaluated at every parking period, since TIME's active component (and so
+      its step_size) may change while parked.
     * A run starts when parking follows charging and ends when charging resumes (a period with
       charging time; a period holding both is taken as charging first, then parking). A tariff
       without TIME, or TIME billed per second (step_size 1), gives no cover; parking before any
       charging has none either.
     * Incrementally, the seconds of a run that still fits are held back (counted as parking time,
       not priced), so a breakdown in the middle of a run shows it free, exactly as a session
-      ending there would be. The moment the run exceeds its cover, the held-back seconds are
-      priced with the PARKING_TIME component active at that moment and the run is no longer
-      coverable; the rest of it is priced as it comes. Live pricing, batch pricing and a
-      breakdown at any moment therefore agree, and splitting a period where no restriction
-      flips changes nothing.
+      ending there would be. The moment the run exceeds its cover, or charging resumes, the
+      held-back seconds are priced with the PARKING_TIME component active at that moment (when
+      charging resumes: the one of the run's last period) and the run is no longer coverable;
+      the rest of it is priced as it comes. Live pricing, batch pricing and a breakdown at any
+      moment therefore agree, and splitting a period where no restriction flips changes nothing.
     * Approximation: when a run crossed a parking time window (say, parking free at night and
       priced by day) before exceeding its cover, its held-back seconds are priced at the
       component of the window where the cover ran out, not at the one they fell in.
     * A run counts against the cover whether or not PARKING_TIME is priced while it lasts (the
-      billed charging time spans those minutes either way). A run that ended within its cover
-      stays free: charging that resumes later is billed by TIME as usual, its rounding never
-      raised by covered parking, and the next run's cover is reduced by it.
+      billed charging time spans those minutes either way).
 
 Choices (where the spec leaves room)
     * FLAT is charged once per session, from the first matching element at the session start.

@@ -98,7 +98,7 @@ class SessionPricer:
     """
 
     __slots__ = ("tariff", "utc_offset_s", "start_s", "energy_wh", "elapsed_s", "dims", "flat",
-                 "last_key", "periods", "covered_s", "held_s", "run_open",
+                 "last_key", "periods", "held_s", "run_open",
                  "reservation_expired", "reservation_start_s", "reservation_s", "res_time",
                  "res_time_expired", "res_flat", "res_flat_expired")
 
@@ -115,10 +115,8 @@ class SessionPricer:
         self.flat = None
         self.last_key = None
         self.periods = [] if record_periods else None
-        # Parking after charging (module docstring): seconds of earlier runs that ended within
-        # their cover, seconds of the current run held back while it fits, and whether the
-        # current run may still fit.
-        self.covered_s = 0
+        # Parking after charging (module docstring): seconds of the current run held back while
+        # it fits, and whether the current run may still fit.
         self.held_s = 0
         self.run_open = True
         # Reservation time priced both ways (used, expired) until the outcome is known.
@@ -141,7 +139,6 @@ class SessionPricer:
             other.dims[key] = self.dims[key].copy()
         other.flat = self.flat
         other.last_key = self.last_key
-        other.covered_s = self.covered_s
         other.held_s = self.held_s
         other.run_open = self.run_open
         other.reservation_start_s = self.reservation_start_s
@@ -186,16 +183,18 @@ class SessionPricer:
         energy_before = self.energy_wh
         duration = self.elapsed_s
         dims = self.dims
+        if period.time_s > 0 and self.held_s:
+            # Charging ends the parking run, so it was not the session's last: the charging time
+            # TIME's rounding adds lies after this charging, not over the run. Its held-back
+            # seconds are priced now, by the PARKING_TIME component that was active during it.
+            dims[PARKING_TIME].add(0, self.held_s)
+            self.held_s = 0
         key = []
         for name in METERED:
             comp = tariff.select(name, sod, day, weekday, energy_before, duration, period)
             dims[name].switch(comp)
             key.append(-1 if comp is None else comp.element_index)
         if period.time_s > 0:
-            # Charging ends the parking run; one that still fitted stays free for good.
-            if self.run_open:
-                self.covered_s += self.held_s
-            self.held_s = 0
             self.run_open = True
         dims[ENERGY].add(period.energy_wh)
         dims[TIME].add(period.time_s)
@@ -204,7 +203,7 @@ class SessionPricer:
             # A period holding both is taken as charging first, then parking.
             if self.run_open:
                 run = self.held_s + parking
-                if run <= dims[TIME].rounding_extra() - self.covered_s:
+                if run <= dims[TIME].rounding_extra():
                     self.held_s = run
                     dims[PARKING_TIME].add(parking, 0)
                 else:

@@ -3,8 +3,14 @@
 A receipt binds, under the charger's Ed25519 signature (detached, over canonical JSON):
 the order id and the digest of the buyer's signed acceptance, the charger's agency
 certificate, the meter's identity, start and stop readings, the tariff (id and digest), the
-cost breakdown, what was paid and what is due back, and the OCMF document in which the
-metering key signed the same start and stop readings.
+cost breakdown, what was paid and what is due back, the OCMF document in which the
+metering key signed the same start and stop readings, and the charging periods the cost was
+priced from (``charging_periods``: start, energy, charging and parking time of each).
+
+A receipt must agree with itself, and ``verify_receipt`` checks that it does: the energy is the
+stop minus the start reading (those the meter signed in the OCMF document), the cost lines add
+up to the total, and the energy priced (the periods' sum) is the energy stated. Receipts issued
+before the periods were added carry none and are checked without them.
 
 Money is integers in minor units (paise for INR) under ``*_paise`` names: exact, canonical in
 JSON, and identical whether a receipt is read in Python, JavaScript or a spreadsheet.
@@ -71,12 +77,15 @@ def build_receipt(
     currency: str = "INR",
     ocmf: str | None = None,
     waived_paise: int = 0,
+    charging_periods: list[dict] | None = None,
 ) -> dict:
     """Assemble and sign a receipt; refuses numbers that do not add up.
 
     ``waived_paise`` is what the tariff asked beyond the buyer's money limit (prepaid amount or
     budget): the charger stopped a little late and does not collect it. Stated, so the buyer
     can see that the cost lines are the tariff's price held to their limit.
+    ``charging_periods`` (``{"start", "energy_wh", "time_s", "parking_s"}`` each, in time order)
+    are what the cost was priced from; their energy must be the receipt's.
     """
     _amount(start_wh, "start_wh")
     _amount(waived_paise, "waived_paise")
@@ -111,7 +120,32 @@ def build_receipt(
         receipt["waived_paise"] = waived_paise
     if ocmf is not None:
         receipt["ocmf"] = ocmf
+    if charging_periods is not None:
+        receipt["charging_periods"] = [dict(p) for p in charging_periods]
+        _check_periods(receipt["charging_periods"], stop_wh - start_wh, start_s, stop_s)
     return sign_object(receipt, signer)
+
+
+def _check_periods(periods: Any, energy_wh: int, start_s: float, stop_s: float) -> None:
+    """The priced periods lie within the session and priced exactly its energy."""
+    if not isinstance(periods, list):
+        raise SignatureError("receipt-malformed", "charging_periods must be a list")
+    priced_wh = 0
+    previous_s = start_s - 1
+    for i, period in enumerate(periods):
+        if not isinstance(period, dict):
+            raise SignatureError("receipt-malformed", f"charging_periods[{i}] must be an object")
+        at_s = parse_time(_get(period, "start"), field=f"charging_periods[{i}].start")
+        if at_s < previous_s or at_s < start_s - 1 or at_s > stop_s + 1:
+            raise SignatureError("receipt-inconsistent", f"charging_periods[{i}] starts outside the session "
+                                                         "or before the period ahead of it")
+        previous_s = at_s
+        for name in ("time_s", "parking_s"):
+            _amount(_get(period, name), f"charging_periods[{i}].{name}")
+        priced_wh += _amount(_get(period, "energy_wh"), f"charging_periods[{i}].energy_wh")
+    if priced_wh != energy_wh:
+        raise SignatureError("receipt-inconsistent", f"the energy priced ({priced_wh} Wh, the charging periods) "
+                                                     f"differs from the receipt's energy ({energy_wh} Wh)")
 
 
 @dataclass(frozen=True)
@@ -171,6 +205,8 @@ def verify_receipt(
         raise SignatureError("receipt-inconsistent", "refund/balance due do not match paid and total")
     if "waived_paise" in receipt:
         _amount(receipt["waived_paise"], "waived_paise")
+    if "charging_periods" in receipt:
+        _check_periods(receipt["charging_periods"], energy_wh, start_s, stop_s)
     ocmf_text = receipt.get("ocmf")
     if ocmf_text is None and require_ocmf:
         raise SignatureError("ocmf-missing", "receipt carries no OCMF meter data")
