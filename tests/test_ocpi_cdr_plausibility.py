@@ -6,7 +6,7 @@ import json
 import re
 from types import SimpleNamespace
 
-import tests.test_ocpi_cpo as base
+import tests.ocpi_harness as base
 from agent.core.tariff_model import Period
 from agent.service import ConnectorView
 from protocols.ocpi.mapping import Renderer, decimals4

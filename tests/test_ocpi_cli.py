@@ -10,8 +10,8 @@ from agent.config import load_config
 from protocols.ocpi.settings import OcpiSettings
 from protocols.ocpi.store import OcpiStore
 from protocols.ocpi.wire import token_hash
+from tests.ocpi_harness import SPECS, FakeEmsp
 from tests.support import sim_config
-from tests.test_ocpi_cpo import SPECS, FakeEmsp
 from tools.cli import main
 
 pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import tests.test_ocpi_cpo as base
+import tests.ocpi_harness as base
 from agent.journal import Journal
 from agent.service import SessionView
 from agent.views import RuntimeViews

@@ -13,7 +13,7 @@ import base64
 import aiohttp
 import pytest
 
-import tests.test_ocpi_cpo as base
+import tests.ocpi_harness as base
 from tests.hub_peer import HubPeer
 from tests.ocpi_support import start_cpo
 

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-import tests.test_ocpi_cpo as base
+import tests.ocpi_harness as base
 
 pytestmark = base.pytestmark
 h = base.h  # the served charger and a registered-able eMSP (fixture)

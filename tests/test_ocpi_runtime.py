@@ -10,9 +10,9 @@ import pytest
 
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
+from tests.ocpi_harness import SPECS, FakeEmsp, Schemas, _token
 from tests.ocpi_support import start_cpo
 from tests.support import sim_config, wait_until
-from tests.test_ocpi_cpo import SPECS, FakeEmsp, Schemas, _token
 
 pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason=f"OCPI 2.2.1 specs not found at {SPECS}")
 
@@ -122,7 +122,7 @@ async def test_a_card_at_the_charger_is_authorized_by_its_emsp_in_real_time(tmp_
     """An eMSP's RFID card shown at the charger: whitelist NEVER means the eMSP is asked, and
     the session it allows is reported to that eMSP under that token."""
     from agent.service import ServiceError
-    from tests.test_ocpi_cpo import _token
+    from tests.ocpi_harness import _token
 
     cfg = sim_config(tmp_path, auth="network")
     emsp = await FakeEmsp().start()
@@ -197,7 +197,7 @@ async def test_the_sites_own_sessions_are_not_reported_to_an_emsp(tmp_path):
 async def test_the_cdr_of_a_session_closed_by_a_restart_reaches_its_emsp(tmp_path):
     """The boot closes a session the last run left open before OCPI starts listening: the CDR
     must still be pushed to the eMSP whose session it was."""
-    from tests.test_ocpi_cpo import _token
+    from tests.ocpi_harness import _token
 
     cfg = sim_config(tmp_path, auth="network")
     emsp = await FakeEmsp().start()

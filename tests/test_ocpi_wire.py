@@ -102,7 +102,7 @@ async def test_served_over_tls_from_the_configured_cert_and_key(tmp_path):
 
     from protocols.ocpi.cpo import OcpiCpo
     from protocols.ocpi.store import OcpiStore
-    from tests.test_ocpi_cpo import Clock, FakeCharger
+    from tests.ocpi_harness import Clock, FakeCharger
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
