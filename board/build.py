@@ -1,10 +1,11 @@
 """Turn a board profile into running drivers, and take them down again with the relay open.
 
-``build_board`` is the one place that maps profile backends onto driver classes; hardware
-modules (``gpiod``) are imported only in the branch that needs them. For the ``sim`` profile
-it also builds the simulated world: a Modbus meter server on loopback (so the real Modbus
-client is exercised, not a shortcut), a simulated contactor and a scriptable car, coupled so
-that the car's current reaches the meter only while the contacts are closed.
+``build_board`` builds each driver with the ``build`` of the backend its profile names (the
+registry is ``board/backends.py``); hardware modules (``gpiod``) are imported only by the
+backend that needs them. The ``sim`` meter also builds the simulated world
+(``drivers.simworld``): a Modbus meter server on loopback (so the real Modbus client is
+exercised, not a shortcut), and the car behind the contactor, coupled so that the car's
+current reaches the meter only while the contacts are closed.
 
 Order matters for safety: the relay is acquired first and forced open before anything else
 starts, and on the way out it is opened first and released last.
@@ -17,24 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from board.profile import BoardProfile, load_profile
+from board import backends
+from board.profile import BoardProfile, DriverSettings, load_profile
+from drivers.backend import BuildParts
+from drivers.simworld import SimParts
 
 log = logging.getLogger("urja.board")
-
-
-class SimParts:
-    """Handles on the simulated world: the meter server, the contactor and the car.
-
-    ``car`` is the pilot's ``SimCar`` on a board with a simulated pilot, a ``SimSocketCar``
-    (a load behind the contactor) on a socket outlet with a simulated contactor, and None
-    where nothing simulated can carry a car's current (a real relay).
-    """
-
-    def __init__(self, *, server, relay, pilot, car=None):
-        self.server = server
-        self.relay = relay
-        self.pilot = pilot
-        self.car = car if car is not None else getattr(pilot, "car", None)
 
 
 class Board:
@@ -57,50 +46,21 @@ class Board:
         connect_meter: bool,
     ) -> None:
         profile = self.profile
-        self.relay = _make_relay(profile, clock=clock, sleep=sleep, request_lines=gpio_request_lines)
+        parts = BuildParts(clock=clock, sleep=sleep, max_current_a=profile.max_current_a, phases=profile.phases,
+                           gpio_request_lines=gpio_request_lines)
+        self.relay = parts.relay = await _build("relay", profile.relay, parts)
         await self.relay.start()
         await self.relay.open()
 
-        self.pilot = _make_pilot(profile, relay=self.relay, sleep=sleep)
+        self.pilot = parts.pilot = await _build("pilot", profile.pilot, parts)
         await self.pilot.start()
 
-        meter_opts = dict(profile.meter.options)
-        if profile.meter.backend == "sim":
-            from drivers.meter import make_meter
-            from drivers.meter.simserver import SimMeterServer
-
-            server = SimMeterServer(meter_opts["model"], clock=clock,
-                                    register_file=meter_opts.get("register_file"))
-            self._sim_server = server
-            port = await server.start_tcp("127.0.0.1", 0)
-            self.meter = make_meter(model=meter_opts["model"], transport="tcp", host="127.0.0.1", port=port,
-                                    timeout_ms=meter_opts["timeout_ms"], retries=meter_opts["retries"],
-                                    clock=clock)
-            self.sim = SimParts(server=server, relay=self.relay, pilot=self.pilot,
-                                car=_make_socket_car(profile, relay=self.relay, pilot=self.pilot))
-            self._couple_sim(server)
-        else:
-            from drivers.meter import make_meter
-
-            self.meter = make_meter(clock=clock, **meter_opts)
+        try:
+            self.meter = await _build("meter", profile.meter, parts)
+        finally:  # a simulated meter's server is stopped by close() even after a failed build
+            self.sim, self._sim_server = parts.sim, parts.sim_server
         if connect_meter:
             await self.meter.connect()
-
-    def _couple_sim(self, server) -> None:
-        """Put the car's draw on the meter's phases (zero on phases the car does not use)."""
-        car = self.sim.car
-        # the pilot decides what a pilot car draws; a socket car is its own source
-        load = self.pilot if hasattr(self.pilot, "add_draw_listener") else car
-        if car is None or not hasattr(load, "add_draw_listener"):
-            return
-        meter_phases = len(server.current_a)
-        car_phases = min(car.phases, meter_phases)
-
-        def on_draw(draw_a: float) -> None:
-            server.current_a = [draw_a if i < car_phases else 0.0 for i in range(meter_phases)]
-
-        load.add_draw_listener(on_draw)
-        on_draw(load.draw_a)
 
     async def close(self) -> None:
         """Open the relay, stop everything, release the relay last; every step is attempted."""
@@ -129,46 +89,8 @@ class Board:
             raise errors[0]
 
 
-def _make_relay(profile: BoardProfile, *, clock, sleep, request_lines):
-    opts = dict(profile.relay.options)
-    opts.pop("fail_safe")
-    if profile.relay.backend == "sim":
-        from drivers.relay import SimRelay
-
-        return SimRelay(clock=clock, sleep=sleep, **opts)
-    if profile.relay.backend == "gpiod":
-        from drivers.relay.gpiod_relay import GpiodRelay
-
-        return GpiodRelay(clock=clock, sleep=sleep, request_lines=request_lines, **opts)
-    raise ValueError(f"unknown relay backend {profile.relay.backend!r}")
-
-
-def _make_socket_car(profile: BoardProfile, *, relay, pilot):
-    """A simulated vehicle for a socket outlet: only where a simulated contactor can carry it."""
-    if profile.pilot.backend != "none" or not hasattr(relay, "add_contact_listener"):
-        return None
-    from drivers.pilot.sim import SimSocketCar
-
-    return SimSocketCar(relay=relay, max_current_a=profile.max_current_a, phases=profile.phases)
-
-
-def _make_pilot(profile: BoardProfile, *, relay, sleep):
-    opts = dict(profile.pilot.options)
-    backend = profile.pilot.backend
-    if backend == "sim":
-        from drivers.pilot.sim import SimPilot
-
-        return SimPilot(relay=relay if hasattr(relay, "add_contact_listener") else None,
-                        max_current_a=profile.max_current_a, **opts)
-    if backend == "none":
-        from drivers.pilot.none import NonePilot
-
-        return NonePilot(max_current_a=profile.max_current_a)
-    if backend == "linux":
-        from drivers.pilot.linux import LinuxPilot
-
-        return LinuxPilot(max_current_a=profile.max_current_a, sleep=sleep, **opts)
-    raise ValueError(f"unknown pilot backend {backend!r}")
+async def _build(kind: str, settings: DriverSettings, parts: BuildParts):
+    return await backends.spec(kind, settings.backend).build(settings.options, parts)
 
 
 class _BoardContext:

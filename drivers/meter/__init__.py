@@ -1,8 +1,8 @@
 """Energy meters: the ``EnergyMeter`` contract, register maps as data, and the Modbus backend.
 
-``make_meter`` is the factory the board profile calls. The Modbus backend (and with it
-pymodbus and pyserial) is imported only inside its branch, so importing this package never
-touches a serial port or a Modbus library.
+``make_meter`` is the factory the meter backends (``*_backend.py``) call. The Modbus client
+(and with it pymodbus and pyserial) is imported only inside it, so importing this package
+never touches a serial port or a Modbus library.
 """
 from __future__ import annotations
 

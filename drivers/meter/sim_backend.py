@@ -1,0 +1,42 @@
+"""The ``sim`` meter backend: a simulated meter served on loopback, read by the real Modbus client.
+
+Building it builds the simulated world around the board's drivers (``drivers.simworld``): the
+car behind the relay draws current that the simulated meter measures.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from drivers.backend import Backend, BoardFacts, BuildParts
+from drivers.configfile import Section
+from drivers.meter.settings import read_link_limits, read_model
+
+
+def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
+    opts: dict[str, Any] = {"model": read_model(sec, facts.phases)}
+    register_file = sec.str("register_file", None)
+    if register_file is not None:
+        opts["register_file"] = register_file
+    opts.update(read_link_limits(sec))
+    return opts
+
+
+async def build(settings: Mapping[str, Any], parts: BuildParts):
+    """The server is handed to ``parts`` before it listens, so a failed start still stops it."""
+    from drivers.meter import make_meter
+    from drivers.meter.simserver import SimMeterServer
+    from drivers.simworld import SimParts, couple, socket_car
+
+    server = SimMeterServer(settings["model"], clock=parts.clock, register_file=settings.get("register_file"))
+    parts.sim_server = server
+    port = await server.start_tcp("127.0.0.1", 0)
+    meter = make_meter(model=settings["model"], transport="tcp", host="127.0.0.1", port=port,
+                       timeout_ms=settings["timeout_ms"], retries=settings["retries"], clock=parts.clock)
+    parts.sim = SimParts(server=server, relay=parts.relay, pilot=parts.pilot,
+                         car=socket_car(relay=parts.relay, pilot=parts.pilot,
+                                        max_current_a=parts.max_current_a, phases=parts.phases))
+    couple(parts.sim)
+    return meter
+
+
+BACKEND = Backend(kind="meter", name="sim", parse=parse, build=build)
