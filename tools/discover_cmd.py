@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("discover", help="find verified chargers near a place on the network")
     p.add_argument("--near", required=True, help="LAT,LON in degrees, e.g. 12.9716,77.5946")
-    p.add_argument("--radius-km", type=float, default=5.0, help="search radius in km (default 5)")
+    p.add_argument("--radius-km", type=float, default=5.0, help="search radius in km (default 5; at most what a search reaches: about 1,000 km between 60 S and 60 N)")
     p.add_argument("--connector", help="only chargers with this connector type, e.g. IEC_62196_T2")
     p.add_argument("--retained", action="store_true", help="read retained catalogs only, even with a certificate")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -36,12 +36,24 @@ def parse_near(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+def check_radius(radius_km: float, lat: float, lon: float, near: str) -> None:
+    """Refuse, before connecting, a circle that no search can cover: the charger's own rule
+    (``search_reaches``), so what is asked here is what a charger answers."""
+    from protocols.mqtt.topics import MAX_SEARCH_CELLS, SEARCH_PRECISIONS, search_reach_km, search_reaches
+
+    if not radius_km > 0:
+        raise ValueError(f"--radius-km {radius_km:g} must be more than 0")
+    if not search_reaches(lat, lon, radius_km):
+        raise ValueError(f"--radius-km {radius_km:g} is beyond a search's reach from {near}: at most "
+                         f"{search_reach_km(lat, lon):,} km there ({MAX_SEARCH_CELLS} geohash cells of precision "
+                         f"{min(SEARCH_PRECISIONS)})")
+
+
 async def run(args, *, clock=time.time) -> list:
     from protocols.node.setup import build_node
 
     lat, lon = parse_near(args.near)
-    if not 0 < args.radius_km <= 500:
-        raise ValueError(f"--radius-km {args.radius_km} must be more than 0 and at most 500")
+    check_radius(args.radius_km, lat, lon, args.near)
     node = build_node(args, clock=clock)
     async with node:
         if node.certificate is not None and not args.retained:

@@ -16,6 +16,7 @@ EARTH_RADIUS_KM = 6371.0088
 _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 _DECODE = {c: i for i, c in enumerate(_BASE32)}
 MAX_PRECISION = 12
+MAX_RADIUS_KM = 2000  # wider circles are refused before any cell is computed
 
 
 class GeohashError(ValueError):
@@ -126,12 +127,19 @@ def _distance_to_cell_km(lat: float, lon: float, cell_bounds) -> float:
     return distance_km(lat, lon, min(lat_hi, max(lat_lo, foot)), edge)
 
 
-def cover(lat: float, lon: float, radius_km: float, precision: int) -> list[str]:
-    """All cells of ``precision`` holding at least one point within ``radius_km`` of the centre, sorted."""
+def check_circle(lat: float, lon: float, radius_km: float) -> None:
+    """Refuse a centre or radius no cover can be computed for, before any cell is."""
     _check_point(lat, lon)
+    if not (isinstance(radius_km, (int, float)) and 0 <= radius_km <= MAX_RADIUS_KM):
+        raise GeohashError(f"radius {radius_km!r} km must lie in [0, {MAX_RADIUS_KM}]")
+
+
+def _cover_cells(lat: float, lon: float, radius_km: float, precision: int):
+    """Yield the cells of ``precision`` that hold a point within ``radius_km``, row by row, the
+    centre's own cell first; a cell may come twice. A generator, so that a caller counting
+    against a budget stops computing at the first cell over it."""
+    check_circle(lat, lon, radius_km)
     _check_precision(precision)
-    if not (isinstance(radius_km, (int, float)) and 0 <= radius_km <= 2000):
-        raise GeohashError(f"radius {radius_km!r} km must lie in [0, 2000]")
     d_deg = math.degrees(radius_km / EARTH_RADIUS_KM)
     lat_min, lat_max = lat - d_deg, lat + d_deg
     lon_bits, lat_bits = _bits(precision)
@@ -151,23 +159,45 @@ def cover(lat: float, lon: float, radius_km: float, precision: int) -> list[str]
         ix0 = math.floor((lon - lon_span + 180.0) / w)
         ix1 = math.floor((lon + lon_span + 180.0) / w)
         columns = [i % nlon for i in range(ix0, ix1 + 1)]
-    cells = set()
+    yield encode(lat, lon, precision)
     for iy in range(iy0, min(iy1, nlat - 1) + 1):
         for ix in columns:
             name = _name(ix, iy, precision)
             if _distance_to_cell_km(lat, lon, bounds(name)) <= radius_km:
-                cells.add(name)
-    cells.add(encode(lat, lon, precision))
+                yield name
+
+
+def cover(lat: float, lon: float, radius_km: float, precision: int) -> list[str]:
+    """All cells of ``precision`` holding at least one point within ``radius_km`` of the centre, sorted."""
+    return sorted(set(_cover_cells(lat, lon, radius_km, precision)))
+
+
+def bounded_cover(lat: float, lon: float, radius_km: float, precision: int, max_cells: int) -> list[str] | None:
+    """``cover``, or None as soon as it is known to hold more than ``max_cells`` cells.
+
+    The count stops at the first cell over the budget, so asking whether a wide circle fits
+    costs about ``max_cells`` rows of cells, never its whole fine cover (a 1,000 km circle has
+    some 130,000 cells at precision 5)."""
+    cells: set[str] = set()
+    for name in _cover_cells(lat, lon, radius_km, precision):
+        cells.add(name)
+        if len(cells) > max_cells:
+            return None
     return sorted(cells)
 
 
 def choose_cover(lat: float, lon: float, radius_km: float, precisions, max_cells: int) -> tuple[int, list[str]]:
-    """The finest precision in ``precisions`` whose cover has at most ``max_cells`` cells."""
+    """The finest precision in ``precisions`` whose cover has at most ``max_cells`` cells.
+
+    Precisions are tried coarsest first and the first one over the budget ends the search: a
+    finer cover never has fewer cells (every cell of a coarser cover holds a cell of the finer
+    one), so no finer precision could fit, and its cover is never built."""
     best = None
     for p in sorted(precisions):
-        cells = cover(lat, lon, radius_km, p)
-        if len(cells) <= max_cells:
-            best = (p, cells)
+        cells = bounded_cover(lat, lon, radius_km, p, max_cells)
+        if cells is None:
+            break
+        best = (p, cells)
     if best is None:
         coarsest = min(precisions)
         raise GeohashError(

@@ -54,16 +54,48 @@ def cell_path(cell: str) -> str:
 
 
 def search_reaches(lat: float, lon: float, radius_km: float) -> bool:
-    """Whether a node can publish a search of this circle: its cover at the coarsest search
-    precision has at most ``MAX_SEARCH_CELLS`` cells. That is ``search_cover``'s own rule (a
-    finer precision never needs fewer cells: each cell of a finer cover lies in one of the
-    coarser cover), computed at one precision only, so a charger can apply it to every search.
-    It depends on the place: about 1,000 km anywhere between 60 degrees south and north, 1,399 km
-    at Bengaluru, less towards the poles (cells narrow there)."""
+    """Whether a search of this circle can be published: its cover at the coarsest search
+    precision has at most ``MAX_SEARCH_CELLS`` cells. The one rule for both sides: a node
+    publishes exactly the searches it allows (``search_cells``) and a charger answers exactly
+    those, computed at one precision only, so a charger can apply it to every search (a finer
+    precision never needs fewer cells). It depends on the place: about 1,000 km anywhere
+    between 60 degrees south and north, 1,399 km at Bengaluru, less towards the poles (cells
+    narrow there)."""
     try:
-        return len(geohash.cover(lat, lon, radius_km, min(SEARCH_PRECISIONS))) <= MAX_SEARCH_CELLS
+        return geohash.bounded_cover(lat, lon, radius_km, min(SEARCH_PRECISIONS), MAX_SEARCH_CELLS) is not None
     except geohash.GeohashError:
         return False
+
+
+def search_reach_km(lat: float, lon: float) -> int:
+    """The widest radius, in whole km, that ``search_reaches`` allows around this place: what
+    a refusal names, so the searcher learns how far it may ask. The cover only grows with the
+    radius, so halving the interval finds it in a dozen coarse covers."""
+    low_km, high_km = 0, geohash.MAX_RADIUS_KM
+    if search_reaches(lat, lon, high_km):
+        return high_km
+    while high_km - low_km > 1:
+        mid_km = (low_km + high_km) // 2
+        if search_reaches(lat, lon, mid_km):
+            low_km = mid_km
+        else:
+            high_km = mid_km
+    return low_km
+
+
+def search_cells(lat: float, lon: float, radius_km: float) -> list[str]:
+    """The cells a search of this circle goes to: those of the finest search precision whose
+    cover has at most ``MAX_SEARCH_CELLS`` cells. Refused by ``search_reaches`` alone."""
+    try:
+        geohash.check_circle(lat, lon, radius_km)
+    except geohash.GeohashError as exc:
+        raise TopicError(str(exc), field="radius_km") from None
+    if not search_reaches(lat, lon, radius_km):
+        raise TopicError(f"a {radius_km:g} km radius around {lat:g},{lon:g} needs more than {MAX_SEARCH_CELLS} "
+                         f"geohash cells at precision {min(SEARCH_PRECISIONS)}; a search reaches at most "
+                         f"{search_reach_km(lat, lon)} km there", field="radius_km")
+    _, cells = geohash.choose_cover(lat, lon, radius_km, SEARCH_PRECISIONS, MAX_SEARCH_CELLS)
+    return cells
 
 
 class Topics:
@@ -99,11 +131,7 @@ class Topics:
 
     def search_cover(self, lat: float, lon: float, radius_km: float) -> list[str]:
         """Topics a search of this circle is published to (the finest precision within the cell budget)."""
-        try:
-            _, cells = geohash.choose_cover(lat, lon, radius_km, SEARCH_PRECISIONS, MAX_SEARCH_CELLS)
-        except geohash.GeohashError as exc:
-            raise TopicError(str(exc), field="radius_km") from None
-        return [self.search(c) for c in cells]
+        return [self.search(c) for c in search_cells(lat, lon, radius_km)]
 
     def kind(self, topic: str) -> str | None:
         """``search``, ``inbox``, ``catalog`` or ``presence`` for a topic under this root, else None."""

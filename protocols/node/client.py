@@ -23,7 +23,7 @@ from agent.aio import cancel_and_wait
 from protocols.beckn import messages
 from protocols.errors import ProtocolError
 from protocols.mqtt import framing, geohash
-from protocols.mqtt.topics import Topics, check_subscriber_id
+from protocols.mqtt.topics import Topics, check_subscriber_id, search_cells
 from protocols.mqtt.transport import MqttTransport
 from protocols.signing.agency import CertificateLookup
 from protocols.signing.beckn import Verifier, parse_signature_header
@@ -228,7 +228,7 @@ class NetworkNode:
                                 timeout_s: float = 3.0) -> list[Charger]:
         """Chargers within ``radius_km`` from their retained, signed catalogs: no request is sent,
         so this works for a node without a certificate; availability is as last published."""
-        _, cells = geohash.choose_cover(lat, lon, radius_km, (2, 3, 4, 5), 16)
+        cells = search_cells(lat, lon, radius_km)
         filters = [self.topics.catalogs_in(c) for c in cells]
         found: list[Charger] = []
         self._browse = (found, (lat, lon), radius_km)
