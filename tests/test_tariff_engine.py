@@ -382,7 +382,8 @@ def test_live_equals_batch(which, start, readings, tail):
         samples.append((now, meter, charging, power_w, current_ma))
         live.reading(now, meter, power_w=power_w, current_ma=current_ma, charging=charging)
     periods = []
-    for (t0, e0, ch, p, c), (t1, e1, _, _, _) in zip(samples, samples[1:], strict=False):
+    for (t0, e0, ch, p, c), (t1, e1, _, p1, _) in zip(samples, samples[1:], strict=False):
+        ch = ch or (e1 > e0 and p1 > 1)  # energy delivered while drawing power is charging time
         periods.append(Period(t0, e1 - e0, t1 - t0 if ch else 0, 0 if ch else t1 - t0,
                               c, c, p, p))
     assert live.breakdown() == price_periods(t, periods, IST, start_s=samples[0][0])

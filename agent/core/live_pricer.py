@@ -48,7 +48,7 @@ class LivePricer:
                 raise TariffError("epoch_s", "reading older than the previous one")
             if energy_wh < self.last_wh:
                 raise TariffError("energy_wh", "meter register went backwards")
-            self.pricer.add(self._period(epoch_s, energy_wh))
+            self.pricer.add(self._period(epoch_s, energy_wh, power_w))
         else:
             self.first_wh = energy_wh
             self.first_period = Period(epoch_s, 0, 0, 0, current_ma, current_ma, power_w, power_w)
@@ -101,11 +101,17 @@ class LivePricer:
         self.last_wh = energy_wh
         self.last_charging = False
 
-    def _period(self, epoch_s, energy_wh):
+    def _period(self, epoch_s, energy_wh, power_w=None):
+        """The interval since the last reading, priced with the state at its start; except that
+        an interval which ends drawing power with energy delivered was charging time whatever
+        that state said (the first reading after the contacts close comes before the session
+        knows it charges), so delivered energy never sits in a period with no charging time. A
+        register that rose with no power drawn (a misread while parked) stays parking."""
         elapsed = epoch_s - self.last_s
+        charging = self.last_charging or (energy_wh > self.last_wh and power_w is not None and power_w > 1)
         return Period(self.last_s, energy_wh - self.last_wh,
-                      elapsed if self.last_charging else 0,
-                      0 if self.last_charging else elapsed,
+                      elapsed if charging else 0,
+                      0 if charging else elapsed,
                       self.last_current_ma, self.last_current_ma,
                       self.last_power_w, self.last_power_w)
 
