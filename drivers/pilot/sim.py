@@ -66,7 +66,34 @@ class SimCar:
         self._pilot._recompute()
 
 
-class SimPilot(ControlPilot):
+class _Draw:
+    """What draws current behind the simulated contactor (a car on a pilot, a load on a socket):
+    its draw per phase, told to listeners (the simulated meter) whenever it changes."""
+
+    def _init_draw(self) -> None:
+        self._draw_a = 0.0
+        self._draw_listeners: list[Callable[[float], None]] = []
+
+    @property
+    def draw_a(self) -> float:
+        """Current per phase drawn right now."""
+        return self._draw_a
+
+    def add_draw_listener(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(draw_a)`` whenever the current drawn changes."""
+        self._draw_listeners.append(callback)
+
+    def _set_draw(self, draw: float) -> None:
+        if draw != self._draw_a:
+            self._draw_a = draw
+            for callback in list(self._draw_listeners):
+                try:
+                    callback(draw)
+                except Exception:
+                    log.exception("draw listener %r failed", callback)
+
+
+class SimPilot(_Draw, ControlPilot):
     """Pilot backend for the ``sim`` board; ``car`` is the scriptable vehicle.
 
     ``relay`` (a ``SimRelay`` or anything with ``contacts_closed`` and
@@ -86,20 +113,10 @@ class SimPilot(ControlPilot):
             raise ValueError("car_phases must be 1 or 3")
         self.car = SimCar(self, max_current_a=car_max_current_a, phases=car_phases)
         self._relay = relay
-        self._draw_a = 0.0
+        self._init_draw()
         self.duty_pct = 100.0
-        self._draw_listeners: list[Callable[[float], None]] = []
         if relay is not None:
             relay.add_contact_listener(self._on_contacts)
-
-    @property
-    def draw_a(self) -> float:
-        """Current per phase the car draws right now."""
-        return self._draw_a
-
-    def add_draw_listener(self, callback: Callable[[float], None]) -> None:
-        """Call ``callback(draw_a)`` whenever the car's current changes."""
-        self._draw_listeners.append(callback)
 
     async def _apply_duty(self, duty_pct: float) -> None:
         self.duty_pct = duty_pct
@@ -129,16 +146,10 @@ class SimPilot(ControlPilot):
         self._update(state, car.plugged and car.diode_missing)
         contacts = self._relay is not None and self._relay.contacts_closed
         draw = min(self._offered_a, car.max_current_a) if (state in ("C", "D") and contacts) else 0.0
-        if draw != self._draw_a:
-            self._draw_a = draw
-            for callback in list(self._draw_listeners):
-                try:
-                    callback(draw)
-                except Exception:
-                    log.exception("draw listener %r failed", callback)
+        self._set_draw(draw)
 
 
-class SimSocketCar:
+class SimSocketCar(_Draw):
     """A vehicle on a plain socket outlet (no control pilot): a load behind the contactor.
 
     Nothing tells it how much it may take, so it draws its own ``max_current_a`` whenever it
@@ -155,18 +166,8 @@ class SimSocketCar:
         self.plugged = False
         self.wants_power = False
         self._relay = relay
-        self._draw_a = 0.0
-        self._draw_listeners: list[Callable[[float], None]] = []
+        self._init_draw()
         relay.add_contact_listener(self._on_contacts)
-
-    @property
-    def draw_a(self) -> float:
-        """Current per phase the load draws right now."""
-        return self._draw_a
-
-    def add_draw_listener(self, callback: Callable[[float], None]) -> None:
-        """Call ``callback(draw_a)`` whenever the load's current changes."""
-        self._draw_listeners.append(callback)
 
     def plug_in(self) -> None:
         self.plugged = True
@@ -198,10 +199,4 @@ class SimSocketCar:
     def _recompute(self) -> None:
         contacts = self._relay is not None and self._relay.contacts_closed
         draw = self.max_current_a if (self.plugged and self.wants_power and contacts) else 0.0
-        if draw != self._draw_a:
-            self._draw_a = draw
-            for callback in list(self._draw_listeners):
-                try:
-                    callback(draw)
-                except Exception:
-                    log.exception("draw listener %r failed", callback)
+        self._set_draw(draw)
