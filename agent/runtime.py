@@ -65,7 +65,7 @@ from agent.core.tariff import LivePricer, Tariff
 from agent.identity import Identity
 from agent.journal import FaultStore, Journal
 from agent.latch import RuntimeLatch
-from agent.service import ChargerService, SessionView
+from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
@@ -192,7 +192,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                         rec.session_id, rec.energy_wh, rec.stop_reason)
             receipt = self.journal.receipt(rec.session_id) if notify else None
             if receipt is not None:
-                self._notify("receipt", (rec.session_id, json.loads(receipt)))
+                self._notify("receipt", ReceiptSigned(rec.session_id, json.loads(receipt)))
 
     async def close(self) -> None:
         """Open the relay, stop every task, close the journal; safe to call twice."""

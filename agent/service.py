@@ -17,7 +17,7 @@ CPython only (it is the edge the protocols bind to), so it may use typing.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from agent.core.errors import AgentError
 
@@ -27,9 +27,20 @@ if TYPE_CHECKING:
 # OCPI 2.2.1 EVSE status values; Beckn availability is derived from them.
 CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "RESERVED", "UNKNOWN")
 
-# What a listener is told: ("connector", ConnectorView), ("session", SessionView) on any change of a
-# session, ("receipt", (session_id, receipt_dict)) once a finished session's receipt is signed.
+# What a listener is told, each payload typed: ("connector", ConnectorView), ("session", SessionView)
+# on any change of a session, ("receipt", ReceiptSigned) once a finished session's receipt is signed.
 Listener = Callable[[str, Any], None]
+
+
+class ReceiptSigned(NamedTuple):
+    """A finished session's signed receipt, as listeners are told of it.
+
+    A named tuple: its fields are checked like a view's (an unknown one is refused), and it
+    still unpacks as ``session_id, receipt``.
+    """
+
+    session_id: str
+    receipt: dict
 
 
 class ServiceError(AgentError):

@@ -21,6 +21,7 @@ import logging
 from agent.billing import _cost_detail
 from agent.core.errors import AgentError
 from agent.core.session import Fault, StopRequested
+from agent.service import ReceiptSigned
 
 log = logging.getLogger("urja.runtime")
 meter_log = logging.getLogger("urja.meter")
@@ -121,4 +122,4 @@ class RuntimeSessionEnd:
         self._prune_views()
         log.info("session %s ended: %s Wh, %s %s, reason %s", sid, rec.energy_wh,
                  view.cost.paid_text() if view.cost else "-", self._tariff.currency, summary.get("reason"))
-        self._notify("receipt", (sid, json.loads(receipt)))
+        self._notify("receipt", ReceiptSigned(sid, json.loads(receipt)))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from agent.config import SiteConfig
 from agent.core import offers
 from agent.core.tariff import Tariff, price_periods
-from agent.service import ChargerService, ConnectorView, ServiceError, SessionView, TokenAuthority
+from agent.service import ChargerService, ConnectorView, ReceiptSigned, ServiceError, SessionView, TokenAuthority
 from protocols.signing._codec import format_time
 from protocols.signing.detached import sign_object
 from protocols.signing.keys import Ed25519Signer
@@ -212,7 +212,7 @@ class MemoryCharger(ChargerService):
         if self.receipt_signer is not None:
             receipt = self._receipt(v)
             self._receipts[session_id] = receipt
-            self._notify("receipt", (session_id, receipt))
+            self._notify("receipt", ReceiptSigned(session_id, receipt))
         return v
 
     async def reserve(self, *, reservation_id, connector_id, expires_s, token=None) -> ConnectorView:

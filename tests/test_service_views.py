@@ -39,3 +39,15 @@ def test_as_dict_keeps_every_field_in_order_with_the_cost_last():
 def test_views_compare_by_identity_and_stay_hashable():
     a, b = ConnectorView(connector_id="1"), ConnectorView(connector_id="1")
     assert a != b and a == a and len({a, b}) == 2
+
+
+def test_a_receipt_event_is_typed_and_still_unpacks():
+    import pytest
+
+    from agent.service import ReceiptSigned
+
+    event = ReceiptSigned("S1", {"receipt_id": "rcpt-S1"})
+    sid, receipt = event
+    assert (sid, receipt["receipt_id"]) == ("S1", "rcpt-S1") and event.session_id == "S1"
+    with pytest.raises(TypeError):
+        ReceiptSigned(sesion_id="S1", receipt={})
