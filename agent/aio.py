@@ -35,3 +35,25 @@ async def cancel_and_wait(tasks, *, rounds: int = 20, patience_s: float = 0.5) -
     # Collect the outcomes so no "exception was never retrieved" is left behind.
     await asyncio.gather(*tasks, return_exceptions=True)
     return []
+
+
+async def within(awaitable, timeout_s: float, *, name: str = "bounded"):
+    """Await ``awaitable`` for at most ``timeout_s``; ``asyncio.TimeoutError`` after that.
+
+    Unlike ``asyncio.wait_for`` on Python 3.11, the bound holds even when the awaited code
+    swallows the cancellation (its own ``wait_for`` on an event that fires just then): the
+    work runs as a task and is stopped with ``cancel_and_wait``, which cancels again until it
+    ends, so a wait that was meant to be bounded cannot hang the caller.
+    """
+    task = asyncio.ensure_future(awaitable)
+    if isinstance(task, asyncio.Task):
+        task.set_name(name)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except BaseException:
+        await cancel_and_wait([task])
+        raise
+    if not done:
+        await cancel_and_wait([task])
+        raise asyncio.TimeoutError(f"{name}: not done within {timeout_s:g} s")
+    return task.result()

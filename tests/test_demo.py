@@ -16,7 +16,7 @@ from tools.netdemo import CHARGERS, run_network_demo
 @pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (sudo apt-get install mosquitto)")
 def test_network_demo_buys_the_cheapest_charge_and_the_receipt_verifies(tmp_path, capsys):
     screen = io.StringIO()
-    assert run_network_demo(tmp_path, speed=120, energy_wh=1500, out=screen) == 0
+    assert run_network_demo(tmp_path, speed=60, energy_wh=1500, out=screen) == 0
     text = screen.getvalue()
     files = list((tmp_path / "receipts").glob("*.json"))
     assert len(files) == 1
@@ -25,7 +25,7 @@ def test_network_demo_buys_the_cheapest_charge_and_the_receipt_verifies(tmp_path
     # the receipt is from the charger the table said was cheapest
     chosen = next(s for s in CHARGERS if s.site_id == receipt["charger"]["subscriber_id"])
     assert f"cheapest for 1.5 kWh: {chosen.name}, Rs " in text
-    assert "[simulated car] plugs in" in text and "upi://pay?" in text and "simulated time runs 120x" in text
+    assert "[simulated car] plugs in" in text and "upi://pay?" in text and "simulated time runs 60x" in text
     assert all(s.site_id in text for s in CHARGERS)
     # the command the demo prints checks the file again, offline
     command = next(line.split("urja ", 1)[1] for line in text.splitlines() if "urja verify" in line)

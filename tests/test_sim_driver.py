@@ -45,7 +45,7 @@ async def test_urja_run_sim_car_leaves_the_connector_free_and_comes_for_every_or
             yield rt
 
     monkeypatch.setattr(bootstrap, "open_runtime", spy)
-    args = argparse.Namespace(board=None, sim_car=True, token=None, speed=60.0, duration_s=None)
+    args = argparse.Namespace(board=None, sim_car=True, token=None, speed=30.0, duration_s=None)
     run = asyncio.get_running_loop().create_task(_run(cfg, args))
     try:
         await wait_until(lambda: opened and opened[0].core.state == "idle" and not run.done(), what="the agent")
@@ -75,7 +75,7 @@ async def test_urja_run_sim_car_on_a_free_vend_site_charges_once_and_stops(tmp_p
     from tools.run_cmd import _run
 
     cfg = sim_config(tmp_path, auth="free_vend", default_limit_wh=40)
-    args = argparse.Namespace(board=None, sim_car=True, token=None, speed=120.0, duration_s=None)
+    args = argparse.Namespace(board=None, sim_car=True, token=None, speed=30.0, duration_s=None)
     assert await asyncio.wait_for(_run(cfg, args), 60) == 0
     out = capsys.readouterr().out
     receipt = json.loads(out[out.index("{\n"):out.rindex("\n}") + 2])
@@ -85,7 +85,7 @@ async def test_urja_run_sim_car_on_a_free_vend_site_charges_once_and_stops(tmp_p
 async def test_a_socket_outlet_car_arrives_for_each_order_and_leaves_after_the_stop(tmp_path):
     cfg = sim_config(tmp_path, auth="network", board="sim-socket")
     receipts: list = []
-    async with open_runtime(cfg, clock=Clock(speed=120)) as rt:
+    async with open_runtime(cfg, clock=Clock(speed=30)) as rt:
         assert not rt.core.pilot_mode
         rt.add_listener(lambda kind, obj: receipts.append(obj[1]) if kind == "receipt" else None)
         driver = SimDriver(rt, park_s=30, tell=lambda text: None, error=AssertionError)
@@ -102,6 +102,6 @@ async def test_a_socket_outlet_car_arrives_for_each_order_and_leaves_after_the_s
 
 async def test_a_free_vend_socket_outlet_charges_a_scripted_arrival(tmp_path):
     cfg = sim_config(tmp_path, auth="free_vend", default_limit_wh=20, board="sim-socket")
-    async with open_runtime(cfg, clock=Clock(speed=120)) as rt:
+    async with open_runtime(cfg, clock=Clock(speed=30)) as rt:
         receipt = await SimDriver(rt, park_s=0, tell=lambda text: None, error=AssertionError).visit()
     assert receipt["energy_wh"] >= 20

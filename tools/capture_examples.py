@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float = 20.0) -> list[Path]:
+    from agent.aio import within
     from agent.bootstrap import open_runtime
     from agent.clock import Clock
     from agent.config import load_config
@@ -63,7 +64,7 @@ async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float
                     if rt.core.stop_reason == "limit_energy" and car.plugged:
                         car.unplug()
                 flow = ChargeFlow(node, site_id, energy_wh=100, poll_s=0.5, on_step=step, on_progress=progress)
-                await asyncio.wait_for(flow.run(), 60)
+                await within(flow.run(), 60, name="capture-charge")
                 from protocols.beckn import messages
 
                 def ctx(action):

@@ -160,6 +160,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     ``clock`` is the one clock of chargers and app (a ``Clock`` at ``speed`` unless given);
     with ``keep_running`` the chargers stay up until ``stop`` is set (Ctrl-C without one).
     """
+    from agent.aio import within
     from agent.clock import Clock
     from protocols.node.charge import ChargeFlow
     from protocols.node.setup import build_node
@@ -254,7 +255,7 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             flow = ChargeFlow(node, best.subscriber_id, energy_wh=energy_wh, on_progress=progress, on_step=step,
                               poll_s=1.0, request_timeout_s=15, receipt_timeout_s=120)
             try:
-                result = await asyncio.wait_for(flow.run(), 120 + 3 * minutes * 60 / speed)
+                result = await within(flow.run(), 120 + 3 * minutes * 60 / speed, name="demo-charge")
             except asyncio.TimeoutError:
                 drivers.raise_failure()
                 raise DemoFailed(f"the charge did not finish: {flow.result.progress}") from None
