@@ -11,6 +11,7 @@ import json
 import pytest
 
 from agent import bootstrap
+from agent.aio import cancel_and_wait
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
 from tests.support import sim_config, wait_until
@@ -65,8 +66,7 @@ async def test_urja_run_sim_car_leaves_the_connector_free_and_comes_for_every_or
         await wait_until(all_printed, what="three receipts printed")
         assert not run.done()  # it keeps waiting for buyers
     finally:
-        run.cancel()
-        await asyncio.gather(run, return_exceptions=True)
+        await cancel_and_wait([run])
     first = printed.index("{\n")  # log lines may come before it when logging goes to stdout
     assert json.loads(printed[first:printed.index("\n}\n", first) + 2])["receipt_id"] == receipts[0]["receipt_id"]
 
@@ -94,8 +94,7 @@ async def test_a_socket_outlet_car_arrives_for_each_order_and_leaves_after_the_s
             await _orders(rt, 2, 20, receipts)
             await wait_until(lambda: not driver.car.plugged, what="the car to leave")
         finally:
-            serving.cancel()
-            await asyncio.gather(serving, return_exceptions=True)
+            await cancel_and_wait([serving])
         assert driver.visits == 2 and rt.safety.latched_fault is None
     assert [r["energy_wh"] >= 20 for r in receipts] == [True, True]
 

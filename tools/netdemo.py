@@ -380,9 +380,9 @@ class _Drivers:
                 raise task.exception()
 
     async def __aexit__(self, *exc) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        from agent.aio import cancel_and_wait
+
+        await cancel_and_wait(self.tasks)
 
 
 def _runtime_context(cfg, clock):

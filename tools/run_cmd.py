@@ -81,6 +81,7 @@ def _simulated(board) -> bool:
 
 
 async def _run(config, args) -> int:
+    from agent.aio import cancel_and_wait
     from agent.bootstrap import open_runtime
     from agent.clock import Clock
 
@@ -96,8 +97,7 @@ async def _run(config, args) -> int:
             pass
         finally:
             if car is not None:
-                car.cancel()
-                await asyncio.gather(car, return_exceptions=True)
+                await cancel_and_wait([car])
                 if not car.cancelled() and car.exception() is not None:
                     raise car.exception()
     return 0

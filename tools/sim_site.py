@@ -24,14 +24,14 @@ async def wait_until(predicate, timeout_s: float | None, what: str, *, error=Sys
     Used by the demos and the tests alike; ``error`` is what a timeout raises. ``None`` waits
     as long as it takes: the driver waiting for the next buyer, who may never come.
     """
-    async def loop():
-        while not predicate():
-            await asyncio.sleep(poll_s)
-
-    try:
-        await asyncio.wait_for(loop(), timeout_s)
-    except asyncio.TimeoutError:
-        raise error(f"gave up waiting for {what} after {timeout_s:g} s") from None
+    # A deadline of its own rather than ``asyncio.wait_for``: on Python 3.11 that can swallow a
+    # cancellation landing as it returns, and a driver told to stop would then wait on for ever.
+    loop = asyncio.get_running_loop()
+    deadline_s = None if timeout_s is None else loop.time() + timeout_s
+    while not predicate():
+        if deadline_s is not None and loop.time() >= deadline_s:
+            raise error(f"gave up waiting for {what} after {timeout_s:g} s")
+        await asyncio.sleep(poll_s)
 
 
 class SimDriver:
