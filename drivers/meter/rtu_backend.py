@@ -1,11 +1,11 @@
 """The ``modbus-rtu`` meter backend: a Modbus meter on a serial RS-485 line."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from drivers.backend import Backend, BoardFacts, BuildParts
+from drivers.backend import Backend, BoardFacts
 from drivers.configfile import Section
-from drivers.meter.settings import read_link_limits, read_model, read_unit_id
+from drivers.meter.settings import build_modbus_meter, read_link_limits, read_model, read_unit_id
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
@@ -23,10 +23,4 @@ def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
     return opts
 
 
-async def build(settings: Mapping[str, Any], parts: BuildParts):
-    from drivers.meter import make_meter
-
-    return make_meter(clock=parts.clock, **settings)
-
-
-BACKEND = Backend(kind="meter", name="modbus-rtu", parse=parse, build=build)
+BACKEND = Backend(kind="meter", name="modbus-rtu", parse=parse, build=build_modbus_meter)

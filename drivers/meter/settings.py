@@ -1,6 +1,8 @@
 """Profile keys every meter backend shares: the model (its register map) and the link's patience."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from drivers.configfile import Section
 from drivers.meter.regmap import list_models, load_map
 
@@ -29,3 +31,10 @@ def read_link_limits(sec: Section) -> dict[str, int]:
 
 def _model_phases(model: str) -> int:
     return load_map(model).phases
+
+
+async def build_modbus_meter(settings: Mapping[str, Any], parts):
+    """The Modbus client for a real meter, RTU or TCP alike (``settings`` name the transport)."""
+    from drivers.meter import make_meter
+
+    return make_meter(clock=parts.clock, **settings)

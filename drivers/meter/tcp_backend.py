@@ -1,11 +1,11 @@
 """The ``modbus-tcp`` meter backend: a Modbus meter (or a gateway to one) on the network."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from drivers.backend import Backend, BoardFacts, BuildParts
+from drivers.backend import Backend, BoardFacts
 from drivers.configfile import Section
-from drivers.meter.settings import read_link_limits, read_model, read_unit_id
+from drivers.meter.settings import build_modbus_meter, read_link_limits, read_model, read_unit_id
 
 
 def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
@@ -17,10 +17,4 @@ def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
     return opts
 
 
-async def build(settings: Mapping[str, Any], parts: BuildParts):
-    from drivers.meter import make_meter
-
-    return make_meter(clock=parts.clock, **settings)
-
-
-BACKEND = Backend(kind="meter", name="modbus-tcp", parse=parse, build=build)
+BACKEND = Backend(kind="meter", name="modbus-tcp", parse=parse, build=build_modbus_meter)
