@@ -190,6 +190,31 @@ async def test_steady_charging_never_trips_the_jump_check(tcp_meter, clock):
     assert meter.health.consecutive_failures == 0 and meter.health.counts["meter-energy-jump"] == 0
 
 
+async def test_a_stall_after_the_meter_answered_is_never_taken_for_an_energy_jump(tcp_meter, clock):
+    """The meter samples its registers when it answers; the driver may hear the answer only
+    later (a busy event loop, a slow link). Energy accrued during that stall shows up in the
+    next poll and is explained by the time since the previous question, not since the
+    previous poll ended."""
+    sim, meter = tcp_meter
+    sim.current_a = [32.0, 32.0, 32.0]  # about 22 kW
+    await meter.read()
+    stall_s = {"each_read": 15.0}
+    bus_read = meter._bus.read
+
+    async def answer_heard_late(*args, **kwargs):
+        answer = await bus_read(*args, **kwargs)  # the meter sampled and answered
+        clock.advance(stall_s["each_read"])  # time passes before the driver hears it
+        return answer
+
+    meter._bus.read = answer_heard_late
+    clock.advance(1.0)
+    await meter.read()  # every read of this poll is heard 15 s after the meter sampled it
+    stall_s["each_read"] = 0.0
+    clock.advance(1.0)
+    await meter.read()  # at least 15 s of energy since the last sample, 1 s since the poll ended
+    assert meter.health.counts["meter-energy-jump"] == 0 and meter.health.consecutive_failures == 0
+
+
 async def test_power_above_v_times_i_is_flagged_suspect(tcp_meter):
     sim, meter = tcp_meter
     sim.current_a = [10.0, 10.0, 10.0]

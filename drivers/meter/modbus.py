@@ -147,19 +147,23 @@ class ModbusMeter(EnergyMeter):
             await self.connect()
         flags: set[str] = set()
         fetched: list[tuple[Read, list[int]]] = []
+        energy_window_s = (0.0, 0.0)
         try:
             for read in self._plan.reads:
+                asked_s = self._clock()
                 result = await self._bus.read(self._unit_id, read.function, read.address, read.count,
                                               on_fault=self._note)
                 if result.attempts > 1:
                     flags.add(QUALITY_RETRIED)
                 fetched.append((read, result.registers))
+                if any(reg.name == "energy_import" for reg in read.registers):
+                    energy_window_s = (asked_s, self._clock())
         except MeterFault as fault:
             self._health.poll_failed(fault, self._clock(), counted=True)
             raise
         now_s = self._clock()
         try:
-            reading = self._build(decode_reads(self._map, fetched), now_s, flags)
+            reading = self._build(decode_reads(self._map, fetched), now_s, flags, energy_window_s)
         except MeterFault as fault:
             self._health.poll_failed(fault, now_s)
             raise
@@ -179,7 +183,8 @@ class ModbusMeter(EnergyMeter):
     def _note(self, fault: MeterFault) -> None:
         self._health.note_fault(fault, self._clock())
 
-    def _build(self, values: dict[str, tuple[float, bool]], now_s: float, flags: set[str]) -> MeterReading:
+    def _build(self, values: dict[str, tuple[float, bool]], now_s: float, flags: set[str],
+               energy_window_s: tuple[float, float]) -> MeterReading:
         check_plausible(self._map, values)
         phases = self._map.phases
         energy_wh = int(round(values["energy_import"][0]))
@@ -187,7 +192,7 @@ class ModbusMeter(EnergyMeter):
         voltage_v = tuple(values[f"voltage_l{i}"][0] for i in range(1, phases + 1))
         current_a = tuple(values[f"current_l{i}"][0] for i in range(1, phases + 1))
         frequency_hz = values["frequency"][0] if "frequency" in values else None
-        self._check_energy(energy_wh, power_w, now_s)
+        self._check_energy(energy_wh, power_w, energy_window_s)
         apparent_va = sum(v * abs(a) for v, a in zip(voltage_v, current_a, strict=True))
         if abs(power_w) > apparent_va * 1.1 + 50.0:
             flags.add(QUALITY_SUSPECT)  # active power cannot exceed V x I; one of them is off
@@ -195,13 +200,20 @@ class ModbusMeter(EnergyMeter):
                             current_a=current_a, frequency_hz=frequency_hz, meter_time_s=now_s,
                             quality=frozenset(flags or {QUALITY_OK}), serial=self._serial)
 
-    def _check_energy(self, energy_wh: int, power_w: float, now_s: float) -> None:
+    def _check_energy(self, energy_wh: int, power_w: float, energy_window_s: tuple[float, float]) -> None:
         """Compare with the previous good reading; the baseline moves on even after a fault.
 
         Moving on means each event is reported once; the layer above latches it (a register
         that went backwards stops billing there, not here).
+
+        The meter sampled its register somewhere between asking for it and the answer, so the
+        energy between two polls accrued over at most this answer's time minus the previous
+        question's. The end of the poll is not that time: a stall or a retry between the
+        energy read and the other reads of a poll would leave the energy older than the
+        poll's time stamp, and the next poll would show the stalled seconds' energy as a jump.
         """
-        previous, self._previous = self._previous, (energy_wh, power_w, now_s)
+        asked_s, answered_s = energy_window_s
+        previous, self._previous = self._previous, (energy_wh, power_w, asked_s)
         if previous is None:
             return
         prev_wh, prev_w, prev_s = previous
@@ -209,7 +221,7 @@ class ModbusMeter(EnergyMeter):
             raise MeterEnergyBackwards(
                 f"{self.model}: import energy went from {prev_wh} Wh to {energy_wh} Wh",
                 previous_wh=prev_wh, energy_wh=energy_wh)
-        elapsed_s = max(0.0, now_s - prev_s)
+        elapsed_s = max(0.0, answered_s - prev_s)
         allowed_wh = (max(abs(prev_w), abs(power_w)) * elapsed_s / 3600.0 * (1.0 + self._jump_margin_ratio)
                       + self._jump_margin_wh + self._energy_slack_wh)
         if energy_wh - prev_wh > allowed_wh:
