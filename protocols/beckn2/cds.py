@@ -134,8 +134,7 @@ class CatalogDiscoveryService:
         return bound
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            await cancel_and_wait(task)
+        await cancel_and_wait(list(self._tasks))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
