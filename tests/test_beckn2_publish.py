@@ -57,7 +57,7 @@ async def site():
     holder = {}
 
     async def on_publish(request):
-        return await holder["p"]._http_on_publish(request)
+        return await holder["p"].handle_on_publish(request)
 
     app.router.add_post("/catalog/on_publish", on_publish)
     runner, port = await serve(app, "127.0.0.1", 0)

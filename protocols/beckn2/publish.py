@@ -113,7 +113,7 @@ class CatalogPublisher:
         self._wake.set()
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/catalog/on_publish", self._http_on_publish)
+        app.router.add_post("/catalog/on_publish", self.handle_on_publish)
 
     async def wait_for(self, predicate: Callable[[dict[str, ServiceState]], bool], timeout_s: float) -> None:
         """Wait until ``predicate(services)`` holds (``asyncio.TimeoutError`` after ``timeout_s``)."""
@@ -303,7 +303,7 @@ class CatalogPublisher:
         return w.ack(request_body=body, message_id=message_id, signer=self.signer, now_s=self.clock(), error=error,
                      nack=error is not None)
 
-    async def _http_on_publish(self, request: web.Request) -> web.Response:
+    async def handle_on_publish(self, request: web.Request) -> web.Response:
         body = await request.content.read(w.MAX_BODY_BYTES + 1)
         status, ack = await self.receive_on_publish(body, request.headers.get("Authorization"))
         return web.Response(body=w.encode(ack), status=status, content_type="application/json")
