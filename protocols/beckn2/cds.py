@@ -163,10 +163,11 @@ class CatalogDiscoveryService:
             self._count("refused")
             return self._answer(body, "", status=400,
                                 error=("PAYLOAD_TOO_LARGE", f"body larger than {self.max_body_bytes} bytes"))
-        message_id = w.message_id_of(body)
+        message_id = ""
         try:
             verified = await self.verifier.verify_message(body, request.headers.get("Authorization"))
             doc = w.decode(body)
+            message_id = w.message_id_in(doc)
             message_id = w.check_context(doc["context"], actions=actions, network_id=self.network_id)
             if doc["context"].get(sender_key) != verified.sender.subscriber_id:
                 raise w.WireError(f"context.{sender_key}", f"{doc['context'].get(sender_key)!r} is not the signer "
@@ -174,12 +175,14 @@ class CatalogDiscoveryService:
             admission = self.replay.admit_verified(message_id, verified)
         except SignatureError as exc:
             self._count("refused")
+            message_id = message_id or w.message_id_of(body)
             status = 400 if exc.reason in ("replay-conflict", "message-id-invalid") else 401
             headers = {"WWW-Authenticate": www_authenticate(self.subscriber_id)} if status == 401 else None
             return self._answer(body, message_id, status=status, error=(exc.reason.upper().replace("-", "_"),
                                                                          str(exc)), headers=headers)
         except w.WireError as exc:
             self._count("refused")
+            message_id = message_id or w.message_id_of(body)
             return self._answer(body, message_id, status=exc.http_status, error=(exc.error_code, str(exc)))
         return body, doc, message_id, admission
 

@@ -138,10 +138,11 @@ class CdsDiscovery:
 
     async def _on_discover(self, request: web.Request) -> web.Response:
         body = await request.content.read(4 * w.MAX_BODY_BYTES + 1)
-        message_id = w.message_id_of(body)
+        message_id = ""
         try:
             await self.verifier.verify_message(body, request.headers.get("Authorization"))
             doc = w.decode(body)
+            message_id = w.message_id_in(doc)
             ctx = doc["context"]
             waiting = self._waiting.get(message_id)
             if ctx.get("action") != "on_discover" or waiting is None:
@@ -152,9 +153,9 @@ class CdsDiscovery:
             if not isinstance(catalogs, list):
                 raise w.WireError("message.catalogs", "must be an array")
         except SignatureError as exc:
-            return self._answer(body, message_id, 401, ("UNAUTHORIZED", str(exc)))
+            return self._answer(body, message_id or w.message_id_of(body), 401, ("UNAUTHORIZED", str(exc)))
         except w.WireError as exc:
-            return self._answer(body, message_id, 400, (exc.error_code, str(exc)))
+            return self._answer(body, message_id or w.message_id_of(body), 400, (exc.error_code, str(exc)))
         if not waiting[1].done():
             waiting[1].set_result(catalogs)
         return self._answer(body, message_id, 200, None)

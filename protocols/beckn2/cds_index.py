@@ -25,7 +25,7 @@ import copy
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from protocols.beckn2.cds_wire import WireError
 from protocols.mqtt import geohash
@@ -42,6 +42,7 @@ class Circle:
     lat: float
     lon: float
     radius_km: float
+    cells: tuple[str, ...] = ()  # the search cover (``topics.search_cells``), computed once
 
     def contains(self, lat: float, lon: float) -> bool:
         return geohash.distance_km(self.lat, self.lon, lat, lon) <= self.radius_km
@@ -66,7 +67,7 @@ class DiscoverQuery:
     terms: tuple[tuple[tuple[str, ...], str], ...] = ()
     words: tuple[str, ...] = ()
 
-    def matches(self, resource: dict, point: tuple[float, float] | None, names: str) -> bool:
+    def matches(self, resource: dict, point: tuple[float, float] | None, names: Callable[[], str]) -> bool:
         if self.area is not None and (point is None or not self.area.contains(*point)):
             return False
         for path, value in self.terms:
@@ -75,7 +76,10 @@ class DiscoverQuery:
                 node = node.get(key) if isinstance(node, dict) else None
             if node is None or str(node) != value:
                 return False
-        return all(w in names for w in self.words)
+        if not self.words:
+            return True
+        text = names()
+        return all(w in text for w in self.words)
 
 
 def geohash_polygon(cell: str) -> dict:
@@ -134,10 +138,10 @@ def _area(spatial: object) -> Circle | Polygon | None:
         if not metres > 0:
             raise WireError(f"{where}.distanceMeters", "must be more than 0")
         try:
-            search_cells(lat, lon, metres / 1000.0)
+            cells = search_cells(lat, lon, metres / 1000.0)
         except TopicError as exc:
             raise WireError(f"{where}.distanceMeters", str(exc)) from None
-        return Circle(lat, lon, metres / 1000.0)
+        return Circle(lat, lon, metres / 1000.0, tuple(cells))
     if op == "S_WITHIN" and isinstance(c.get("geometry"), dict) and c["geometry"].get("type") == "Polygon":
         return _polygon(c["geometry"], f"{where}.geometry")
     raise WireError(f"{where}.op", f"{op!r} is not understood here (allowed: S_DWITHIN with a Point and "
@@ -253,7 +257,7 @@ class CatalogIndex:
     def _candidates(self, area) -> list[_Entry]:
         if isinstance(area, Circle):
             keys: set[tuple[str, str]] = set()
-            for cell in search_cells(area.lat, area.lon, area.radius_km):
+            for cell in area.cells or search_cells(area.lat, area.lon, area.radius_km):
                 keys.update(self._cells.get((len(cell), cell), ()))
             return [self._entries[k] for k in sorted(keys)]
         return [self._entries[k] for k in sorted(self._entries)]
@@ -264,7 +268,8 @@ class CatalogIndex:
         for entry in self._candidates(query.area):
             catalog = entry.catalog
             kept = [res for res, point in zip(catalog.get("resources") or [], entry.points, strict=True)
-                    if query.matches(res, point, _names(catalog.get("descriptor"), res.get("descriptor")))]
+                    if query.matches(res, point, lambda res=res, catalog=catalog: _names(catalog.get("descriptor"),
+                                                                         res.get("descriptor")))]
             if not kept:
                 continue
             ids = {res.get("id") for res in kept}

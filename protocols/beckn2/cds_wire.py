@@ -73,6 +73,12 @@ def decode_object(body: bytes) -> dict:
     return doc
 
 
+def message_id_in(doc: dict) -> str:
+    """``context.messageId`` of a decoded message when it can be named in a counter-signature."""
+    value = doc["context"].get("messageId")
+    return value if isinstance(value, str) and "\n" not in value and len(value) <= 256 else ""
+
+
 def message_id_of(body: bytes) -> str:
     """``context.messageId`` of a body that may not even be JSON: what a NACK's
     counter-signature names ("" when there is none to name)."""

@@ -258,10 +258,11 @@ class CatalogPublisher:
 
     async def receive_on_publish(self, body: bytes, authorization: str | None) -> tuple[int, dict]:
         """Take a service's ``catalog/on_publish``; the HTTP status and counter-signed Ack."""
-        message_id = w.message_id_of(body)
+        message_id = ""
         try:
             await self.verifier.verify_message(body, authorization)
             doc = w.decode(body)
+            message_id = w.message_id_in(doc)
             ctx = doc["context"]
             if ctx.get("action") not in ("catalog/on_publish", "on_catalog_publish"):
                 raise w.WireError("context.action", f"{ctx.get('action')!r} is not catalog/on_publish")
@@ -274,9 +275,9 @@ class CatalogPublisher:
             if not isinstance(results, list) or not results or not all(isinstance(r, dict) for r in results):
                 raise w.WireError("message.results", "must be a non-empty array of results")
         except SignatureError as exc:
-            return 401, self._ack(body, message_id, ("UNAUTHORIZED", str(exc)))
+            return 401, self._ack(body, message_id or w.message_id_of(body), ("UNAUTHORIZED", str(exc)))
         except w.WireError as exc:
-            return 400, self._ack(body, message_id, (exc.error_code, str(exc)))
+            return 400, self._ack(body, message_id or w.message_id_of(body), (exc.error_code, str(exc)))
         await self._take_results(s, results)
         return 200, self._ack(body, message_id, None)
 
