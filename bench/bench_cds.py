@@ -34,6 +34,7 @@ from agent.aio import cancel_and_wait
 from protocols.beckn2 import cds_wire as w
 from protocols.beckn2.cds import CatalogDiscoveryService
 from protocols.beckn2.cds_client import CdsDiscovery, discover_intent
+from protocols.beckn2.cds_index import parse_discover
 from protocols.beckn2.publish import CatalogPublisher
 from protocols.http.serve import serve
 from protocols.signing.keys import Ed25519Signer, PublicKeyRecord, StaticKeyLookup
@@ -105,7 +106,7 @@ def rng_uuid(rng: random.Random):
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-async def _floor(rounds: int) -> list[float]:
+async def _floor(rounds: int, body: bytes = b'{"context":{},"message":{}}') -> list[float]:
     async def handler(request):
         await request.read()
         return web.json_response({})
@@ -116,7 +117,6 @@ async def _floor(rounds: int) -> list[float]:
     out = []
     try:
         async with aiohttp.ClientSession() as session:
-            body = b'{"context":{},"message":{}}'
             for _ in range(rounds + 10):
                 t0 = time.perf_counter()
                 async with session.post(f"http://127.0.0.1:{port}/echo", data=body) as resp:
@@ -202,6 +202,10 @@ async def run() -> dict:
         floor = await _floor(ROUNDS)
         discovery, complete = await _discovery(url, lookup, node_key)
         floor_after = await _floor(ROUNDS)
+        answer_bytes = len(w.encode({"catalogs": cds.index.query(
+            parse_discover({"intent": discover_intent(lat=CENTRE[0], lon=CENTRE[1], radius_km=RADIUS_KM,
+                                                      connector="CCS2")}), limit=CHARGERS)}))
+        floor_payload = await _floor(ROUNDS, b"x" * answer_bytes)
         latency = await _publish_latency(url, lookup, node_key, signers[0])
     finally:
         await cds.close()
@@ -213,6 +217,9 @@ async def run() -> dict:
         "discovery_complete": f"{complete}/{ROUNDS}",
         "bare_http_p50_ms": _ms(statistics.median(floor_all)), "bare_http_p99_ms": _ms(_pct(floor_all, 0.99)),
         "discovery_to_bare_http_p50_ratio": round(statistics.median(discovery) / statistics.median(floor_all), 1),
+        "on_discover_bytes": answer_bytes,
+        "bare_http_same_bytes_p50_ms": _ms(statistics.median(floor_payload)),
+        "discovery_to_same_bytes_p50_ratio": round(statistics.median(discovery) / statistics.median(floor_payload), 1),
         "publish_change_to_discover_p50_ms": _ms(statistics.median(latency)),
         "publish_change_to_discover_p99_ms": _ms(_pct(latency, 0.99)),
         "publish_rounds": PUBLISH_ROUNDS,
