@@ -159,6 +159,10 @@ def _terms(filters: object) -> tuple[tuple[tuple[str, ...], str], ...]:
         if t is None:
             m = None
             break
+        if ":" in t.group(1):
+            raise WireError("message.intent.filters.expression",
+                            f"{t.group(1)!r} uses prefixed names (beckn:id, beckn:itemAttributes) of the 2.0 release "
+                            "candidate; the LTS resource has id and resourceAttributes")
         terms.append((tuple(t.group(1).split(".")), t.group(2)))
     if m is None or not terms:
         raise WireError("message.intent.filters.expression",
