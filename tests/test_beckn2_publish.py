@@ -172,3 +172,14 @@ def test_catalog_services_are_read_from_the_network_table_or_refused_in_one_line
             catalog_services(Section({"catalog_services": bad}, "site.toml", "network"))
         assert "network.catalog_services" in str(e.value) and "site.toml" in str(e.value)
     assert json.dumps(catalog_services(Section({}, "site.toml", "network"))) == "[]"
+
+
+def test_the_network_table_takes_catalog_services_and_names_a_bad_one():
+    from protocols.mqtt.stack import NetworkConfig
+
+    cfg = NetworkConfig.from_table({"catalog_services": ["https://cds.example.in"]}, "site.toml")
+    assert cfg.catalog_services == ("https://cds.example.in",)
+    assert NetworkConfig.from_table({}, "site.toml").catalog_services == ()
+    with pytest.raises(ConfigError) as e:
+        NetworkConfig.from_table({"catalog_services": ["cds.example.in"]}, "site.toml")
+    assert "network.catalog_services" in str(e.value)
