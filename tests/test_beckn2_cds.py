@@ -217,3 +217,22 @@ async def test_an_unsigned_discover_is_refused(world):
     async with world.session.post(world.url + "/discover", data=body) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["errorCode"] == "HEADER_MISSING"
+
+
+async def test_a_publish_without_a_callback_url_gets_its_results_in_the_answer(world):
+    good = publish_body(world.pub.uri, CHARGERS[0], [ev_catalog("charger0.example.in", 12.975, 77.60)])
+    doc = json.loads(good)
+    del doc["context"]["bppUri"]
+    body = w.encode(doc)
+    assert request_errors(doc, "/catalog/publish") == []
+    status, ack, _ = await post(world, "/catalog/publish", body, CHARGERS[0])
+    assert status == 200 and ack_errors(ack) == [] and len(world.cds.index) == 1
+    doc["context"]["messageId"] = new_id()
+    doc["message"]["catalogs"] = [ev_catalog("charger1.example.in", 12.975, 77.60)]
+    body = w.encode(doc)
+    status, ack, _ = await post(world, "/catalog/publish", body, CHARGERS[0])
+    assert status == 409 and ack["status"] == "ACK" and ack_errors(ack, "AckNoCallback") == []
+    assert ack["error"]["errorCode"] == "CATALOG_REJECTED" and "charger1.example.in" in ack["error"]["errorMessage"]
+    assert (await post(world, "/catalog/publish", body, CHARGERS[0]))[:2] == (status, ack)
+    await world.cds.idle()
+    assert world.pub.received.empty()

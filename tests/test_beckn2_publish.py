@@ -183,3 +183,20 @@ def test_the_network_table_takes_catalog_services_and_names_a_bad_one():
     with pytest.raises(ConfigError) as e:
         NetworkConfig.from_table({"catalog_services": ["cds.example.in"]}, "site.toml")
     assert "network.catalog_services" in str(e.value)
+
+
+async def test_a_charger_that_cannot_be_called_back_takes_the_result_from_the_answer(site):
+    p = CatalogPublisher(catalog=site.charger.catalog, signer=CHARGER, clock=time.time, services=[site.url_a],
+                         bpp_id=CHARGER.subscriber_id, bpp_uri=None, lookup=LOOKUP, network_id=NETWORK,
+                         debounce_s=0.0, retry_initial_s=0.05, retry_max_s=0.2, rng=random.Random(1))
+    task = asyncio.get_running_loop().create_task(p.run())
+    try:
+        await p.wait_for(all_accepted(), 10)
+        assert await found_status(site.url_a) == ["Available"]
+        site.charger.bpp_id = "someone.else.in"
+        p.changed()
+        await p.wait_for(lambda s: s[site.url_a].state == "refused", 10)
+        assert "HTTP 409" in p.services[site.url_a].last_error and "NOT_OWNER" not in p.services[site.url_a].last_error
+        assert "someone.else.in" in p.services[site.url_a].last_error
+    finally:
+        await cancel_and_wait([task])

@@ -12,7 +12,9 @@ connector, words).
   the signer, and so must each catalog's ``bppId``. The answer is a counter-signed Ack at once;
   then ``/catalog/on_publish`` goes to the publisher's ``bppUri`` with one result per catalog,
   ``ACCEPTED`` with counts or ``REJECTED`` with the reason. A catalog with ``isActive: false``
-  withdraws the one published before.
+  withdraws the one published before. A publisher that names no ``bppUri`` (a charger behind
+  NAT) gets the results in the answer instead: 200 when every catalog was taken, else 409
+  (``AckNoCallback``) with the refusals.
 - ``POST /discover``: the caller's signature is verified and ``context.bapId`` must be the
   signer; the Ack comes at once and the catalogs follow in ``/on_discover`` to ``bapUri``
   (``beckn.yaml``: "actual catalogs arrive via on_discover").
@@ -152,7 +154,7 @@ class CatalogDiscoveryService:
     def _answer(self, body: bytes, message_id: str, *, status: int = 200, error: tuple[str, str] | None = None,
                 headers: dict | None = None) -> web.Response:
         doc = w.ack(request_body=body, message_id=message_id, signer=self.signer, now_s=self.clock(),
-                    error=error, nack=status >= 400)
+                    error=error, nack=status >= 400 and status != 409)  # 409: AckNoCallback
         return web.Response(body=w.encode(doc), status=status, content_type="application/json", headers=headers)
 
     async def _admit(self, request: web.Request, actions: tuple[str, ...], sender_key: str):
@@ -192,10 +194,11 @@ class CatalogDiscoveryService:
             return admitted
         body, doc, message_id, admission = admitted
         if not admission.fresh:
-            return self._answer(body, message_id)
+            status, error = admission.answer or (200, None)
+            return self._answer(body, message_id, status=status, error=error)
         ctx = doc["context"]
         try:
-            callback = w.check_uri(ctx, "bppUri")
+            callback = w.check_uri(ctx, "bppUri") if "bppUri" in ctx else None
             catalogs = doc["message"].get("catalogs")
             if not isinstance(catalogs, list) or not 1 <= len(catalogs) <= MAX_CATALOGS_PER_PUBLISH:
                 raise w.WireError("message.catalogs", f"must be an array of 1 to {MAX_CATALOGS_PER_PUBLISH} catalogs")
@@ -204,6 +207,11 @@ class CatalogDiscoveryService:
             return self._answer(body, message_id, status=400, error=(exc.error_code, str(exc)))
         results = [self._take(catalog, i, ctx["bppId"]) for i, catalog in enumerate(catalogs)]
         self._count("published")
+        if callback is None:  # a publisher behind NAT: the results in the answer, no callback
+            refused = [f"{r['catalogId']}: {e['errorMessage']}" for r in results for e in r.get("errors", [])]
+            answer = (409, ("CATALOG_REJECTED", "; ".join(refused))) if refused else (200, None)
+            self.replay.settle(message_id, answer)
+            return self._answer(body, message_id, status=answer[0], error=answer[1])
         self._spawn(self._callback(callback + "/catalog/on_publish", ctx, body, w.ON_PUBLISH_ACTION,
                                    {"results": results}))
         return self._answer(body, message_id)

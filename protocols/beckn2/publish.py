@@ -16,6 +16,10 @@ server so the services' ``/catalog/on_publish`` reaches it.
   Ack or no ``on_publish`` within ``result_timeout_s`` logs one line and is tried again with
   exponential backoff (``retry_initial_s`` doubling to ``retry_max_s``, with jitter).
 
+A charger that cannot be called back (behind NAT, MQTT only) passes ``bpp_uri=None``: the
+publish names no ``bppUri`` and the service's answer carries the results (200 taken, 409 with
+the refusals).
+
 Configuration: ``[network] catalog_services = ["https://cds.example.net", ...]``
 (``catalog_services(section)`` reads and checks it).
 """
@@ -74,7 +78,7 @@ class ServiceState:
 
 class CatalogPublisher:
     def __init__(self, *, catalog: Callable[[], dict | Awaitable[dict]], signer, clock: Callable[[], float],
-                 services: tuple[str, ...] | list[str], bpp_id: str, bpp_uri: str, lookup: KeyLookup,
+                 services: tuple[str, ...] | list[str], bpp_id: str, bpp_uri: str | None, lookup: KeyLookup,
                  network_id: str | None = None, domain: str | None = None,
                  session: aiohttp.ClientSession | None = None, debounce_s: float = 2.0, max_delay_s: float = 10.0,
                  retry_initial_s: float = 5.0, retry_max_s: float = 300.0, result_timeout_s: float = 30.0,
@@ -83,7 +87,7 @@ class CatalogPublisher:
         self.signer = signer
         self.clock = clock
         self.bpp_id = bpp_id
-        self.bpp_uri = bpp_uri.rstrip("/")
+        self.bpp_uri = bpp_uri.rstrip("/") if bpp_uri else None
         self.network_id = network_id
         self.domain = domain
         self.verifier = Verifier(lookup=lookup, clock=clock)
@@ -240,6 +244,9 @@ class CatalogPublisher:
             error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
             await self._retry_later(s, f"refused the publish (HTTP {status}): {error.get('errorMessage', '')}",
                                     state="refused")
+            return
+        if self.bpp_uri is None:  # no callback can reach us: the Ack was the result
+            await self._take_results(s, [{"catalogId": catalog.get("id"), "status": "ACCEPTED"}])
             return
         if s.pending_message_id == message_id:  # on_publish may already have come
             s.state = "awaiting-result"
