@@ -79,8 +79,11 @@ class SignatureParams:
     signature: bytes
 
 
-def parse_signature_header(value: object) -> SignatureParams:  # noqa: C901
-    """Parse a ``Signature ...`` header value, refusing anything not exactly as specified."""
+def parse_signature_header(value: object, *, headers: str = SIGNED_HEADERS) -> SignatureParams:  # noqa: C901
+    """Parse a ``Signature ...`` header value, refusing anything not exactly as specified.
+
+    ``headers`` is the one list of signed headers accepted: a request signature's by default,
+    a Beckn 2.0 counter-signature's (``countersign.COUNTER_SIGNED_HEADERS``) where that is read."""
     if not isinstance(value, str):
         raise SignatureError("header-missing", "no signature header")
     if len(value) > MAX_HEADER_CHARS:
@@ -116,8 +119,8 @@ def parse_signature_header(value: object) -> SignatureParams:  # noqa: C901
         )
     if params["algorithm"] != ALGORITHM:
         raise SignatureError("algorithm-unsupported", f"algorithm {params['algorithm']!r} (allowed: {ALGORITHM})")
-    if params["headers"] != SIGNED_HEADERS:
-        raise SignatureError("headers-unsupported", f"headers must be {SIGNED_HEADERS!r}")
+    if params["headers"] != headers:
+        raise SignatureError("headers-unsupported", f"headers must be {headers!r}")
     for name in ("created", "expires"):
         if not _TS_RE.match(params[name]):
             raise SignatureError("bad-time", f"{name} must be a Unix timestamp integer")
@@ -175,6 +178,13 @@ class Verifier:
         if len(body) > self.max_body_bytes:
             raise SignatureError("body-too-large", f"body is {len(body)} bytes, limit {self.max_body_bytes}")
         params = parse_signature_header(header)
+        digest = digest or body_digest(bytes(body))
+        text = signing_string(params.created_s, params.expires_s, digest).encode("ascii")
+        return await self.verify_parsed(params, text, digest=digest)
+
+    async def verify_parsed(self, params: SignatureParams, text: bytes, *, digest: str) -> VerifiedSignature:
+        """The checks every Beckn signature shares (window, key lookup, key validity, Ed25519)
+        over an already built signing string: a request's or a 2.0 Ack's counter-signature."""
         now_s = self.clock()
         if params.created_s > now_s + self.clock_skew_s:
             raise SignatureError("created-in-future", f"created {params.created_s} is ahead of now {int(now_s)}")
@@ -190,8 +200,6 @@ class Verifier:
             raise SignatureError("key-unknown", f"no key {params.key_id!r} for {params.subscriber_id!r}")
         if not (record.covers(now_s) and record.valid_from_s <= params.created_s):
             raise SignatureError("key-not-valid", f"key {params.key_id!r} is outside its validity window")
-        digest = digest or body_digest(bytes(body))
-        text = signing_string(params.created_s, params.expires_s, digest).encode("ascii")
         if not ed25519_verify(ed25519_public_from_bytes(record.signing_public_key), params.signature, text):
             raise SignatureError("signature-invalid", f"signature by {params.subscriber_id!r} does not verify")
         return VerifiedSignature(params.subscriber_id, params.key_id, params.created_s, params.expires_s, digest)
