@@ -215,6 +215,35 @@ async def test_a_stall_after_the_meter_answered_is_never_taken_for_an_energy_jum
     assert meter.health.counts["meter-energy-jump"] == 0 and meter.health.consecutive_failures == 0
 
 
+async def test_energy_drawn_while_the_meter_did_not_answer_is_not_a_jump(tcp_meter, clock):
+    """Both good readings show no load, but between them a contactor closed, a car drew 22 kW
+    and the contactor opened again while every poll went unanswered: that energy is real."""
+    sim, meter = tcp_meter
+    await meter.read()  # 0 W
+    sim.silent = True
+    sim.current_a = [32.0, 32.0, 32.0]
+    with pytest.raises(MeterNoAnswer):
+        await meter.read()
+    clock.advance(10.0)  # about 61 Wh at 22 kW
+    sim.current_a = [0.0, 0.0, 0.0]
+    sim.silent = False
+    reading = await meter.read()  # 0 W again
+    assert reading.energy_import_wh >= 60 and meter.health.counts["meter-energy-jump"] == 0
+
+
+async def test_a_jump_across_unanswered_polls_is_still_a_fault(tcp_meter, clock):
+    sim, meter = tcp_meter
+    await meter.read()
+    sim.silent = True
+    with pytest.raises(MeterNoAnswer):
+        await meter.read()
+    clock.advance(10.0)
+    sim.silent = False
+    sim.energy_import_wh = sim.energy_import_wh + 2000.0  # no installation draws 720 kW
+    with pytest.raises(MeterEnergyJump):
+        await meter.read()
+
+
 async def test_power_above_v_times_i_is_flagged_suspect(tcp_meter):
     sim, meter = tcp_meter
     sim.current_a = [10.0, 10.0, 10.0]

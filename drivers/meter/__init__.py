@@ -53,13 +53,15 @@ def make_meter(*, model: str | Path, transport: str, host: str | None = None, po
                device: str | None = None, baudrate: int = 9600, parity: str = "N", stopbits: int = 1,
                unit_id: int = 1, timeout_ms: int = 500, retries: int = 2,
                turnaround_ms: float = DEFAULT_TURNAROUND_MS, clock: Callable[[], float] = time.monotonic,
-               bus=None) -> EnergyMeter:
+               bus=None, max_current_a: float | None = None) -> EnergyMeter:
     """Build a meter from a model name (or map path) and link settings.
 
     ``transport`` is ``"tcp"`` (``host``, ``port``) or ``"rtu"`` (``device``, ``baudrate``,
     ``parity``, ``stopbits``). Pass ``bus`` (a ``drivers.meter.bus.ModbusBus``) to put
     several meters on one RS-485 line; the link settings are then taken from the bus.
-    Nothing is opened until ``connect()``.
+    Nothing is opened until ``connect()``. ``max_current_a`` is the most the installation
+    behind the meter can draw per phase: with the map's highest voltage it bounds the
+    energy-jump check across polls that failed (the meter's own range when not given).
     """
     regmap = load_map(model)
     if transport not in ("tcp", "rtu"):
@@ -74,4 +76,8 @@ def make_meter(*, model: str | Path, transport: str, host: str | None = None, po
                         turnaround_ms=turnaround_ms, clock=clock)
     elif bus.transport != transport:
         raise ValueError(f"bus is {bus.transport!r} but transport {transport!r} was asked for")
-    return ModbusMeter(regmap=regmap, bus=bus, unit_id=unit_id, clock=clock, owns_bus=owns_bus)
+    ceiling_w = None
+    if max_current_a is not None:
+        ceiling_w = regmap.phases * regmap.limits.voltage_max_v * min(max_current_a, regmap.limits.current_max_a)
+    return ModbusMeter(regmap=regmap, bus=bus, unit_id=unit_id, clock=clock, owns_bus=owns_bus,
+                       power_ceiling_w=ceiling_w)

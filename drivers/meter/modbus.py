@@ -75,7 +75,8 @@ class ModbusMeter(EnergyMeter):
 
     def __init__(self, *, regmap: RegisterMap, bus: ModbusBus, unit_id: int = 1,
                  clock: Callable[[], float] = time.monotonic, owns_bus: bool = False,
-                 jump_margin_ratio: float = 0.5, jump_margin_wh: float = 5.0):
+                 jump_margin_ratio: float = 0.5, jump_margin_wh: float = 5.0,
+                 power_ceiling_w: float | None = None):
         if not 0 <= unit_id <= 247:
             raise ValueError(f"unit_id {unit_id} out of range (allowed: 0 to 247)")
         self._map = regmap
@@ -91,6 +92,11 @@ class ModbusMeter(EnergyMeter):
         self._serial: str | None = None
         self._connected = False
         self._previous: tuple[int, float, float] | None = None  # energy_wh, power_w, time_s
+        # The most the installation can draw; the meter's own measuring range when not told.
+        lim = regmap.limits
+        self._power_ceiling_w = (power_ceiling_w if power_ceiling_w is not None
+                                 else regmap.phases * lim.voltage_max_v * lim.current_max_a)
+        self._failed_since_good = False  # a poll failed since the last good reading
 
     # ---------------------------------------------------------------- contract
 
@@ -159,6 +165,7 @@ class ModbusMeter(EnergyMeter):
                 if any(reg.name == "energy_import" for reg in read.registers):
                     energy_window_s = (asked_s, self._clock())
         except MeterFault as fault:
+            self._failed_since_good = True
             self._health.poll_failed(fault, self._clock(), counted=True)
             raise
         now_s = self._clock()
@@ -214,6 +221,7 @@ class ModbusMeter(EnergyMeter):
         """
         asked_s, answered_s = energy_window_s
         previous, self._previous = self._previous, (energy_wh, power_w, asked_s)
+        blind, self._failed_since_good = self._failed_since_good, False
         if previous is None:
             return
         prev_wh, prev_w, prev_s = previous
@@ -222,7 +230,11 @@ class ModbusMeter(EnergyMeter):
                 f"{self.model}: import energy went from {prev_wh} Wh to {energy_wh} Wh",
                 previous_wh=prev_wh, energy_wh=energy_wh)
         elapsed_s = max(0.0, answered_s - prev_s)
-        allowed_wh = (max(abs(prev_w), abs(power_w)) * elapsed_s / 3600.0 * (1.0 + self._jump_margin_ratio)
+        # Two good readings in a row bound the power between them; across failed polls the load
+        # may have drawn anything the installation can (a contactor closed and opened again
+        # while the meter did not answer), so only the ceiling explains that energy.
+        power_bound_w = self._power_ceiling_w if blind else max(abs(prev_w), abs(power_w))
+        allowed_wh = (power_bound_w * elapsed_s / 3600.0 * (1.0 + self._jump_margin_ratio)
                       + self._jump_margin_wh + self._energy_slack_wh)
         if energy_wh - prev_wh > allowed_wh:
             raise MeterEnergyJump(

@@ -37,4 +37,4 @@ async def build_modbus_meter(settings: Mapping[str, Any], parts):
     """The Modbus client for a real meter, RTU or TCP alike (``settings`` name the transport)."""
     from drivers.meter import make_meter
 
-    return make_meter(clock=parts.clock, **settings)
+    return make_meter(clock=parts.clock, max_current_a=parts.max_current_a, **settings)

@@ -31,7 +31,8 @@ async def build(settings: Mapping[str, Any], parts: BuildParts):
     parts.sim_server = server
     port = await server.start_tcp("127.0.0.1", 0)
     meter = make_meter(model=settings["model"], transport="tcp", host="127.0.0.1", port=port,
-                       timeout_ms=settings["timeout_ms"], retries=settings["retries"], clock=parts.clock)
+                       timeout_ms=settings["timeout_ms"], retries=settings["retries"], clock=parts.clock,
+                       max_current_a=parts.max_current_a)
     parts.sim = SimParts(server=server, relay=parts.relay, pilot=parts.pilot,
                          car=socket_car(relay=parts.relay, pilot=parts.pilot,
                                         max_current_a=parts.max_current_a, phases=parts.phases))
