@@ -134,11 +134,11 @@ def bar_svg(points: list[tuple[str, int]], *, title: str, unit: str, scale: int,
              f'aria-label="{escape(title)}" class="plot">',
              f'<text x="4" y="12" class="plot-title">{escape(title)} ({escape(unit)})</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 4}" y2="{top + plot_h}" class="axis"/>',
-             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" class="tick">{peak / scale:.0f}</text>',
+             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" class="tick">{_short(peak / scale)}</text>',
              f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" class="tick">0</text>']
     n = max(1, len(points))
     slot = plot_w / n
-    bar = max(2.0, slot * 0.7)
+    bar = min(40.0, max(2.0, slot * 0.7))
     for i, (label, value) in enumerate(points):
         h = plot_h * value / peak
         x = left + i * slot + (slot - bar) / 2
@@ -149,3 +149,7 @@ def bar_svg(points: list[tuple[str, int]], *, title: str, unit: str, scale: int,
                          f'{escape(label[-2:])}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _short(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"

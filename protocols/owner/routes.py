@@ -110,7 +110,9 @@ class PageRoutes:
             energy_wh = round(float(kwh_text) * 1000)
         except ValueError:
             energy_wh = -1
-        if tariff is None or not matched or not 0 < energy_wh <= 500_000:
+        if tariff is None:
+            return out  # the form's tariff is not valid: nothing to price yet
+        if not matched or not 0 < energy_wh <= 500_000:
             out["text"] = w("preview_bad")
             return out
         power_w = max((c.max_power_w or 0) for c in self.service.connectors()) or 7400
@@ -159,7 +161,8 @@ class PageRoutes:
         try:
             tariff = tariff_form.check(doc, self.tariff_file)
         except ConfigError as exc:
-            form.errors[tariff_form.error_field(exc, placed)] = str(exc)
+            # the checker's own words, without the file's path (the page edits one file)
+            form.errors[tariff_form.error_field(exc, placed)] = str(exc).removeprefix(f"{exc.file}: ")
             return self._tariff_html(request, form=form, existing=existing, tariff=None, query=post,
                                      error=w("tariff_not_saved"), status=400)
         if post.get("action") != "save":

@@ -99,7 +99,8 @@ def form_from_post(post, existing: int) -> TariffForm:
 
 def _value(key: str, text: str):
     if key in NUMBER_KEYS and _NUMBER.match(text):
-        return float(text) if "." in text else int(text)
+        # written as typed ("21.50" stays 21.50), the way the owner writes prices in the file
+        return tomlkit.items.Float(float(text), tomlkit.items.Trivia(), text) if "." in text else int(text)
     return text  # as written: the tariff reader names what is wrong with it
 
 
