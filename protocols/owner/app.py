@@ -40,6 +40,8 @@ ROLE_RULES = (("/faults/reset", ("technician",)), ("/sessions", ("owner",)), ("/
               ("/tariff", ("owner",)), ("/settings", ("owner",)), ("/technician", ("owner",)))
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# where a request carries its page session (a typed key where this aiohttp has them)
+SESSION_KEY = web.RequestKey("page_session", PageSession) if hasattr(web, "RequestKey") else "page_session"
 SSE_HEARTBEAT_S = 15.0
 SSE_MIN_GAP_S = 0.25  # a session changes every meter poll: a phone needs no more than 4 a second
 
@@ -115,7 +117,7 @@ class OwnerApp(PageRoutes):
 
     @staticmethod
     def session_of(request: web.Request) -> PageSession:
-        return request["page_session"]
+        return request[SESSION_KEY]
 
     # ------------------------------------------------------------------ middlewares
     @web.middleware
@@ -149,7 +151,7 @@ class OwnerApp(PageRoutes):
             if path.startswith("/api/"):
                 return web.Response(status=401, text="log in first")
             raise web.HTTPSeeOther("/login")
-        request["page_session"] = session
+        request[SESSION_KEY] = session
         if request.method not in ("GET", "HEAD"):
             form = await request.post()
             if not csrf_ok(session, form.get("csrf")):

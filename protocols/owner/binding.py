@@ -93,6 +93,7 @@ class OwnerPage:
         self.mdns_name = settings.mdns_name or default_mdns_name(site.site_id)
         self._runner = None
         self._advert = None
+        self.app = None
         self.port: int | None = None
 
     @classmethod
@@ -117,7 +118,8 @@ class OwnerPage:
 
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        self._runner = web.AppRunner(self.page.application(), access_log=None, shutdown_timeout=2.0)
+        self.app = self.page.application()
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context)
         await site.start()

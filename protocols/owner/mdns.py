@@ -52,7 +52,8 @@ class Advert:
                                  addresses=[socket.inet_aton(a) for a in addresses],
                                  server=f"{self.name}.local.", properties={"path": self.path})
         self._zc = AsyncZeroconf(interfaces=self.interfaces or InterfaceChoice.All)
-        await self._zc.async_register_service(self._info, allow_name_change=True)
+        # zeroconf hands back the announcement as a task: awaited, so none outlives the advert
+        await (await self._zc.async_register_service(self._info, allow_name_change=True))
         log.info("mDNS: the page is http://%s.local:%d (%s)", self.name, self.port, ", ".join(addresses) or "-")
 
     async def close(self) -> None:
@@ -60,6 +61,6 @@ class Advert:
             return
         zc, self._zc = self._zc, None
         try:
-            await zc.async_unregister_service(self._info)
+            await (await zc.async_unregister_service(self._info))
         finally:
             await zc.async_close()
