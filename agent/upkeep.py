@@ -63,6 +63,7 @@ class RuntimeUpkeep:
                               detail=f"speed {self.clock.speed:g}x"))
         for table, binding in self.bindings.items():
             check = getattr(binding, "healthy", None)
-            out.append(HealthView(part=table, ok=check() if callable(check) else True,
+            # a binding that cannot say how it is, is shown running, not well
+            out.append(HealthView(part=table, ok=check() if callable(check) else None,
                                   detail=binding.describe()))
         return out

@@ -221,6 +221,8 @@ async def test_an_owner_runs_the_site_from_a_phone_sized_browser(tmp_path, broke
         await page.click("button[type=submit]")
         await page.click("nav a[href='/faults']")
         assert "relay_welded" in await page.text_content("[data-field=fault]")
+        health = await page.text_content("table.list")
+        assert "Contactor" in health and "Network (MQTT broker)OK" in health.replace("\n", "")
         await page.click("[data-field=fault] button")
         assert "Reset refused" in await page.text_content("p.note.bad")
         assert rt.latched_fault() is not None

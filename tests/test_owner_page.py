@@ -247,3 +247,25 @@ async def test_settings_are_checked_as_the_agent_checks_its_file_and_written_bac
         assert saved.name == "Ramesh Kirana EV" and saved.upi_vpa == "ramesh@okaxis"
         assert saved.max_current_a == 16 and saved.allow_tokens == ("CARD-1", "CARD-2")
         assert rt.site.name == "Ramesh Kirana Charging"  # the running agent keeps its settings until restart
+
+
+async def test_with_the_chargers_certificate_the_page_is_https_only_and_the_cookie_secure(tmp_path):
+    import ssl
+
+    import aiohttp
+
+    from tests.mqtt_broker import make_tls_files
+
+    tls = make_tls_files(tmp_path / "tls")
+    cfg, _ = page_site(tmp_path, extra=f'tls_cert = "{tls["cert"]}"\ntls_key = "{tls["key"]}"\n')
+    async with open_runtime(cfg, clock=Clock(speed=30)) as rt:
+        page = rt.bindings["owner_page"]
+        assert page.url.startswith("https://")
+        trust = ssl.create_default_context(cafile=str(tls["ca"]))
+        async with client() as http:
+            async with http.post(page.url + "/login", data={"role": "owner", "secret": OWNER_PASSWORD},
+                                 ssl=trust, allow_redirects=False) as r:
+                assert r.status == 303 and "Secure" in r.headers["Set-Cookie"]
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP gets no page from the TLS port
+                async with http.get(page.url.replace("https://", "http://") + "/login"):
+                    pass
