@@ -22,6 +22,7 @@ import pytest
 
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
+from agent.tariff_file import tariff_digest
 from protocols.mqtt import framing
 from protocols.mqtt.transport import MqttSettings, MqttTransport
 from tests.mqtt_broker import MOSQUITTO, Broker
@@ -158,6 +159,7 @@ async def test_an_owner_runs_the_site_from_a_phone_sized_browser(tmp_path, broke
         preview = await page.text_content("[data-field=preview]")
         assert "Rs 126.85" in preview, preview  # 5 kWh x Rs 21.50 = 107.50, + 18 % GST
         await shot(page, "04-tariff-preview")
+        sold_at = tariff_digest(rt.tariff())
         await page.click("button[value=save]")
         await page.wait_for_selector("p.note.ok")
         await shot(page, "05-tariff-saved")
@@ -182,6 +184,7 @@ async def test_an_owner_runs_the_site_from_a_phone_sized_browser(tmp_path, broke
         ended = rt.session(view.session_id)
         cost = ended.cost
         assert ended.energy_wh > 0 and cost.energy_excl_u == ended.energy_wh * 180  # Rs 18.00 per kWh, per Wh
+        assert rt.receipt(view.session_id)["tariff"]["digest"] == sold_at != tariff_digest(rt.tariff())
 
         # Sessions and earnings, the CSV a spreadsheet opens, a receipt that checks.
         await page.click("nav a[href='/sessions']")
