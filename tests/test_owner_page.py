@@ -269,3 +269,35 @@ async def test_with_the_chargers_certificate_the_page_is_https_only_and_the_cook
             with pytest.raises(aiohttp.ClientError):  # plain HTTP gets no page from the TLS port
                 async with http.get(page.url.replace("https://", "http://") + "/login"):
                     pass
+
+
+async def test_the_owner_registers_and_removes_an_ocpi_partner_from_the_page(tmp_path):
+    from tests.ocpi_harness import SPECS, FakeEmsp
+
+    if not SPECS.is_dir():
+        pytest.skip(f"OCPI 2.2.1 specs not found at {SPECS}")
+    cfg, _ = page_site(tmp_path)
+    emsp = await FakeEmsp().start()
+    emsp.verify_callback = False  # nothing serves the charger's public OCPI URL in this test
+    try:
+        async with open_runtime(cfg, clock=Clock(speed=30)) as rt:
+            url = rt.bindings["owner_page"].url
+            async with client() as http:
+                csrf = await log_in(http, url)
+                async with http.get(url + "/settings") as r:
+                    assert "No partners registered." in await r.text()
+                async with http.post(url + "/partners/register", data={
+                        "csrf": csrf, "versions_url": f"{emsp.url}/versions", "token_a": "wrong"}) as r:
+                    assert r.status == 400 and "OCPI status 3001" in await r.text()
+                async with http.post(url + "/partners/register", data={
+                        "csrf": csrf, "versions_url": f"{emsp.url}/versions", "token_a": emsp.token_a}) as r:
+                    html = await r.text()
+                    assert r.status == 200 and "Registered: party" in html and "IN*EMS" in html
+                    assert emsp.token_b not in html and emsp.cpo_token not in html
+                async with http.post(url + "/partners/unregister", data={"csrf": csrf, "party": "1"}) as r:
+                    assert r.status == 200 and "Removed: party 1" in await r.text()
+                assert emsp.received[-1][:2] == ("DELETE", "credentials")
+                async with http.get(url + "/settings") as r:
+                    assert "No partners registered." in await r.text()
+    finally:
+        await emsp.close()

@@ -37,7 +37,8 @@ STATIC_DIR = Path(__file__).with_name("static")
 PUBLIC = ("/login", "/lang", "/static/")
 # route prefix -> roles allowed (first match wins; everything else: any logged-in role)
 ROLE_RULES = (("/faults/reset", ("technician",)), ("/sessions", ("owner",)), ("/receipts/", ("owner",)),
-              ("/tariff", ("owner",)), ("/settings", ("owner",)), ("/technician", ("owner",)))
+              ("/tariff", ("owner",)), ("/settings", ("owner",)), ("/technician", ("owner",)),
+              ("/partners", ("owner",)))
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 # where a request carries its page session (a typed key where this aiohttp has them)

@@ -21,7 +21,7 @@ from agent.core.auth import SOURCES
 from agent.core.tariff import DAYS
 from agent.service import ServiceError
 from drivers.configfile import ConfigError
-from protocols.owner import earnings, settings_form, tariff_form, views
+from protocols.owner import earnings, partners, settings_form, tariff_form, views
 
 log = logging.getLogger("urja.owner")
 
@@ -41,6 +41,8 @@ class PageRoutes:
         r.add_get("/settings", self.settings_page)
         r.add_post("/settings", self.settings_post)
         r.add_post("/technician", self.technician_password)
+        r.add_post("/partners/register", self.partner_register)
+        r.add_post("/partners/unregister", self.partner_unregister)
         r.add_get("/faults", self.faults_page)
         r.add_post("/faults/reset", self.fault_reset)
 
@@ -180,10 +182,11 @@ class PageRoutes:
         return {"subscriber_id": cert.get("subscriber_id", ""), "status": cert.get("status", ""),
                 "valid_until": cert.get("valid_until", "")}
 
-    def _settings_html(self, request, form, message=None, status=200):
+    def _settings_html(self, request, form, message=None, status=200, error=None):
         s = self.session_of(request)
         html = views.settings(self.words(request), form=form, csrf=s.csrf, site=self.site_name(), message=message,
-                              certificate=self._certificate(), modes=AUTH_MODES)
+                              certificate=self._certificate(), modes=AUTH_MODES,
+                              partners=partners.listed(self.service.site), error=error)
         return self.render(html, status=status)
 
     async def settings_page(self, request: web.Request) -> web.Response:
@@ -206,6 +209,29 @@ class PageRoutes:
             return self._settings_html(request, settings_form.read(self.config_path), message=str(exc), status=400)
         self.sessions.end_role("technician")
         return self._settings_html(request, settings_form.read(self.config_path), message=w("technician_saved"))
+
+    async def partner_register(self, request: web.Request) -> web.Response:
+        w = self.words(request)
+        post = await request.post()
+        form = settings_form.read(self.config_path)
+        try:
+            label = await partners.register(self.service.site, versions_url=str(post.get("versions_url", "")).strip(),
+                                            token_a=str(post.get("token_a", "")))
+        except partners.PartnerError as exc:
+            return self._settings_html(request, form, error=f"{w('partner_not_registered')}: {exc}", status=400)
+        log.info("owner's page: OCPI %s registered", label)
+        return self._settings_html(request, form, message=w("partner_registered", label=label))
+
+    async def partner_unregister(self, request: web.Request) -> web.Response:
+        w = self.words(request)
+        post = await request.post()
+        form = settings_form.read(self.config_path)
+        try:
+            label = await partners.unregister(self.service.site, int(str(post.get("party", "0"))))
+        except (ValueError, partners.PartnerError) as exc:
+            return self._settings_html(request, form, error=str(exc), status=400)
+        log.info("owner's page: OCPI %s unregistered", label)
+        return self._settings_html(request, form, message=w("partner_removed", label=label))
 
     # ------------------------------------------------------------------ faults and health
     def _faults_html(self, request, *, message=None, error=None, status=200):

@@ -168,7 +168,22 @@ def tariff(w, *, form: TariffForm, existing: int, preview: dict, csrf: str, site
     return page(w, title=w("tariff_title"), body=body, role="owner", csrf=csrf, site=site, path="/tariff")
 
 
-def settings(w, *, form, csrf: str, site: str, message: str | None, certificate: dict, modes) -> str:
+def _partners(w, partners, csrf: str) -> str:
+    rows = "".join(f'<tr><td>{_e(p.label)}<br><span class="hint">{_e(p.versions_url)}</span></td><td>{_e(p.state)}</td>'
+                   f'<td><form method="post" action="/partners/unregister">{_csrf(csrf)}'
+                   f'<input type="hidden" name="party" value="{p.pk}"><button type="submit">{_e(w("remove_partner"))}'
+                   '</button></form></td></tr>' for p in partners)
+    listing = f'<table class="list" data-field="partners">{rows}</table>' if partners else \
+        f'<p class="hint" data-field="partners">{_e(w("partners_none"))}</p>'
+    return (f'<section class="card"><h2>{_e(w("partners"))}</h2>{listing}'
+            f'<form method="post" action="/partners/register">{_csrf(csrf)}'
+            f'<label>{_e(w("versions_url"))}<input type="url" name="versions_url" required></label>'
+            f'<label>{_e(w("token_a"))}<input type="text" name="token_a" autocomplete="off" required></label>'
+            f'<button type="submit">{_e(w("register_partner"))}</button></form></section>')
+
+
+def settings(w, *, form, csrf: str, site: str, message: str | None, certificate: dict, modes, partners=(),
+             error: str | None = None) -> str:
     def field(name, label, kind="text", extra=""):
         error = form.errors.get(name)
         return (f'<label>{_e(w(label))}<input type="{kind}" name="{name}" value="{_e(form.values.get(name, ""))}"{extra}>'
@@ -177,7 +192,7 @@ def settings(w, *, form, csrf: str, site: str, message: str | None, certificate:
     modes_html = "".join(f'<option value="{m}"{" selected" if form.values.get("auth") == m else ""}>{_e(w("auth_" + m))}'
                          '</option>' for m in modes)
     tokens_error = form.errors.get("allow_tokens") or form.errors.get("auth")
-    body = (_note(message) + f'<form method="post" action="/settings" class="card">{_csrf(csrf)}'
+    body = (_note(message) + _note(error, "bad") + f'<form method="post" action="/settings" class="card">{_csrf(csrf)}'
             + field("name", "site_name") + field("address", "address") + field("city", "city")
             + field("upi_vpa", "upi_vpa", extra=' inputmode="email"')
             + field("max_current_a", "max_current", extra=' inputmode="decimal"')
@@ -190,7 +205,8 @@ def settings(w, *, form, csrf: str, site: str, message: str | None, certificate:
             f'<section class="card"><h2>{_e(w("certificate"))}</h2><table>'
             + "".join(f'<tr><th>{_e(w(k))}</th><td>{_e(certificate.get(k))}</td></tr>'
                       for k in ("subscriber_id", "status", "valid_until"))
-            + f'</table></section><form method="post" action="/technician" class="card">{_csrf(csrf)}'
+            + '</table></section>' + _partners(w, partners, csrf)
+            + f'<form method="post" action="/technician" class="card">{_csrf(csrf)}'
             f'<h2>{_e(w("technician_password"))}</h2><label>{_e(w("new_password"))}<input type="password" '
             f'name="password" autocomplete="new-password" minlength="8" required></label>'
             f'<button type="submit">{_e(w("save"))}</button></form>')
