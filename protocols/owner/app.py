@@ -291,7 +291,7 @@ class OwnerApp(PageRoutes):
         wake = asyncio.Event()
         self._streams.add(wake)
         try:
-            while not self._closing and self.sessions.get(s.sid) is s:
+            while not self._closing and self.sessions.get(s.sid, touch=False) is s:
                 wake.clear()
                 data = json.dumps({"connectors": self.status_snapshot(w)}, separators=(",", ":"))
                 await response.write(f"event: status\ndata: {data}\n\n".encode())

@@ -47,7 +47,8 @@ class Sessions:
         self._by_sid[session.sid] = session
         return session
 
-    def get(self, sid: str | None) -> PageSession | None:
+    def get(self, sid: str | None, *, touch: bool = True) -> PageSession | None:
+        """The live session of a cookie; ``touch`` (a person's request) extends it, a stream does not."""
         if not sid:
             return None
         session = self._by_sid.get(sid)
@@ -57,7 +58,8 @@ class Sessions:
         if session.expires_s <= now:
             self._by_sid.pop(sid, None)
             return None
-        session.expires_s = now + self.ttl_s
+        if touch:
+            session.expires_s = now + self.ttl_s
         return session
 
     def end(self, sid: str | None) -> None:

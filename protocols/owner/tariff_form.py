@@ -57,6 +57,8 @@ class TariffForm:
 def _text(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, (tomlkit.items.Float, tomlkit.items.Integer)):
+        return value.as_string().strip()  # as the owner spelt it: 21.50, not 21.5
     if isinstance(value, float) and value == int(value):
         return f"{value:.2f}"
     return str(value)

@@ -102,14 +102,15 @@ def sessions(w, *, items, filters, days, months, sources, csrf: str, site: str, 
              + earnings.bar_svg([(d, p) for d, _, _, p in days], title=w("plot_money"), unit="Rs", scale=100))
 
     def table(title, groups):
-        body = "".join(f"<tr><td>{_e(k)}</td><td>{n}</td><td>{earnings.kwh(wh)}</td><td>{earnings.rupees(p)}</td></tr>"
+        body = "".join(f'<tr><td class="num">{_e(k)}</td><td class="num">{n}</td><td class="num">{earnings.kwh(wh)}</td>'
+                       f'<td class="num">{earnings.rupees(p)}</td></tr>'
                        for k, n, wh, p in groups)
         return (f'<h2>{_e(title)}</h2><table class="list"><tr><th></th><th>#</th><th>kWh</th><th>Rs</th></tr>'
                 f'{body}</table>')
 
     lines = "".join(
         f'<tr><td>{_e(r.start_local)}</td><td>{_e(w("src_" + r.source) if r.source else "")}</td>'
-        f'<td>{earnings.kwh(r.energy_wh)}</td><td>{earnings.rupees(r.paise)}</td><td>'
+        f'<td class="num">{earnings.kwh(r.energy_wh)}</td><td class="num">{earnings.rupees(r.paise)}</td><td>'
         + (f'<a href="/receipts/{_e(r.session_id)}.json" download>{_e(w("receipt"))}</a> '
            f'<span class="badge">{_e(verified.get(r.session_id, ""))}</span>' if r.status == "COMPLETED" else _e(w("running")))
         + '</td></tr>' for r in items)
