@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages the tests talk to for real: an MQTT broker and a pty-linked serial pair.
-DEB_PACKAGES := mosquitto socat
+# Debian packages the tests talk to for real: an MQTT broker, a pty-linked serial pair, and the
+# browser the owner's page is tested in (Playwright drives Debian's chromium; Hindi needs a font).
+DEB_PACKAGES := mosquitto socat chromium fonts-lohit-deva
 # MicroPython (WebAssembly build from npm) runs the portable core beside CPython in the tests.
 MPY_DIR := tests/micropython
 MPY_STAMP := $(MPY_DIR)/node_modules/.installed

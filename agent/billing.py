@@ -79,7 +79,8 @@ class RuntimeBilling:
             acceptance_digest=auth.get("acceptance_digest") or "",
             meter=MeterIdentity(vendor=_vendor(model), model=model, serial=serial),
             start_wh=int(rec.start_wh), start_s=rec.start_time_s, stop_wh=int(rec.stop_wh),
-            stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "", tariff_digest=self._tariff_digest,
+            stop_s=rec.stop_time_s or now_s, tariff_id=rec.tariff_id or "",
+            tariff_digest=meta.tariff_digest if meta is not None and meta.tariff_digest else self._tariff_digest,
             costs=ReceiptCost(energy_paise=parts["energy"], time_paise=parts["time"],
                               parking_paise=parts["parking"], flat_paise=parts["flat"], tax_paise=parts["tax"]),
             # What the buyer actually paid before charging (prepaid orders); the receipt then

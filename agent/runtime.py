@@ -69,6 +69,7 @@ from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
+from agent.upkeep import RuntimeUpkeep
 from agent.views import RuntimeViews
 
 log = logging.getLogger("urja.runtime")
@@ -82,7 +83,8 @@ class RuntimeError_(AgentError):
     code = "runtime-error"
 
 
-class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, ChargerService):
+class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, RuntimeUpkeep,
+              ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -547,6 +549,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         meta.start_s = now_s
         meta.start_wh = start_wh
         meta.pricer = LivePricer(self._tariff, utc_offset_s=utc_offset_s(self.config.place.timezone, now_s))
+        meta.tariff_digest = self._tariff_digest  # the price it was sold at, whatever changes later
         meta.pricer.reading(int(now_s), start_wh, charging=False)
         auth = self.core.authorization
         self.journal.start_session(

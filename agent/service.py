@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFORDER", "RESERVED", "UNKNOWN")
 
 # What a listener is told, each payload typed: ("connector", ConnectorView), ("session", SessionView)
-# on any change of a session, ("receipt", ReceiptSigned) once a finished session's receipt is signed.
+# on any change of a session, ("receipt", ReceiptSigned) once a finished session's receipt is signed,
+# ("tariff", dict) when new sessions are sold at a new tariff.
 Listener = Callable[[str, Any], None]
 
 
@@ -138,6 +139,24 @@ class SessionView:
         return f"SessionView({self.session_id}, {self.status}, {self.energy_wh} Wh)"
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
+class FaultView:
+    """A latched fault as the owner's page shows it: what, when, and why it is still there."""
+
+    code: str
+    detail: str
+    latched_s: float | None = None
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class HealthView:
+    """One part of the charger and whether it is well (``ok`` None: not fitted or not known)."""
+
+    part: str
+    ok: bool | None
+    detail: str = ""
+
+
 class TokenAuthority:
     """Someone who knows tokens the site's allow-list does not (an eMSP, through OCPI).
 
@@ -234,6 +253,27 @@ class ChargerService:
     def receipt(self, session_id: str) -> dict | None:
         """The signed receipt of a finished session (see ``protocols.signing.receipt``)."""
         raise NotImplementedError
+
+    # --- the site's own upkeep (the owner's page) ------------------------------------------
+    def set_tariff(self, tariff: dict) -> None:
+        """Sell new sessions at ``tariff`` (an OCPI Tariff dict, already checked) from now on.
+
+        Running sessions keep the price they were sold at. Listeners are told
+        ``("tariff", tariff)``, so bindings republish their catalogs and tariffs."""
+        raise NotImplementedError
+
+    def latched_fault(self) -> FaultView | None:
+        """The fault keeping the charger out of order, or None."""
+        return None
+
+    async def reset_fault(self, *, by: str) -> None:
+        """A technician's reset at the site: ``ServiceError`` INOPERATIVE while the condition
+        persists (the safety gate decides, as for ``urja fault reset``)."""
+        raise ServiceError("this charger has no fault reset", code=ServiceError.NOT_SUPPORTED)
+
+    def health(self) -> list[HealthView]:
+        """Meter, relay, pilot, clock and each binding, as far as the charger knows them."""
+        return []
 
     # --- notifications -------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:

@@ -28,3 +28,4 @@ class SessionMeta:
     reservation_id: str | None = None
     limits: dict | None = None
     auth_id: str | None = None
+    tariff_digest: str | None = None

@@ -28,6 +28,10 @@ class NetworkBinding:
     async def start(self) -> None:
         await self.network.start()
 
+    def healthy(self) -> bool:
+        """Connected to a broker now (the owner's page shows it as the broker's health)."""
+        return self.transport.connected.is_set()
+
     def describe(self) -> str:
         return f"joined the network over MQTT ({', '.join(self.config.brokers)}, topics {self.config.topic_root})"
 

@@ -1,0 +1,69 @@
+"""The site's own upkeep through the facade: a new tariff, the latched fault, a reset, health.
+
+A part of ``agent.runtime.Runtime`` (a mixin sharing its state). The owner's page reaches the
+charger only through these, like any binding: it never decides safety. A reset from the page is
+the same local reset ``urja fault reset`` asks for, judged by the gate.
+"""
+from __future__ import annotations
+
+import logging
+
+from agent.core.safety import FaultPersists
+from agent.core.tariff import Tariff
+from agent.service import FaultView, HealthView, ServiceError
+from agent.tariff_file import tariff_digest
+
+log = logging.getLogger("urja.runtime")
+
+
+class RuntimeUpkeep:
+    """Tariff changes, fault reset and health for the site's own people."""
+
+    def set_tariff(self, tariff: dict) -> None:
+        parsed = Tariff(tariff)  # a TariffError leaves the old tariff in place
+        self._tariff_dict = tariff
+        self._tariff = parsed
+        self._tariff_digest = tariff_digest(tariff)
+        log.info("tariff %s in force for new sessions", tariff.get("id"))
+        self._notify("tariff", tariff)
+
+    def latched_fault(self) -> FaultView | None:
+        code = self.safety.latched_fault
+        if code is None:
+            return None
+        recorded = self.faults.latched() if self.faults is not None else None
+        if recorded is not None:
+            return FaultView(code=code, detail=recorded.detail, latched_s=recorded.latched_s)
+        return FaultView(code=code, detail=self.safety.latched_detail or code, latched_s=None)
+
+    async def reset_fault(self, *, by: str) -> None:
+        if self.safety.latched_fault is None:
+            return
+        try:
+            await self.local_reset()
+        except FaultPersists as exc:
+            raise ServiceError(str(exc), code=ServiceError.INOPERATIVE) from None
+        log.warning("fault reset by %s", by)
+
+    def health(self) -> list[HealthView]:
+        out = []
+        meter = getattr(self.board.meter, "health", None)
+        if meter is not None:
+            out.append(HealthView(part="meter", ok=bool(getattr(meter, "healthy", True)),
+                                  detail=f"{getattr(meter, 'consecutive_failures', 0)} failures in a row"))
+        relay = self.board.relay
+        feedback = getattr(relay, "feedback", None)
+        out.append(HealthView(part="relay", ok=self.safety.latched_fault is None,
+                              detail=("closed" if relay.closed else "open")
+                              + ("" if feedback is None else f", mirror contact {'closed' if feedback else 'open'}")))
+        pilot = self.core.pilot if getattr(self.board.pilot, "has_pilot", False) else None
+        out.append(HealthView(part="pilot", ok=None if pilot is None else pilot not in ("E", "F"),
+                              detail="no pilot (socket outlet)" if pilot is None else f"state {pilot}"))
+        out.append(HealthView(part="clock", ok=self.clock.wall_s() > 1_700_000_000,
+                              detail=f"speed {self.clock.speed:g}x"))
+        for table, binding in self.bindings.items():
+            check = getattr(binding, "healthy", None)
+            # a binding that cannot say how it is, is shown running, not well
+            out.append(HealthView(part=table, ok=check() if callable(check) else None,
+                                  detail=binding.describe()))
+        return out

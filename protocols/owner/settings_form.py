@@ -1,0 +1,109 @@
+"""Site settings from the page, written back into the site's own configuration file.
+
+The file is edited with tomlkit (the owner's comments and layout stay) and the result is checked
+by the agent's own loader (``agent.config.load_config``) before it replaces the file: a value
+the agent would refuse at start is refused here with the same message, and the file is never
+left half-written. The running agent keeps its settings until it restarts; the page says so.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+
+from agent.config import AUTH_MODES, load_config
+from drivers.configfile import ConfigError
+
+# form field -> (table path, key)
+FIELDS = {
+    "name": (("site",), "name"),
+    "address": (("site", "place"), "address"),
+    "city": (("site", "place"), "city"),
+    "upi_vpa": (("payment",), "upi_vpa"),
+    "max_current_a": (("charging",), "max_current_a"),
+    "auth": (("charging",), "auth"),
+    "allow_tokens": (("charging",), "allow_tokens"),
+}
+_BY_KEY = {".".join(path + (key,)): name for name, (path, key) in FIELDS.items()}
+
+
+@dataclass
+class SettingsForm:
+    values: dict
+    errors: dict
+
+
+def _table(doc, path: tuple, create: bool):
+    table = doc
+    for name in path:
+        if name not in table:
+            if not create:
+                return None
+            table[name] = tomlkit.table()
+        table = table[name]
+    return table
+
+
+def read(path: Path) -> SettingsForm:
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    values = {}
+    for name, (where, key) in FIELDS.items():
+        table = _table(doc, where, create=False)
+        value = None if table is None else table.get(key)
+        if isinstance(value, list):
+            values[name] = "\n".join(str(v) for v in value)
+        else:
+            values[name] = "" if value is None else str(value)
+    values.setdefault("auth", "network")
+    return SettingsForm(values=values, errors={})
+
+
+def _typed(name: str, text: str):
+    if name == "allow_tokens":
+        return [t.strip() for t in text.replace(",", "\n").splitlines() if t.strip()]
+    if name == "max_current_a":
+        try:
+            number = float(text)
+        except ValueError:
+            return text  # the loader names the key and what it wants
+        return int(number) if number == int(number) else number
+    return text
+
+
+def save(path: Path, post) -> SettingsForm:
+    """Check the posted settings as the agent would and write them; errors by form field."""
+    values = {name: str(post.get(name, "")).strip() for name in FIELDS}
+    if values["auth"] not in AUTH_MODES:
+        return SettingsForm(values=values, errors={"auth": f"charging.auth: allowed {', '.join(AUTH_MODES)}"})
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    for name, (where, key) in FIELDS.items():
+        text = values[name]
+        table = _table(doc, where, create=bool(text))
+        if table is None:
+            continue
+        typed = _typed(name, text)
+        current = table.get(key)
+        if (list(current) if isinstance(current, list) else current) == typed:
+            continue  # unchanged: kept as the owner wrote it
+        if text == "" and name not in ("name",):
+            if key in table:
+                del table[key]
+        else:
+            table[key] = typed
+    trial = path.with_name(path.name + ".checking")
+    trial.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    try:
+        load_config(trial)
+    except ConfigError as exc:
+        trial.unlink(missing_ok=True)
+        message = str(exc).replace(str(trial), str(path))
+        return SettingsForm(values=values, errors={_BY_KEY.get(exc.key, "name"): message})
+    except BaseException:
+        trial.unlink(missing_ok=True)
+        raise
+    with trial.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(trial, path)
+    return SettingsForm(values=values, errors={})
