@@ -24,6 +24,7 @@ from typing import Any
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BUSINESS_ERROR, INVALID_REQUEST, BecknError
+from protocols.beckn.profile import CURRENT_PATHS
 from protocols.beckn.render import Reply
 from protocols.beckn.trust import revocations_marker
 from protocols.signing.beckn import AUTHORIZATION, GATEWAY_AUTHORIZATION, www_authenticate
@@ -71,6 +72,7 @@ class AdmissionMixin:
     async def receive(self, action: str, body: bytes, headers: dict) -> Reply:
         """Verify, read and act on one incoming request; never raises for bad input."""
         self._count("received")
+        CURRENT_PATHS.set(None)
         try:
             reply = await self._receive(action, body, headers)
         except BecknError as exc:
@@ -97,16 +99,16 @@ class AdmissionMixin:
         headers = {}
         if exc.http_status == 401:
             headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
-        ack = m.nack(exc.code, exc.reason, exc.path)
+        ack = m.nack(exc.code, exc.reason, self.profile.error_path(exc.path))
         refusal = None
         if answer_to is not None and action is not None and not (action == "search" and exc.kind == "no-match"):
             refusal = self._refusal(answer_to, action, ack["error"])
         return Reply(ack, [], exc.http_status, headers, refusal)
 
     async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:  # noqa: C901
-        if action not in self._handlers:
+        if action not in self.profile.actions:
             raise BecknError("40001", f"action {action!r} is not served here (allowed: "
-                                      f"{', '.join(m.REQUEST_ACTIONS)})", kind="unknown-action", http_status=404)
+                                      f"{', '.join(self.profile.actions)})", kind="unknown-action", http_status=404)
         if not isinstance(body, (bytes, bytearray)):
             raise BecknError(INVALID_REQUEST, "body must be bytes", kind="malformed")
         if len(body) > self.max_body_bytes:
@@ -114,6 +116,10 @@ class AdmissionMixin:
                              kind="oversized", http_status=413)
         body = bytes(body)
         doc = m.decode(body, max_bytes=self.max_body_bytes)
+        if not self.profile.identity:
+            # read into the documents the handlers know; refusals from here on name the sender's paths
+            action, doc, paths = self.profile.inbound(action, doc, body, headers)
+            CURRENT_PATHS.set(paths)
         # A carried certificate is read from the raw document only to find the key; the
         # message itself is parsed into domain objects after its signature verified.
         carried_text = _peek_certificate_text(doc)

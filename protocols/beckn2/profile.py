@@ -1,0 +1,90 @@
+"""Beckn 2.0 LTS as a profile of the shared provider logic (``protocols.beckn.profile``).
+
+In: the request's signature has been checked over the exact bytes received; its 2.0 body is
+read into the 1.1 document the provider logic knows (``codec.request_v1``), carrying the
+request's BLAKE2b-512 digest and message id in the context so every callback that answers it
+states ``requestDigest``. Out: every callback and unsolicited message is turned into 2.0
+(``codec.callback_v2``) before it is signed. The synchronous answer is a 2.0 Ack with the
+charger's counter-signature (``ack``), errors in the 2.0 model naming 2.0 paths.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from protocols.beckn.profile import Beckn11Profile
+from protocols.beckn.tags import signed_tag
+from protocols.beckn.vocabulary import TAG_CERTIFICATE
+from protocols.beckn2 import vocabulary as v
+from protocols.beckn2.ack import counter_sign
+from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, callback_v2, error_v2, request_v1
+from protocols.signing.beckn import body_digest
+from protocols.signing.detached import load_json
+from protocols.signing.errors import SignatureError
+
+
+def _header(headers: dict, name: str) -> str | None:
+    for k, val in (headers or {}).items():
+        if isinstance(k, str) and k.lower() == name.lower() and isinstance(val, str):
+            return val
+    return None
+
+
+def _certificate_from_header(headers: dict) -> dict | None:
+    """The buyer's agency certificate sent beside a discover (whose body has no place for it)."""
+    text = _header(headers, v.CERTIFICATE_HEADER)
+    if text is None or len(text) > 24 * 1024:
+        return None
+    try:
+        doc = load_json(base64.b64decode(text, validate=True), max_bytes=16 * 1024)
+    except (binascii.Error, ValueError, SignatureError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+class Beckn2Profile(Beckn11Profile):
+    name = v.PROFILE_V2
+    actions = v.REQUEST_ACTIONS
+    catalog_action = "on_discover"
+    identity = False
+
+    def __init__(self, *, network_id: str | None = v.DEFAULT_NETWORK_ID, bpp_id: str | None = None,
+                 bpp_uri: str | None = None, ack_ttl_s: int = 60):
+        self.network_id = network_id
+        self.bpp_id = bpp_id
+        self.bpp_uri = bpp_uri
+        self.ack_ttl_s = ack_ttl_s
+
+    def inbound(self, action: str, doc: dict, body: bytes, headers: dict):
+        v1_action, v1_doc, paths = request_v1(action, doc, network_id=self.network_id, bpp_id=self.bpp_id)
+        ctx = v1_doc["context"]
+        ctx[DIGEST_KEY] = "BLAKE-512=" + body_digest(body)
+        ctx[DIGEST_FOR] = ctx.get("message_id")
+        if action == "discover":
+            cert = _certificate_from_header(headers)
+            if cert is not None:
+                v1_doc["message"]["intent"]["tags"] = [signed_tag(TAG_CERTIFICATE, cert)]
+        return v1_action, v1_doc, paths
+
+    def outbound(self, doc: dict) -> dict:
+        return callback_v2(doc, network_id=self.network_id, bpp_id=self.bpp_id, bpp_uri=self.bpp_uri)
+
+    def wire_ack(self, bpp, ack: dict, body: bytes) -> dict:
+        """The 2.0 Ack for a 1.1 ACK/NACK: status, error (2.0 model), counter-signature."""
+        status = ack.get("message", {}).get("ack", {}).get("status", "NACK")
+        out: dict = {"status": status}
+        if isinstance(ack.get("error"), dict):
+            out["error"] = error_v2(ack["error"])
+        return counter_sign(out, request_body=body, message_id=_message_id(body), signer=bpp._current_signer(),
+                            created_s=int(bpp.clock()), ttl_s=self.ack_ttl_s)
+
+
+def _message_id(body: bytes) -> str:
+    """The request's ``context.messageId`` when it can be read, else empty."""
+    try:
+        doc = load_json(bytes(body), max_bytes=len(body) + 1)
+    except (SignatureError, TypeError, ValueError):
+        return ""
+    ctx = doc.get("context") if isinstance(doc, dict) else None
+    mid = ctx.get("messageId") if isinstance(ctx, dict) else None
+    return mid if isinstance(mid, str) and len(mid) <= 128 and "\n" not in mid else ""
