@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.beckn.vocabulary import ITEM_ID
 from protocols.beckn2 import documents as docs_
 from protocols.beckn2.contract import DETAIL_TYPE, decimal_text, descriptor_v1, price_v1, quantity_v1, split_resource_id
 
@@ -166,8 +167,7 @@ def contract_to_order(contract: Any, *, bpp_id: str | None, paths: PathMap, use_
     paths.add("message.order.items[0].price", cp + ".offer.considerations[0].considerationAttributes")
     fid = None
     if isinstance(r0, dict):
-        item_id, fid = split_resource_id(r0.get("id"), offer.get("id") if isinstance(offer.get("id"), str)
-                                         and offer.get("id") != r0.get("id") else "energy")
+        item_id, fid = split_resource_id(r0.get("id"), ITEM_ID)
         item: Any = {"id": item_id}
         q = r0.get("quantity")
         if isinstance(q, dict) and q:
