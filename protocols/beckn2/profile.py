@@ -75,7 +75,8 @@ class Beckn2Profile(Beckn11Profile):
         out: dict = {"status": status}
         if isinstance(ack.get("error"), dict):
             out["error"] = error_v2(ack["error"])
-        return counter_sign(out, request_body=body, message_id=_message_id(body), signer=bpp._current_signer(),
+        mid = _message_id(body) if len(body) <= bpp.max_body_bytes else ""
+        return counter_sign(out, request_body=body, message_id=mid, signer=bpp._current_signer(),
                             created_s=int(bpp.clock()), ttl_s=self.ack_ttl_s)
 
 
@@ -88,3 +89,11 @@ def _message_id(body: bytes) -> str:
     ctx = doc.get("context") if isinstance(doc, dict) else None
     mid = ctx.get("messageId") if isinstance(ctx, dict) else None
     return mid if isinstance(mid, str) and len(mid) <= 128 and "\n" not in mid else ""
+
+
+def profile_for(policy, *, bpp_id: str, bpp_uri: str):
+    """The wire profile a site's ``[network]`` policy names: None for Beckn 1.1 (the ``Bpp``'s
+    default), else the 2.0 profile on the policy's network."""
+    if getattr(policy, "profile", v.PROFILE_V1) != v.PROFILE_V2:
+        return None
+    return Beckn2Profile(network_id=policy.network_id, bpp_id=bpp_id, bpp_uri=bpp_uri)
