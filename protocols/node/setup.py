@@ -29,8 +29,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from drivers.configfile import ConfigError, Section, load_toml
-from protocols.errors import ProtocolError
 from protocols.beckn2.vocabulary import PROFILE_V2, PROFILES
+from protocols.errors import ProtocolError
 from protocols.mqtt.identity import make_identity
 from protocols.mqtt.stack import NetworkConfig
 from protocols.mqtt.topics import Topics
