@@ -240,3 +240,13 @@ async def test_unknown_orders_and_a_replayed_confirm_are_refused_on_2_0_as_on_1_
     again, ack2, _ = await w.post(confirm)
     assert ack1["status"] == ack2["status"] == "ACK" and again.callbacks == first.callbacks
     assert w.bpp.counters["duplicate"] == 1
+
+
+async def test_a_forged_request_that_cannot_be_read_is_refused_for_its_signature_first():
+    w = World2()
+    doc = w.v2(m.select(w.buyer.ctx("select"), provider_id="in.test.charger", energy_wh=4000))
+    doc["message"]["order"] = doc["message"].pop("contract")
+    body = m.encode(doc)
+    reply = await w.bpp.receive("select", body, {"Authorization": "Signature nonsense"})
+    assert reply.http_status == 401 and reply.ack["error"]["message"].startswith("signature refused")
+    assert reply.refusal is None

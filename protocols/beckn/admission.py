@@ -116,10 +116,14 @@ class AdmissionMixin:
                              kind="oversized", http_status=413)
         body = bytes(body)
         doc = m.decode(body, max_bytes=self.max_body_bytes)
+        unreadable = None
         if not self.profile.identity:
             # read into the documents the handlers know; refusals from here on name the sender's paths
-            action, doc, paths = self.profile.inbound(action, doc, body, headers)
-            CURRENT_PATHS.set(paths)
+            try:
+                action, doc, paths = self.profile.inbound(action, doc, body, headers)
+                CURRENT_PATHS.set(paths)
+            except BecknError as exc:  # told once the signature is checked, as 1.1 tells what it cannot read
+                unreadable, action, doc = exc, self.profile.handler_action(action), self.profile.loose(doc)
         # A carried certificate is read from the raw document only to find the key; the
         # message itself is parsed into domain objects after its signature verified.
         carried_text = _peek_certificate_text(doc)
@@ -154,6 +158,9 @@ class AdmissionMixin:
             raise BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
                              http_status=401) from None
         raw_ctx = doc.get("context")
+        if unreadable is not None:
+            known = isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id
+            return self._nack(unreadable, action=action, answer_to=raw_ctx if known else None)
         if not (isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id):
             return await self._admitted(action, doc, verified, None)
         try:

@@ -31,6 +31,14 @@ class Beckn11Profile:
     def outbound(self, doc: dict) -> dict:
         return doc
 
+    def handler_action(self, action: str) -> str:
+        """The provider logic's name for an endpoint's action."""
+        return action
+
+    def loose(self, doc: dict) -> dict:
+        """A message the profile could not read, reduced to what addresses a refusal."""
+        return doc
+
     def error_path(self, path: str | None) -> str | None:
         paths = CURRENT_PATHS.get()
         return paths.v2(path) if paths is not None and path else path

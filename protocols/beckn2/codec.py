@@ -38,6 +38,11 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 V1_VERSION = "1.1.0"
 
 
+# The members of each request's message (``beckn.yaml``: DiscoverAction ... SupportAction).
+MESSAGE_KEYS = {"discover": ("intent", "textSearch", "text_search"), "track": ("tracking",),
+                "rate": ("ratingInputs",), "support": ("support",)}
+
+
 def minimal_commitment(resource: str = "energy") -> dict:
     """The one commitment a contract named by id must still carry (``Contract.commitments``
     is required with at least one entry)."""
@@ -137,6 +142,10 @@ def _contract_id(contract: dict, base: str, paths: PathMap, v1_path: str = "mess
 
 
 def _discover_v1(msg: dict, paths: PathMap) -> dict:
+    for k in ("spatial", "filters"):
+        if k in msg:
+            raise invalid(f"message.{k}", f"the release candidate's place for {k}; Beckn 2.0.0 LTS nests it in "
+                                          f"message.intent.{k}")
     intent = msg.get("intent")
     if not isinstance(intent, dict):
         raise invalid("message.intent", "must be an object")
@@ -265,29 +274,36 @@ def request_v1(action: str, doc: Any, *, network_id: str | None, bpp_id: str | N
     if "order" in msg:
         raise invalid("message.order", "message.order is the 2.0 release candidate's; Beckn 2.0.0 LTS sends "
                                        "message.contract")
-    v1_action = v.V2_TO_V1[action]
-    if action == "discover":
-        message = _discover_v1(msg, paths)
-    elif action in ("select", "init", "confirm"):
-        contract = _contract(msg)
-        message = {"order": contract_to_order(contract, bpp_id=bpp_id, paths=paths, use_detail=False)}
-    elif action == "status":
-        message = {"order_id": _contract_id(_contract(msg), "message.contract", paths)}
-    elif action == "track":
-        tracking = msg.get("tracking")
-        if not isinstance(tracking, dict):
-            raise invalid("message.tracking", "must be an object")
-        message = {"order_id": _contract_id(_contract(tracking, base="message.tracking.contract"),
-                                            "message.tracking.contract", paths)}
-    elif action == "update":
-        message = _update_v1(msg, paths)
-    elif action == "cancel":
-        message = _cancel_v1(msg, paths)
-    elif action == "rate":
-        message = _rate_v1(msg, paths)
-    else:
-        message = _support_v1(msg, paths)
-    return v1_action, {"context": ctx, "message": message}, paths
+    allowed = MESSAGE_KEYS.get(action, ("contract",))
+    for k in msg:
+        if k not in allowed and k != "order":
+            raise invalid(f"message.{k}", f"not part of a 2.0 {action} message (allowed: {', '.join(allowed)})")
+    message = _READERS[action](msg, paths, bpp_id)
+    return v.V2_TO_V1[action], {"context": ctx, "message": message}, paths
+
+
+def _order_v1(msg: dict, paths: PathMap, bpp_id: str | None) -> dict:
+    return {"order": contract_to_order(_contract(msg), bpp_id=bpp_id, paths=paths, use_detail=False)}
+
+
+def _status_v1(msg: dict, paths: PathMap, bpp_id: str | None) -> dict:
+    return {"order_id": _contract_id(_contract(msg), "message.contract", paths)}
+
+
+def _track_v1(msg: dict, paths: PathMap, bpp_id: str | None) -> dict:
+    tracking = msg.get("tracking")
+    if not isinstance(tracking, dict):
+        raise invalid("message.tracking", "must be an object")
+    return {"order_id": _contract_id(_contract(tracking, base="message.tracking.contract"),
+                                     "message.tracking.contract", paths)}
+
+
+_READERS = {
+    "discover": lambda msg, paths, _: _discover_v1(msg, paths), "select": _order_v1, "init": _order_v1,
+    "confirm": _order_v1, "status": _status_v1, "track": _track_v1,
+    "update": lambda msg, paths, _: _update_v1(msg, paths), "cancel": lambda msg, paths, _: _cancel_v1(msg, paths),
+    "rate": lambda msg, paths, _: _rate_v1(msg, paths), "support": lambda msg, paths, _: _support_v1(msg, paths),
+}
 
 
 # ------------------------------------------------------------------------------ callbacks 1.1 -> 2.0

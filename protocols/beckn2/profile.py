@@ -17,7 +17,7 @@ from protocols.beckn.tags import signed_tag
 from protocols.beckn.vocabulary import TAG_CERTIFICATE
 from protocols.beckn2 import vocabulary as v
 from protocols.beckn2.ack import counter_sign
-from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, callback_v2, error_v2, request_v1
+from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, V2_KEYS, callback_v2, error_v2, request_v1
 from protocols.signing.beckn import body_digest
 from protocols.signing.detached import load_json
 from protocols.signing.errors import SignatureError
@@ -65,6 +65,21 @@ class Beckn2Profile(Beckn11Profile):
             if cert is not None:
                 v1_doc["message"]["intent"]["tags"] = [signed_tag(TAG_CERTIFICATE, cert)]
         return v1_action, v1_doc, paths
+
+    def handler_action(self, action: str) -> str:
+        return v.V2_TO_V1.get(action, action)
+
+    def loose(self, doc: dict) -> dict:
+        """The context of a 2.0 message that was refused unread, with 1.1 keys, unchecked: enough
+        to address the signed refusal once its signature shows who sent it."""
+        ctx = doc.get("context") if isinstance(doc, dict) else None
+        if not isinstance(ctx, dict):
+            return {}
+        out = {V2_KEYS[k]: val for k, val in ctx.items() if k in V2_KEYS and isinstance(val, str)}
+        for k in ("domain", "timestamp"):
+            if isinstance(ctx.get(k), str):
+                out[k] = ctx[k]
+        return {"context": out}
 
     def outbound(self, doc: dict) -> dict:
         return callback_v2(doc, network_id=self.network_id, bpp_id=self.bpp_id, bpp_uri=self.bpp_uri)
