@@ -158,3 +158,16 @@ def nacl_verify_ack(ack: dict, request_body: bytes, message_id: str, public_key:
 
 def request_digest(body: bytes) -> str:
     return "BLAKE-512=" + _blake(body)
+
+
+def nacl_verify_onix_ack(ack_bytes: bytes, signature_header: str, request_authorization: str, public_key: bytes):
+    """The ``Signature`` response header as beckn-onix's signvalidator checks it: the exact Ack
+    bytes' digest and the request's own signature value, checked with PyNaCl."""
+    from nacl.signing import VerifyKey
+
+    p = _params(signature_header)
+    assert p["headers"] == "(created) (expires) digest request-signature"
+    text = (f"(created): {p['created']}\n(expires): {p['expires']}\ndigest: BLAKE-512={_blake(ack_bytes)}\n"
+            f"request-signature: {_params(request_authorization)['signature']}")
+    VerifyKey(public_key).verify(text.encode(), base64.b64decode(p["signature"]))
+    return p

@@ -50,7 +50,7 @@ class World2:
         hdrs = {"Authorization": sign_body(body, self.buyer.signer, created_s=now, expires_s=now + 60)}
         reply = await self.bpp.receive(doc["context"]["action"], body, headers if headers is not None else hdrs)
         ack = self.bpp.wire_ack(reply, body)
-        assert ack_errors(ack, reply.http_status) == [], ack
+        assert ack_errors(ack, self.bpp.profile.wire_status(reply)) == [], ack
         nacl_verify_ack(ack, body, doc["context"].get("messageId", ""), self.key)
         return reply, ack, body
 
@@ -250,3 +250,11 @@ async def test_a_forged_request_that_cannot_be_read_is_refused_for_its_signature
     reply = await w.bpp.receive("select", body, {"Authorization": "Signature nonsense"})
     assert reply.http_status == 401 and reply.ack["error"]["message"].startswith("signature refused")
     assert reply.refusal is None
+
+
+async def test_a_discover_this_charger_does_not_match_is_an_ack_no_callback():
+    w = World2()
+    doc = w.v2(m.search(w.buyer.ctx("search", to_bpp=False), gps=(13.5, 77.6), radius_m=5000))
+    reply, ack, _ = await w.post(doc)
+    assert w.bpp.profile.wire_status(reply) == 409 and reply.callbacks == [] and reply.refusal is None
+    assert ack["status"] == "ACK" and ack["error"]["errorCode"] == "40000" and "km away" in ack["error"]["errorMessage"]

@@ -52,7 +52,7 @@ async def setup_contract():
 
 def check_answer(bpp, reply, body: bytes, key: bytes):
     ack = bpp.wire_ack(reply, body)
-    assert ack_errors(ack, reply.http_status) == [], ack
+    assert ack_errors(ack, bpp.profile.wire_status(reply)) == [], ack
     try:
         mid = json.loads(body)["context"]["messageId"]
     except Exception:  # the charger counter-signs an unreadable request with an empty message id

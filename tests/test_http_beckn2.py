@@ -3,9 +3,10 @@ callbacks with requestDigest to the buyer's ``bapUri``, from discover to the rec
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
-from beckn2_support import ack_errors, nacl_verify_ack, request_digest, v2_errors
+from beckn2_support import ack_errors, nacl_verify_ack, nacl_verify_onix_ack, request_digest, v2_errors
 from test_beckn_fakes import Buyer, Clock, FakeCharger, charger_signer, record
 
 from protocols.beckn import messages as m
@@ -59,9 +60,14 @@ class Net:
         if signed:
             headers["Authorization"] = sign_body(body, self.buyer.signer, created_s=now, expires_s=now + 60)
         async with self.http.post(f"{self.base}/{doc['context']['action']}", data=body, headers=headers) as r:
-            ack = await r.json()
+            raw = await r.read()
+            ack = json.loads(raw)
         assert ack_errors(ack, r.status) == [], ack
         nacl_verify_ack(ack, body, doc["context"]["messageId"], self.key)
+        if signed:  # the beckn-onix form of the same proof, over the exact bytes sent
+            nacl_verify_onix_ack(raw, r.headers["Signature"], headers["Authorization"], self.key)
+        else:
+            assert "Signature" not in r.headers
         return r.status, ack, doc, body
 
     async def callback(self, action: str, doc: dict, body: bytes) -> dict:

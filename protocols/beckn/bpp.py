@@ -182,7 +182,7 @@ class Bpp(AdmissionMixin, ContractHandlersMixin, OrderHandlersMixin, CatalogMixi
 
     def wire_ack(self, reply: Reply, body: bytes) -> dict:
         """The synchronous answer to ``body`` as this profile sends it (2.0: counter-signed)."""
-        return self.profile.wire_ack(self, reply.ack, body)
+        return self.profile.wire_ack(self, reply, body)
 
     def pending(self) -> list[Outgoing]:
         """Unsolicited messages not yet handed to ``send``."""

@@ -43,8 +43,16 @@ class Beckn11Profile:
         paths = CURRENT_PATHS.get()
         return paths.v2(path) if paths is not None and path else path
 
-    def wire_ack(self, bpp, ack: dict, body: bytes) -> dict:
-        return ack
+    def wire_ack(self, bpp, reply, body: bytes) -> dict:
+        return reply.ack
+
+    def wire_status(self, reply) -> int:
+        """The HTTP status of a synchronous answer."""
+        return reply.http_status
+
+    def wire_headers(self, bpp, ack_bytes: bytes, request_headers: dict) -> dict:
+        """Response headers a profile adds to the synchronous answer."""
+        return {}
 
 
 BECKN_11 = Beckn11Profile()

@@ -84,3 +84,36 @@ def verify_counter_signature(ack: dict, *, request_body: bytes, message_id: str,
     if not ed25519_verify(ed25519_public_from_bytes(public_key), sig, text.encode("utf-8")):
         raise SignatureError("bad-signature", "the counter-signature does not verify")
     return params
+
+
+ONIX_ACK_HEADERS = "(created) (expires) digest request-signature"
+
+
+def request_signature(authorization: Any) -> str | None:
+    """The ``signature="..."`` value of a request's ``Authorization`` header, or None."""
+    if not isinstance(authorization, str):
+        return None
+    for part in authorization.split(","):
+        name, sep, val = part.strip().partition('="')
+        if sep and name == "signature" and val.endswith('"'):
+            return val[:-1]
+    return None
+
+
+def onix_ack_signature(ack_body: bytes, *, request_authorization: Any, signer, created_s: int,
+                       ttl_s: int = 60) -> str | None:
+    """The ``Signature`` response header beckn-onix's signvalidator checks on a synchronous Ack:
+    Ed25519 over ``(created)``, ``(expires)``, the BLAKE2b-512 digest of the exact Ack bytes
+    sent and ``request-signature: {the request's signature value}``. Sent beside the body's
+    counter-signature so a node behind ONIX can verify the charger too; None when the request
+    had no readable signature to bind to."""
+    req_sig = request_signature(request_authorization)
+    if req_sig is None:
+        return None
+    created_s = int(created_s)
+    expires_s = created_s + ttl_s
+    text = (f"(created): {created_s}\n(expires): {expires_s}\ndigest: BLAKE-512={body_digest(ack_body)}\n"
+            f"request-signature: {req_sig}")
+    sig = b64encode(signer.sign(text.encode("utf-8")))
+    return (f'Signature keyId="{signer.subscriber_id}|{signer.key_id}|{ALGORITHM}",algorithm="{ALGORITHM}",'
+            f'created="{created_s}",expires="{expires_s}",headers="{ONIX_ACK_HEADERS}",signature="{sig}"')

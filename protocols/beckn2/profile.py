@@ -16,7 +16,7 @@ from protocols.beckn.profile import Beckn11Profile
 from protocols.beckn.tags import signed_tag
 from protocols.beckn.vocabulary import TAG_CERTIFICATE
 from protocols.beckn2 import vocabulary as v
-from protocols.beckn2.ack import counter_sign
+from protocols.beckn2.ack import counter_sign, onix_ack_signature
 from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, V2_KEYS, callback_v2, error_v2, request_v1
 from protocols.signing.beckn import body_digest
 from protocols.signing.detached import load_json
@@ -84,15 +84,30 @@ class Beckn2Profile(Beckn11Profile):
     def outbound(self, doc: dict) -> dict:
         return callback_v2(doc, network_id=self.network_id, bpp_id=self.bpp_id, bpp_uri=self.bpp_uri)
 
-    def wire_ack(self, bpp, ack: dict, body: bytes) -> dict:
-        """The 2.0 Ack for a 1.1 ACK/NACK: status, error (2.0 model), counter-signature."""
-        status = ack.get("message", {}).get("ack", {}).get("status", "NACK")
-        out: dict = {"status": status}
+    def wire_ack(self, bpp, reply, body: bytes) -> dict:
+        """The 2.0 Ack for a 1.1 ACK/NACK: status, error (2.0 model), counter-signature. A
+        discover that does not match (the one NACK 1.1 answers with 200) is an
+        ``AckNoCallback``: received, no callback follows, the error says why."""
+        ack = reply.ack
+        no_callback = not reply.acked and reply.http_status == 200
+        out: dict = {"status": "ACK" if reply.acked or no_callback else "NACK"}
         if isinstance(ack.get("error"), dict):
             out["error"] = error_v2(ack["error"])
         mid = _message_id(body) if len(body) <= bpp.max_body_bytes else ""
         return counter_sign(out, request_body=body, message_id=mid, signer=bpp._current_signer(),
                             created_s=int(bpp.clock()), ttl_s=self.ack_ttl_s)
+
+    def wire_status(self, reply) -> int:
+        """2.0 answers a request that will get no callback (a discover this charger does not
+        match) with 409 and an ``AckNoCallback``; everything else as 1.1 does."""
+        if not reply.acked and reply.http_status == 200:
+            return 409
+        return reply.http_status
+
+    def wire_headers(self, bpp, ack_bytes: bytes, request_headers: dict) -> dict:
+        sig = onix_ack_signature(ack_bytes, request_authorization=_header(request_headers, "Authorization"),
+                                 signer=bpp._current_signer(), created_s=int(bpp.clock()), ttl_s=self.ack_ttl_s)
+        return {"Signature": sig} if sig is not None else {}
 
 
 def _message_id(body: bytes) -> str:

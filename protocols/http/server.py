@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 
 from agent.aio import cancel_and_wait
+from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
 from protocols.http.serve import action_app, serve
 from protocols.outbox import OutboxPump, Outcome
@@ -110,8 +111,13 @@ class BecknHttpServer:
             task = asyncio.create_task(self.deliver(out), name=f"beckn-http-callback:{out.action}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # 1.1: the ACK/NACK as made; 2.0: the Ack with the charger's counter-signature
-        return web.json_response(self.bpp.wire_ack(reply, body), status=reply.http_status, headers=reply.headers)
+        # 1.1: the ACK/NACK as made; 2.0: the Ack with the charger's counter-signature, and the
+        # beckn-onix Signature header over the exact bytes sent
+        profile = self.bpp.profile
+        ack_bytes = m.encode(self.bpp.wire_ack(reply, body))
+        headers = {**reply.headers, **profile.wire_headers(self.bpp, ack_bytes, dict(request.headers))}
+        return web.Response(body=ack_bytes, status=profile.wire_status(reply), headers=headers,
+                            content_type="application/json")
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
