@@ -25,8 +25,8 @@ TYPES = {
     "beckn:Payment": ("core/v2", "Payment"),
     "beckn:Buyer": ("core/v2", "Buyer"),
 }
-URJA_TYPES = {"ChargeOrderDetail": {"type": "object", "required": ["order"],
-                                    "properties": {"order": {"type": "object"}}, "additionalProperties": False}}
+URJA_SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schema"
+URJA_TYPES = ("ChargeOrderDetail",)  # the charger's own, in docs/schema/{type}/v1/attributes.yaml
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,9 +75,8 @@ def pack_errors(doc) -> list[str]:
                                                                  if k not in ("@context", "@type")}
                     out.extend(_errors(v, body, path + ":"))
                 elif t in URJA_TYPES:
-                    from jsonschema import Draft202012Validator
-                    out.extend(_errors(Draft202012Validator(URJA_TYPES[t]),
-                                       {k: x for k, x in node.items() if k not in ("@context", "@type")}, path + ":"))
+                    out.extend(_errors(_urja_validator(t), {k: x for k, x in node.items()
+                                                            if k not in ("@context", "@type")}, path + ":"))
                 elif t != "ContactPoint":
                     out.append(f"{path}: @type {t!r} resolves to no known schema")
             for k, x in node.items():
@@ -88,6 +87,15 @@ def pack_errors(doc) -> list[str]:
 
     walk(doc, "")
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _urja_validator(name: str):
+    yaml = pytest.importorskip("yaml")
+    from jsonschema import Draft202012Validator
+
+    doc = yaml.safe_load((URJA_SCHEMAS / name / "v1" / "attributes.yaml").read_text())
+    return Draft202012Validator(doc["components"]["schemas"][name])
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,7 +24,7 @@ OFFER_CONTEXT = f"{_PACKS}/EvChargingOffer/v1/context.jsonld"
 SESSION_CONTEXT = f"{_PACKS}/EvChargingSession/v1/context.jsonld"
 OPERATOR_CONTEXT = f"{_PACKS}/EvChargingPointOperator/v1/context.jsonld"
 # The charger's own attribute type (``ChargeOrderDetail``): what the 1.1 order said that 2.0 has
-# no place for. Shipped beside this module as ``urja-context.jsonld``.
+# no place for. Its schema and JSON-LD context are in ``docs/schema/ChargeOrderDetail/v1/``.
 URJA_CONTEXT = "urn:urja:beckn2:v1"
 SCHEMA_CONTEXTS = (CORE_CONTEXT, SERVICE_CONTEXT, OFFER_CONTEXT, SESSION_CONTEXT, OPERATOR_CONTEXT)
 
