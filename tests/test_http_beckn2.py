@@ -72,7 +72,7 @@ class Net:
 
     async def callback(self, action: str, doc: dict, body: bytes) -> dict:
         """The 2.0 callback answering ``doc``, checked as an outside node would."""
-        await self.receiver.wait_for(codec._action_v1("on_" + action),
+        await self.receiver.wait_for(codec.action_v1("on_" + action),
                                      transaction_id=doc["context"]["transactionId"])
         for act, raw in self.receiver.raw:
             if act == "on_" + action and raw["context"]["messageId"] == doc["context"]["messageId"]:

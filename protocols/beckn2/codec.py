@@ -22,10 +22,10 @@ from protocols.beckn.vocabulary import TAG_LIVE, TAG_SEARCH, UPDATE_TARGET
 from protocols.beckn2 import vocabulary as v
 from protocols.beckn2.catalog import catalog_from_v1, catalog_to_v1
 from protocols.beckn2.contract import (
-    _session_attributes,
     decimal_text,
     number,
     order_to_contract,
+    session_attributes,
 )
 from protocols.beckn2.reading import PathMap, contract_to_order
 
@@ -61,7 +61,7 @@ def context_v2(ctx: dict, *, network_id: str | None, action: str | None = None) 
             out[CONTEXT_KEYS[k]] = val
         elif k in PLAIN_KEYS:
             out[k] = val
-    out["action"] = action or _action_v2(ctx.get("action"))
+    out["action"] = action or action_v2(ctx.get("action"))
     out["version"] = v.VERSION
     if network_id:
         out["networkId"] = network_id
@@ -72,7 +72,7 @@ def context_v2(ctx: dict, *, network_id: str | None, action: str | None = None) 
     return out
 
 
-def _action_v2(action: Any) -> Any:
+def action_v2(action: Any) -> Any:
     if not isinstance(action, str):
         return action
     if action.startswith("on_"):
@@ -80,7 +80,7 @@ def _action_v2(action: Any) -> Any:
     return v.V1_TO_V2.get(action, action)
 
 
-def _action_v1(action: Any) -> Any:
+def action_v1(action: Any) -> Any:
     if not isinstance(action, str):
         return action
     if action.startswith("on_"):
@@ -116,7 +116,7 @@ def context_v1(ctx: Any, *, network_id: str | None, paths: PathMap, request: boo
             paths.add(f"context.{V2_KEYS[k]}", f"context.{k}")
         elif k in PLAIN_KEYS:
             out[k] = val
-    out["action"] = _action_v1(ctx.get("action"))
+    out["action"] = action_v1(ctx.get("action"))
     out["version"] = V1_VERSION
     paths.add("context.action", "context.action")
     return out
@@ -313,7 +313,7 @@ def _tracking_v2(tr: dict) -> dict:
                  "status": "ACTIVE" if tr.get("status") == "active" else "INACTIVE"}
     gps = (tr.get("location") or {}).get("gps") if isinstance(tr.get("location"), dict) else None
     out["url"] = "geo:" + gps.replace(" ", "") if isinstance(gps, str) else "geo:0,0"
-    attrs = _session_attributes({"tags": tr.get("tags")})
+    attrs = session_attributes({"tags": tr.get("tags")})
     if attrs is not None:
         out["trackingAttributes"] = attrs
     return out

@@ -136,7 +136,7 @@ def price_v1(consideration: Any) -> dict | None:
     return {"currency": currency, "value": decimal_text(spec.get("value"))}
 
 
-def _session_attributes(ful: dict) -> dict | None:
+def session_attributes(ful: dict) -> dict | None:
     """A fulfillment's facts in the EvChargingSession pack (start time, live figures, connector)."""
     from protocols.beckn.tags import tag_values
 
@@ -184,7 +184,7 @@ def _performance(ful: Any, commitment_id: str) -> dict:
     if isinstance(state, dict):
         perf["status"] = descriptor_v2(state)
     perf["commitmentIds"] = [commitment_id]
-    attrs = _session_attributes(ful)
+    attrs = session_attributes(ful)
     if attrs is not None:
         perf["performanceAttributes"] = attrs
     return perf

@@ -93,7 +93,7 @@ class Beckn2Profile(Beckn11Profile):
         out: dict = {"status": "ACK" if reply.acked or no_callback else "NACK"}
         if isinstance(ack.get("error"), dict):
             out["error"] = error_v2(ack["error"])
-        mid = _message_id(body) if len(body) <= bpp.max_body_bytes else ""
+        mid = request_message_id(body) if len(body) <= bpp.max_body_bytes else ""
         return counter_sign(out, request_body=body, message_id=mid, signer=bpp._current_signer(),
                             created_s=int(bpp.clock()), ttl_s=self.ack_ttl_s)
 
@@ -110,7 +110,7 @@ class Beckn2Profile(Beckn11Profile):
         return {"Signature": sig} if sig is not None else {}
 
 
-def _message_id(body: bytes) -> str:
+def request_message_id(body: bytes) -> str:
     """The request's ``context.messageId`` when it can be read, else empty."""
     try:
         doc = load_json(bytes(body), max_bytes=len(body) + 1)

@@ -11,7 +11,7 @@ from typing import Any
 
 from protocols.beckn.vocabulary import ITEM_ID
 from protocols.beckn2 import documents as docs_
-from protocols.beckn2.contract import DETAIL_TYPE, decimal_text, descriptor_v1, price_v1, quantity_v1, split_resource_id
+from protocols.beckn2.contract import DETAIL_TYPE, decimal_text, price_v1, quantity_v1, split_resource_id
 
 PAID_STATUSES = ("COMPLETED", "CAPTURED", "SETTLED", "AUTHORIZED")
 
@@ -195,6 +195,3 @@ def contract_to_order(contract: Any, *, bpp_id: str | None, paths: PathMap, use_
         order["tags"] = tags
     return order
 
-
-def descriptor_of(value: Any) -> dict:
-    return descriptor_v1(value)

@@ -91,11 +91,11 @@ class BapReceiver:
 
     def _ack_v2(self, body: bytes) -> dict:
         from protocols.beckn2.ack import counter_sign
-        from protocols.beckn2.profile import _message_id
+        from protocols.beckn2.profile import request_message_id
 
         if self.signer is None:
             return {"status": "ACK"}
-        return counter_sign({"status": "ACK"}, request_body=body, message_id=_message_id(body),
+        return counter_sign({"status": "ACK"}, request_body=body, message_id=request_message_id(body),
                             signer=self.signer, created_s=int(self.clock()))
 
     def _find(self, action, transaction_id, after):
