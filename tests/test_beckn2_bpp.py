@@ -258,3 +258,16 @@ async def test_a_discover_this_charger_does_not_match_is_an_ack_no_callback():
     reply, ack, _ = await w.post(doc)
     assert w.bpp.profile.wire_status(reply) == 409 and reply.callbacks == [] and reply.refusal is None
     assert ack["status"] == "ACK" and ack["error"]["errorCode"] == "40000" and "km away" in ack["error"]["errorMessage"]
+
+
+async def test_an_expired_or_oversized_2_0_request_is_refused_as_on_1_1():
+    w = World2()
+    doc = w.v2(m.select(w.buyer.ctx("select"), provider_id="in.test.charger", energy_wh=4000))
+    w.clock.t_s += 120  # the request's timestamp + ttl (30 s) is past; its signature is made now
+    err = await w.refused(doc, "30000")
+    assert err["paths"] == "context.ttl" and "expired" in err["errorMessage"]
+    body = b'{"context":{},"pad":"' + b"x" * 70_000 + b'"}'
+    reply = await w.bpp.receive("select", body, {})
+    ack = w.bpp.wire_ack(reply, body)
+    assert reply.http_status == 413 and ack["status"] == "NACK" and ack_errors(ack, 413) == []
+    nacl_verify_ack(ack, body, "", w.key)
