@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network", "bench_cds")
+AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network", "bench_cds", "beckn2")
 
 
 def machine() -> dict:

@@ -8,6 +8,7 @@ import pytest
 
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
+from protocols.beckn.policy import Policy
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from tests.mqtt_broker import MOSQUITTO, Broker
 from tests.support import sim_config
@@ -45,12 +46,14 @@ def test_unreadable_certificate_is_refused_with_a_reason(tmp_path, capsys):
         assert str(cert) in err and why in err, err
 
 
-async def test_discover_and_charge_commands(tmp_path):
+@pytest.mark.parametrize("profile", ["beckn-2.0", "beckn-1.1"])
+async def test_discover_and_charge_commands(tmp_path, profile):
     cfg = sim_config(tmp_path, auth="network")
     agency_dir = tmp_path / cfg.site_id / "agency"
     with Broker(tmp_path) as broker:
         async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
-            network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(broker.url,)))
+            network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(broker.url,),
+                                                                          policy=Policy(profile=profile)))
             await network.start(connect_timeout_s=5)
             car = rt.board.sim.car
 
@@ -63,7 +66,7 @@ async def test_discover_and_charge_commands(tmp_path):
             rt.add_listener(on_event)
             try:
                 near = f"{cfg.place.lat + 0.005},{cfg.place.lon}"
-                common = ["--broker", broker.url, "--agency-key", str(agency_dir / "agency.pub")]
+                common = ["--broker", broker.url, "--agency-key", str(agency_dir / "agency.pub"), "--profile", profile]
                 quick = ["--timeout", "1.5"]  # a live search collects answers for the whole timeout
                 # no node certificate: the retained, signed catalogs still tell who is near
                 args = build_parser().parse_args(["discover", "--near", near, "--radius-km", "3", "--json", *quick, *common])

@@ -10,6 +10,7 @@ It is a tool, not part of the binding: it boots a whole provisioned site, which 
 layer below must not know how to do.
 
     python -m tools.capture_examples --broker mqtt://127.0.0.1:1883 docs/examples
+    python -m tools.capture_examples --broker mqtt://127.0.0.1:1883 --profile beckn-2.0 docs/examples-2.0
 """
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ import tempfile
 from pathlib import Path
 
 
-async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float = 20.0) -> list[Path]:
+async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float = 20.0,
+                  profile: str = "beckn-1.1") -> list[Path]:
+    """``profile``: the protocol charger and node speak (``docs/examples`` is 1.1,
+    ``docs/examples-2.0`` is 2.0)."""
     from agent.aio import within
     from agent.bootstrap import open_runtime
     from agent.clock import Clock
     from agent.config import load_config
+    from protocols.beckn.policy import Policy
     from protocols.mqtt.identity import make_identity
     from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
     from protocols.mqtt.transport import MqttSettings, MqttTransport
@@ -43,13 +48,15 @@ async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float
     async with tap:
         await tap.wait_connected(10)
         async with open_runtime(cfg, clock=Clock(speed=speed)) as rt:
-            network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(broker_url,)))
+            network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(broker_url,),
+                                                                          policy=Policy(profile=profile)))
             await network.start(connect_timeout_s=10)
             agency = load_agency(workdir / site_id / "agency")
             ident = make_identity(agency, "app.example.in", lat=12.93, lon=77.62, now_s=rt.now_s(), kind="BAP")
             node = NetworkNode(transport=MqttTransport(MqttSettings(brokers=(broker_url,), client_id="app-1")),
                                subscriber_id="app.example.in", signer=ident.signer,
-                               agency_public_key=agency.public_key, clock=rt.now_s, certificate=ident.certificate)
+                               agency_public_key=agency.public_key, clock=rt.now_s, certificate=ident.certificate,
+                               profile=profile)
             car = rt.board.sim.car
             try:
                 await node.start()
@@ -101,10 +108,11 @@ async def capture(broker_url: str, out_dir: Path, workdir: Path, *, speed: float
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--broker", required=True)
+    p.add_argument("--profile", default="beckn-1.1", choices=("beckn-1.1", "beckn-2.0"))
     p.add_argument("out_dir")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        files = asyncio.run(capture(args.broker, Path(args.out_dir), Path(tmp)))
+        files = asyncio.run(capture(args.broker, Path(args.out_dir), Path(tmp), profile=args.profile))
     print("\n".join(str(f) for f in files))
     return 0
 

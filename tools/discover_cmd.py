@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--connector", help="only chargers with this connector type, e.g. IEC_62196_T2")
     p.add_argument("--retained", action="store_true", help="read retained catalogs only, even with a certificate")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--cds", help="ask this Beckn 2.0 catalog discovery service (default: [node] cds_url); "
+                                 "without one the chargers are asked over MQTT")
     add_node_options(p)
     p.set_defaults(func=handle)
 
@@ -55,6 +57,12 @@ async def run(args, *, clock=time.time) -> list:
     lat, lon = parse_near(args.near)
     check_radius(args.radius_km, lat, lon, args.near)
     node = build_node(args, clock=clock)
+    cds_url = getattr(args, "cds", None) or node.cds_url
+    if cds_url is not None:  # a 2.0 network's catalog discovery service answers for every charger
+        from protocols.node.cds import discover_via_cds
+
+        return await discover_via_cds(node, cds_url, lat, lon, args.radius_km, connector_type=args.connector,
+                                      timeout_s=args.timeout)
     async with node:
         if node.certificate is not None and not args.retained:
             return await node.discover(lat, lon, args.radius_km, connector_type=args.connector,

@@ -189,8 +189,9 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     async with _Chargers(configs, clock) as runtimes, _Drivers(runtimes, screen) as drivers:
         for spec, rt in zip(CHARGERS, runtimes, strict=True):
             meter = rt.board.meter
+            protocol = rt.bindings["network"].network.bpp.profile.name if "network" in rt.bindings else "-"
             screen.line(f"{spec.area:<12} board '{rt.board.profile.name}', meter {meter.model} over Modbus TCP, "
-                        f"connector {rt.connectors()[0].status.lower()}, MQTT {broker_url}")
+                        f"connector {rt.connectors()[0].status.lower()}, MQTT {broker_url}, {protocol}")
         by_id = {spec.site_id: (spec, rt) for spec, rt in zip(CHARGERS, runtimes, strict=True)}
 
         node = build_node(argparse.Namespace(config=str(app.config), broker=[], agency_key=None,

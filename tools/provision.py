@@ -38,11 +38,11 @@ def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, l
                    auth: str = "free_vend", default_limit_wh: int = 0, board: str = "sim",
                    agency_dir: str | Path | None = None, extra_toml: str = "",
                    now_s: float | None = None, upi_vpa: str = "siteowner@okaxis",
-                   broker_url: str | None = None) -> Path:
+                   broker_url: str | None = None, profile: str = "beckn-2.0") -> Path:
     """Create (or reuse) everything a charger needs in ``folder``; returns the config path.
 
     With ``broker_url`` the configuration gets a ``[network]`` table, so the runtime joins the
-    MQTT network on that broker when it starts.
+    MQTT network on that broker when it starts, speaking ``profile`` (Beckn 2.0 for a new site).
     """
     from protocols.signing.agency import certify
     from protocols.signing.keys import Profile, create_keyring, load_keyring
@@ -102,14 +102,14 @@ agency_key = "{(agency_dir / 'agency.pub').resolve()}"
 
 [payment]
 upi_vpa = "{upi_vpa}"
-{_network_table(broker_url)}{extra_toml}""")
+{_network_table(broker_url, profile=profile)}{extra_toml}""")
     return config
 
 
-def _network_table(broker_url: str | None, agency_pub: Path | None = None) -> str:
+def _network_table(broker_url: str | None, agency_pub: Path | None = None, *, profile: str = "beckn-2.0") -> str:
     if broker_url is None:
         return ""
-    text = f'\n[network]\nbrokers = ["{broker_url}"]\n'
+    text = f'\n[network]\nbrokers = ["{broker_url}"]\nprofile = "{profile}"\n'
     if agency_pub is not None:
         text += f'agency_public_key = "{Path(agency_pub).resolve()}"\n'
     return text
@@ -129,7 +129,7 @@ class AppFiles:
 
 
 def provision_app(folder: str | Path, *, subscriber_id: str, agency_dir: str | Path, broker_url: str,
-                  now_s: float | None = None, valid_days: int = 30) -> AppFiles:
+                  now_s: float | None = None, valid_days: int = 30, profile: str = "beckn-2.0") -> AppFiles:
     """Create (or reuse) an app's keyring, its BAP certificate from the agency, and ``app.toml``.
 
     The app's certificate is what lets a charger answer it: chargers sell only to buyers whose
@@ -156,7 +156,7 @@ def provision_app(folder: str | Path, *, subscriber_id: str, agency_dir: str | P
         cert_path.write_text(json.dumps(cert, indent=2) + "\n")
     config = folder / "app.toml"
     config.write_text(f"""# Written by urja's provisioning: an app on the local demo network.
-{_network_table(broker_url, Path(agency_dir) / AGENCY_PUB_FILE).lstrip()}
+{_network_table(broker_url, Path(agency_dir) / AGENCY_PUB_FILE, profile=profile).lstrip()}
 [node]
 subscriber_id = "{keyring.subscriber_id}"
 key_dir = "keys"

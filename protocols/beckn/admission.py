@@ -24,6 +24,7 @@ from typing import Any
 
 from protocols.beckn import messages as m
 from protocols.beckn.errors import BUSINESS_ERROR, INVALID_REQUEST, BecknError
+from protocols.beckn.profile import CURRENT_PATHS
 from protocols.beckn.render import Reply
 from protocols.beckn.trust import revocations_marker
 from protocols.signing.beckn import AUTHORIZATION, GATEWAY_AUTHORIZATION, www_authenticate
@@ -71,6 +72,7 @@ class AdmissionMixin:
     async def receive(self, action: str, body: bytes, headers: dict) -> Reply:
         """Verify, read and act on one incoming request; never raises for bad input."""
         self._count("received")
+        CURRENT_PATHS.set(None)
         try:
             reply = await self._receive(action, body, headers)
         except BecknError as exc:
@@ -97,16 +99,16 @@ class AdmissionMixin:
         headers = {}
         if exc.http_status == 401:
             headers["WWW-Authenticate"] = www_authenticate(self.bpp_id)
-        ack = m.nack(exc.code, exc.reason, exc.path)
+        ack = m.nack(exc.code, exc.reason, self.profile.error_path(exc.path))
         refusal = None
         if answer_to is not None and action is not None and not (action == "search" and exc.kind == "no-match"):
             refusal = self._refusal(answer_to, action, ack["error"])
         return Reply(ack, [], exc.http_status, headers, refusal)
 
     async def _receive(self, action: str, body: bytes, headers: dict) -> Reply:  # noqa: C901
-        if action not in self._handlers:
+        if action not in self.profile.actions:
             raise BecknError("40001", f"action {action!r} is not served here (allowed: "
-                                      f"{', '.join(m.REQUEST_ACTIONS)})", kind="unknown-action", http_status=404)
+                                      f"{', '.join(self.profile.actions)})", kind="unknown-action", http_status=404)
         if not isinstance(body, (bytes, bytearray)):
             raise BecknError(INVALID_REQUEST, "body must be bytes", kind="malformed")
         if len(body) > self.max_body_bytes:
@@ -114,6 +116,14 @@ class AdmissionMixin:
                              kind="oversized", http_status=413)
         body = bytes(body)
         doc = m.decode(body, max_bytes=self.max_body_bytes)
+        unreadable = None
+        if not self.profile.identity:
+            # read into the documents the handlers know; refusals from here on name the sender's paths
+            try:
+                action, doc, paths = self.profile.inbound(action, doc, body, headers)
+                CURRENT_PATHS.set(paths)
+            except BecknError as exc:  # told once the signature is checked, as 1.1 tells what it cannot read
+                unreadable, action, doc = exc, self.profile.handler_action(action), self.profile.loose(doc)
         # A carried certificate is read from the raw document only to find the key; the
         # message itself is parsed into domain objects after its signature verified.
         carried_text = _peek_certificate_text(doc)
@@ -148,6 +158,9 @@ class AdmissionMixin:
             raise BecknError(INVALID_REQUEST, f"signature refused: {exc}", kind="signature",
                              http_status=401) from None
         raw_ctx = doc.get("context")
+        if unreadable is not None:
+            known = isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id
+            return self._nack(unreadable, action=action, answer_to=raw_ctx if known else None)
         if not (isinstance(raw_ctx, dict) and raw_ctx.get("bap_id") == verified.sender.subscriber_id):
             return await self._admitted(action, doc, verified, None)
         try:

@@ -33,7 +33,7 @@ Public API::
     Bpp(*, service, signer, verifier, bpp_uri, domain=DEFAULT_DOMAIN, clock=None, new_id=uuid4 text,
         bpp_id=None, policy=None, certificate=None, agency_public_key=None, revocations=None,
         replay=None, send=None, max_body_bytes=65536, signature_ttl_s=60, max_transactions=1000,
-        city_code=DEFAULT_CITY, store=None, binding=None)
+        city_code=DEFAULT_CITY, store=None, binding=None, profile=None)
       await bpp.receive(action, body, headers) -> Reply
       bpp.catalog() -> Outgoing          the retained, signed catalog (an unsolicited on_search)
       await bpp.start() / await bpp.close()   the unsolicited-message pump (uses bpp.send) and the
@@ -47,6 +47,9 @@ Public API::
       bpp.certificate_cache               buyer certificates already verified (trust.CertificateCache)
       bpp.revocations = new_list          takes effect with the next message
       bpp.store, bpp.binding              the order store and this binding's name in it (None: memory only)
+      bpp.profile                         the wire protocol: Beckn 1.1 (default) or a
+                                          ``protocols.beckn2.profile.Beckn2Profile``
+      bpp.wire_ack(reply, body) -> dict   the synchronous answer as the profile sends it
 
 ``signer`` is an ``Ed25519Signer`` or anything with ``signer(now_s) -> Ed25519Signer`` (a
 ``Keyring``, so key rotation applies); ``verifier`` a ``protocols.signing.beckn.Verifier``.
@@ -71,6 +74,7 @@ from protocols.beckn.order_record import ORDER_FORMAT, ORDER_STAGES, Transaction
 from protocols.beckn.orders import ABANDONED_AFTER_S, OrderBookMixin
 from protocols.beckn.policy import PAYMENT_POLICIES, Policy
 from protocols.beckn.presentation import PresentationMixin
+from protocols.beckn.profile import BECKN_11
 from protocols.beckn.render import Outgoing, Reply, SignedRepliesMixin
 from protocols.beckn.trust import CertificateCache, CertifiedKeys, revocations_marker
 from protocols.signing.beckn import Verifier
@@ -97,7 +101,7 @@ class Bpp(AdmissionMixin, ContractHandlersMixin, OrderHandlersMixin, CatalogMixi
                  send: Callable[[Outgoing], Awaitable[None]] | None = None,
                  max_body_bytes: int = m.MAX_BODY_BYTES, signature_ttl_s: int = 60,
                  max_transactions: int = 1000, city_code: str = m.DEFAULT_CITY,
-                 store: Any = None, binding: str | None = None):
+                 store: Any = None, binding: str | None = None, profile: Any = None):
         if store is not None and (not isinstance(binding, str) or not binding):
             raise ValueError("a Bpp with an order store needs its binding's name (e.g. 'mqtt', 'http'), "
                              f"got {binding!r}")
@@ -145,6 +149,7 @@ class Bpp(AdmissionMixin, ContractHandlersMixin, OrderHandlersMixin, CatalogMixi
         }
         self.store = store
         self.binding = binding
+        self.profile = profile or BECKN_11  # the wire protocol (protocols.beckn.profile)
         self._hold_task = None
         if store is not None:
             self._restore()
@@ -174,6 +179,10 @@ class Bpp(AdmissionMixin, ContractHandlersMixin, OrderHandlersMixin, CatalogMixi
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+    def wire_ack(self, reply: Reply, body: bytes) -> dict:
+        """The synchronous answer to ``body`` as this profile sends it (2.0: counter-signed)."""
+        return self.profile.wire_ack(self, reply, body)
 
     def pending(self) -> list[Outgoing]:
         """Unsolicited messages not yet handed to ``send``."""

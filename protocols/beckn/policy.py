@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from drivers.configfile import Section
 
 PAYMENT_POLICIES = ("prepaid", "postpaid_certified")
+# The wire protocols a binding can speak (``protocols.beckn.profile``); a site whose file names
+# none keeps the 1.1 it always spoke, and ``urja`` writes 2.0 into every new site's file.
+PROTOCOL_PROFILES = ("beckn-1.1", "beckn-2.0")
+DEFAULT_NETWORK_ID = "urja.local/ev-charging"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +26,8 @@ class Policy:
     quote_ttl_s: int = 300
     max_advance_s: int = 86400
     hold_lead_s: int = 900
+    profile: str = "beckn-1.1"
+    network_id: str = DEFAULT_NETWORK_ID  # Beckn 2.0 ``context.networkId``: {namespace}/{registry}[@host]
 
     @classmethod
     def from_section(cls, sec: Section) -> "Policy":
@@ -38,6 +44,8 @@ class Policy:
             quote_ttl_s=sec.int("quote_ttl_s", 300, min=10, max=86400),
             max_advance_s=sec.int("max_advance_s", 86400, min=0, max=30 * 86400),
             hold_lead_s=sec.int("hold_lead_s", 900, min=0, max=86400),
+            profile=sec.str("profile", "beckn-1.1", choices=PROTOCOL_PROFILES),
+            network_id=_network_id(sec),
         )
 
     @classmethod
@@ -53,3 +61,12 @@ class Policy:
             data = (getattr(site, "extra", None) or {}).get("network") or {}
             settings = NetworkConfig.from_table(data, getattr(site, "path", "<site>"))
         return settings.policy
+
+
+def _network_id(sec: Section) -> str:
+    value = sec.str("network_id", DEFAULT_NETWORK_ID)
+    namespace, slash, rest = value.partition("/")
+    if not slash or not namespace or not rest or any(c.isspace() for c in value) or len(value) > 200:
+        raise sec.error("network_id", f"not a network id: {value!r}", "{namespace}/{registry}[@dedi-host], "
+                                                                     "e.g. acmenet.org/charge-net")
+    return value

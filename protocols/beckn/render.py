@@ -59,6 +59,8 @@ class SignedRepliesMixin:
         """Sign ``doc`` afresh (created/expires from now). ``message_json``, when given, is
         ``m.encode(doc["message"])`` already made: compact JSON nests, so the body is the same
         bytes ``m.encode(doc)`` would give, without encoding the unchanged catalog again."""
+        if not self.profile.identity:
+            doc, message_json = self.profile.outbound(doc), None
         if message_json is None:
             body = m.encode(doc)
         else:

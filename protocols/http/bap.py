@@ -6,7 +6,9 @@ order of arrival for ``wait_for``.
 
 Public API::
 
-    BapReceiver(*, verifier=None, max_body_bytes=65536)
+    BapReceiver(*, verifier=None, max_body_bytes=65536, realm="bap", profile="beckn-1.1", signer=None,
+                clock=None)     2.0: callbacks are read into 1.1 (``received``) and kept as sent
+                                (``raw``); Acks are counter-signed by ``signer``
       await receiver.start(host="127.0.0.1", port=0) -> int
       receiver.received: list[(action, doc, verified_subscriber_id | None)]
       await receiver.wait_for(action, *, transaction_id=None, timeout_s=5.0, after=0) -> dict
@@ -27,8 +29,12 @@ from protocols.signing.errors import SignatureError
 
 class BapReceiver:
     def __init__(self, *, verifier: Verifier | None = None, max_body_bytes: int = m.MAX_BODY_BYTES,
-                 realm: str = "bap"):
+                 realm: str = "bap", profile: str = "beckn-1.1", signer=None, clock=None):
         self.verifier = verifier
+        self.profile = profile
+        self.signer = signer  # 2.0: counter-signs each Ack
+        self.clock = clock
+        self.raw: list[tuple[str, dict]] = []  # 2.0: each callback as it came
         self.max_body_bytes = max_body_bytes
         self.realm = realm
         self.received: list[tuple[str, dict, str | None]] = []
@@ -37,6 +43,9 @@ class BapReceiver:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
+        if self.profile == "beckn-2.0":
+            from protocols.beckn2.vocabulary import CALLBACK_ACTIONS
+            return action_app(CALLBACK_ACTIONS, self._handle, max_body_bytes=self.max_body_bytes)
         return action_app(m.CALLBACK_ACTIONS, self._handle, max_body_bytes=self.max_body_bytes)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -62,6 +71,11 @@ class BapReceiver:
                                          headers={"WWW-Authenticate": www_authenticate(self.realm)})
         try:
             doc = m.decode(body, max_bytes=self.max_body_bytes)
+            if self.profile == "beckn-2.0":
+                from protocols.beckn2.codec import callback_v1
+                raw, doc = doc, callback_v1(doc)
+                self.raw.append((action, raw))
+                action = doc["context"]["action"]
             ctx, _ = m.parse_callback(doc, action=action)
         except BecknError as exc:
             self.refused += 1
@@ -71,7 +85,18 @@ class BapReceiver:
             return web.json_response(m.nack("30000", "signer is not context.bpp_id", "context.bpp_id"), status=401)
         self.received.append((action, doc, sender))
         self._changed.set()
+        if self.profile == "beckn-2.0":
+            return web.json_response(self._ack_v2(body))
         return web.json_response(m.ack())
+
+    def _ack_v2(self, body: bytes) -> dict:
+        from protocols.beckn2.ack import counter_sign
+        from protocols.beckn2.profile import request_message_id
+
+        if self.signer is None:
+            return {"status": "ACK"}
+        return counter_sign({"status": "ACK"}, request_body=body, message_id=request_message_id(body),
+                            signer=self.signer, created_s=int(self.clock()))
 
     def _find(self, action, transaction_id, after):
         for act, doc, _ in self.received[after:]:

@@ -11,16 +11,24 @@ from the MQTT binding's, so they survive a restart (``protocols.beckn.orders``).
     listen = "0.0.0.0:8080"                 # host:port to bind
     public_url = "https://charger.example"  # what buyers call (bpp_uri); a proxy may sit between
     registry_url = "https://registry.example"  # optional: a Beckn registry to look up buyers in
+
+The protocol is the site's: ``[network] profile = "beckn-2.0"`` serves Beckn 2.0 LTS
+(``/discover`` ... ``/rate``, counter-signed Acks), ``"beckn-1.1"`` (or no key) Beckn 1.1;
+``[http] profile`` overrides it for a site that serves HTTP only (a ``[network]`` table also
+joins the MQTT network).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.bindings import BindingSpec
 from drivers.configfile import Section
 from protocols.beckn.bpp import Bpp
+from protocols.beckn.policy import PROTOCOL_PROFILES, Policy
 from protocols.beckn.trust import buyer_lookup, registry_url
+from protocols.beckn2.profile import profile_for
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
 
@@ -33,6 +41,7 @@ class HttpSettings:
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
+    profile: str | None = None  # overrides [network] profile for a site that serves HTTP only
 
 
 def parse_table(data: dict, file: Path) -> HttpSettings:
@@ -46,8 +55,9 @@ def parse_table(data: dict, file: Path) -> HttpSettings:
     if not public_url.startswith(("http://", "https://")):
         raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
     url = registry_url(sec)
+    profile = sec.str("profile", None, choices=PROTOCOL_PROFILES)
     sec.finish()
-    return HttpSettings(host=host, port=int(port_text), public_url=public_url, registry_url=url)
+    return HttpSettings(host=host, port=int(port_text), public_url=public_url, registry_url=url, profile=profile)
 
 
 class HttpBinding:
@@ -70,10 +80,14 @@ class HttpBinding:
         # Buyers are known by the agency certificate they carry, or by the network's registry.
         lookup, session = buyer_lookup(ctx, settings.registry_url)
         ident = ctx.identity
+        policy = Policy.from_site(site)
+        if settings.profile is not None:
+            policy = dataclasses.replace(policy, profile=settings.profile)
         bpp = Bpp(service=ctx.service, signer=ident, verifier=Verifier(lookup=lookup, clock=ctx.now_s),
                   bpp_uri=settings.public_url, clock=ctx.now_s, bpp_id=site.site_id, certificate=ident.certificate,
                   agency_public_key=ident.agency_public_key, store=ctx.orders, binding=ORDER_BINDING,
-                  revocations=ctx.revocations)
+                  revocations=ctx.revocations,
+                  profile=profile_for(policy, bpp_id=site.site_id, bpp_uri=settings.public_url))
         # unsolicited messages (the receipt above all) wait in the journal while a buyer is away
         server = BecknHttpServer(bpp=bpp, journal=ctx.outbox, clock=ctx.now_s)
         return cls(bpp=bpp, server=server, host=settings.host, port=settings.port, registry_session=session)
@@ -85,7 +99,7 @@ class HttpBinding:
         return self.port
 
     def describe(self) -> str:
-        return f"Beckn HTTP endpoints on {self.host}:{self.port}"
+        return f"Beckn HTTP endpoints on {self.host}:{self.port} ({self.bpp.profile.name})"
 
     async def close(self) -> None:
         try:

@@ -1,5 +1,8 @@
 """Beckn over HTTP: the provider's endpoints (``POST /search`` ... ``/support``) and callbacks.
 
+The endpoints are the ``Bpp``'s profile's: Beckn 1.1 (``/search`` ... ``/rating``) or 2.0
+(``/discover`` ... ``/rate``, each answered with a counter-signed Ack).
+
 Thin on purpose: the request body and headers go to ``Bpp.receive`` untouched (the signature
 covers the exact bytes), the ACK/NACK comes back with the status ``Bpp`` chose (401 with
 ``WWW-Authenticate`` for signature failures, as BECKN-006 prescribes), and the signed
@@ -69,7 +72,7 @@ class BecknHttpServer:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def app(self) -> web.Application:
-        return action_app(m.REQUEST_ACTIONS, self._handle, max_body_bytes=self.max_body_bytes)
+        return action_app(self.bpp.profile.actions, self._handle, max_body_bytes=self.max_body_bytes)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)
@@ -108,7 +111,13 @@ class BecknHttpServer:
             task = asyncio.create_task(self.deliver(out), name=f"beckn-http-callback:{out.action}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return web.json_response(reply.ack, status=reply.http_status, headers=reply.headers)
+        # 1.1: the ACK/NACK as made; 2.0: the Ack with the charger's counter-signature, and the
+        # beckn-onix Signature header over the exact bytes sent
+        profile = self.bpp.profile
+        ack_bytes = m.encode(self.bpp.wire_ack(reply, body))
+        headers = {**reply.headers, **profile.wire_headers(self.bpp, ack_bytes, dict(request.headers))}
+        return web.Response(body=ack_bytes, status=profile.wire_status(reply), headers=headers,
+                            content_type="application/json")
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

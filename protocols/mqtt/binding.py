@@ -33,7 +33,8 @@ class NetworkBinding:
         return self.transport.connected.is_set()
 
     def describe(self) -> str:
-        return f"joined the network over MQTT ({', '.join(self.config.brokers)}, topics {self.config.topic_root})"
+        return (f"joined the network over MQTT ({', '.join(self.config.brokers)}, topics {self.config.topic_root}, "
+                f"{self.network.bpp.profile.name})")
 
     async def close(self) -> None:
         await self.network.close()

@@ -164,7 +164,7 @@ class ChargerLink:
         receiver = _field(outgoing, "receiver_id")
         if receiver is None:
             # an unaddressed on_search is the provider's fresh catalog: it replaces the retained one
-            if action == "on_search":
+            if action in ("on_search", "on_discover"):
                 self._announce.set()
             return
         topic = self.topics.inbox(receiver)

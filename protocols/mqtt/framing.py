@@ -23,7 +23,7 @@ from protocols.signing.beckn import (
 )
 from protocols.signing.keys import Ed25519Signer
 
-MAX_PAYLOAD_BYTES = 64 * 1024 + 4 * 1024  # body limit plus room for two signature headers
+MAX_PAYLOAD_BYTES = 64 * 1024 + 4 * 1024 + 24 * 1024  # body limit, two signature headers, a certificate
 SIGNATURE_MIN_WINDOW_S = 60
 
 
@@ -31,11 +31,13 @@ class FrameError(ProtocolError):
     code = "frame-invalid"
 
 
-def sign_and_frame(body: bytes, signer: Ed25519Signer, *, now_s: float, window_s: int) -> bytes:
-    """Sign ``body`` valid from now for ``window_s`` seconds and frame it."""
+def sign_and_frame(body: bytes, signer: Ed25519Signer, *, now_s: float, window_s: int,
+                   certificate: str | None = None) -> bytes:
+    """Sign ``body`` valid from now for ``window_s`` seconds and frame it (with the sender's
+    certificate header beside a Beckn 2.0 discover)."""
     created = int(now_s)
     auth = sign_body(body, signer, created_s=created, expires_s=created + max(SIGNATURE_MIN_WINDOW_S, int(window_s)))
-    return frame_message(body, auth)
+    return frame_message(body, auth, certificate=certificate)
 
 
 def unframe(payload: bytes) -> FramedMessage:
@@ -52,6 +54,8 @@ def headers_of(frame: FramedMessage) -> dict:
     headers = {"Authorization": frame.authorization}
     if frame.gateway_authorization is not None:
         headers["X-Gateway-Authorization"] = frame.gateway_authorization
+    if frame.certificate is not None:
+        headers["Urja-Agency-Certificate"] = frame.certificate
     return headers
 
 
@@ -87,6 +91,9 @@ def peek_routing(body: bytes) -> Routing:
         raise FrameError("body has no context object", code="body-malformed")
     try:
         action = ctx["action"]
+        if "transactionId" in ctx or "messageId" in ctx:  # Beckn 2.0: camelCase keys
+            ctx = {**ctx, "transaction_id": ctx["transactionId"], "message_id": ctx["messageId"],
+                   "bap_id": ctx.get("bapId"), "bpp_id": ctx.get("bppId")}
         txn, mid = ctx["transaction_id"], ctx["message_id"]
         if not all(isinstance(v, str) and v for v in (action, txn, mid)):
             raise KeyError("empty")

@@ -32,6 +32,7 @@ from drivers.configfile import ConfigError, Section
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.policy import Policy
 from protocols.beckn.trust import buyer_lookup, registry_url
+from protocols.beckn2.profile import profile_for
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, TopicError, Topics, check_root
 from protocols.mqtt.transport import PROTOCOLS, MqttSettings, MqttTransport, TransportError
@@ -110,7 +111,7 @@ class ChargerNetwork:
                  settings: MqttSettings, topics: Topics | None = None, journal=None,
                  clock: Callable[[], float] | None = None, rng: _random.Random | None = None,
                  revocations: Any = None, buyer_keys: Any = None, order_store: Any = None,
-                 **link_options):
+                 policy: Policy | None = None, **link_options):
         self.service = service
         clock = clock or service.now_s
         site = service.site
@@ -124,7 +125,9 @@ class ChargerNetwork:
         self.bpp = Bpp(service=service, signer=signer, verifier=self.verifier, bpp_uri=self.link.uri,
                        clock=clock, bpp_id=subscriber_id, certificate=certificate,
                        agency_public_key=agency_public_key, revocations=revocations, send=self.link.send,
-                       store=order_store, binding=ORDER_BINDING)
+                       store=order_store, binding=ORDER_BINDING,
+                       profile=profile_for(policy or Policy.from_site(site), bpp_id=subscriber_id,
+                                           bpp_uri=self.link.uri))
         self.link.provider = self.bpp
         self._registry_session = None  # the registry lookup's HTTP session, when one was made here
 
@@ -145,6 +148,7 @@ class ChargerNetwork:
         ``ChargerNetwork`` directly keep them in memory.
         """
         options.setdefault("order_store", ctx.orders)
+        options.setdefault("policy", config.policy)  # the protocol profile among them
         options.setdefault("clock", ctx.now_s)
         options.setdefault("revocations", ctx.revocations)
         session = None

@@ -11,23 +11,30 @@ Directed messages go to ``{root}/inbox/{bpp_id}``; answers come to the node's ow
 Requests carry a ``ttl``; answers are matched by transaction and message id, and anything
 else for a known transaction (unsolicited ``on_status``/``on_update``, receipts) goes to the
 listeners of that transaction.
+
+``profile`` is the wire protocol: ``"beckn-1.1"`` or ``"beckn-2.0"``. The node builds and reads
+1.1 documents either way; on 2.0 ``protocols.beckn2.codec`` turns each request into 2.0 before
+it is signed and each answer back after its signature over the received bytes verified.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agent.aio import cancel_and_wait
 from protocols.beckn import messages
+from protocols.beckn2 import codec
+from protocols.beckn2.vocabulary import DEFAULT_NETWORK_ID, PROFILE_V1, PROFILE_V2, PROFILES
 from protocols.errors import ProtocolError
 from protocols.mqtt import framing, geohash
 from protocols.mqtt.topics import Topics, check_subscriber_id, search_cells
 from protocols.mqtt.transport import MqttTransport
 from protocols.signing.agency import CertificateLookup
 from protocols.signing.beckn import Verifier, parse_signature_header
-from protocols.signing.detached import load_json
+from protocols.signing.detached import canonical_bytes, load_json
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer
 from protocols.signing.receipt import ReceiptCheck, verify_receipt
@@ -131,7 +138,12 @@ class NetworkNode:
                  agency_public_key: bytes, clock: Callable[[], float], revocations: Any = None,
                  certificate: dict | None = None, topics: Topics | None = None,
                  domain: str = messages.DEFAULT_DOMAIN, ttl_s: int = messages.DEFAULT_TTL_S,
-                 new_id: Callable[[], str] | None = None, uri: str | None = None):
+                 new_id: Callable[[], str] | None = None, uri: str | None = None,
+                 profile: str = PROFILE_V1, network_id: str = DEFAULT_NETWORK_ID):
+        if profile not in PROFILES:
+            raise ValueError(f"profile {profile!r} (allowed: {', '.join(PROFILES)})")
+        self.profile = profile
+        self.network_id = network_id
         self.transport = transport
         self.subscriber_id = check_subscriber_id(subscriber_id)
         self.signer = signer
@@ -150,6 +162,7 @@ class NetworkNode:
             self.certs.set_revocations(revocations)
         self.verifier = Verifier(lookup=self.certs, clock=clock)
         self.chargers: dict[str, Charger] = {}
+        self.cds_url: str | None = None  # a catalog discovery service to ask (``discover_via_cds``)
         self.stats = {"received": 0, "rejected": 0, "unmatched": 0, "duplicates": 0}
         self.last_rejection: str | None = None
         self._waiting: dict[tuple[str, str], asyncio.Future] = {}
@@ -193,8 +206,16 @@ class NetworkNode:
             domain=self.domain, ttl_s=self.ttl_s)
 
     def _frame(self, doc: dict) -> bytes:
+        """Sign and frame a request built as 1.1; on 2.0 it is sent as 2.0, and a discover
+        carries the node's certificate in a header (its 2.0 body has no place for it)."""
         now = self.clock()
-        return framing.sign_and_frame(messages.encode(doc), self.signer, now_s=now, window_s=self.ttl_s)
+        certificate = None
+        if self.profile == PROFILE_V2:
+            if doc["context"]["action"] == "search" and self.certificate is not None:
+                certificate = base64.b64encode(canonical_bytes(self.certificate)).decode("ascii")
+            doc = codec.request_v2(doc, network_id=self.network_id)
+        return framing.sign_and_frame(messages.encode(doc), self.signer, now_s=now, window_s=self.ttl_s,
+                                      certificate=certificate)
 
     async def discover(self, lat: float, lon: float, radius_km: float, *, connector_type: str | None = None,
                        timeout_s: float = 2.0, expect: int | None = None,
@@ -339,6 +360,8 @@ class NetworkNode:
         try:
             frame = framing.unframe(payload)
             doc = messages.decode(frame.body)
+            if self.profile == PROFILE_V2:
+                doc = codec.callback_v1(doc)  # read as the 1.1 answer the rest of the node knows
             ctx = doc.get("context") if isinstance(doc, dict) else None
             if not isinstance(ctx, dict) or not isinstance(ctx.get("action"), str):
                 raise NodeError("no context.action", code="refused")

@@ -7,10 +7,13 @@ Shared by ``urja discover`` and ``urja charge`` so both read the same settings t
     agency_public_key = "base64 of the agency's Ed25519 key"   # or a path to agency.pub
     protocol = "5"
 
+    profile = "beckn-2.0"          # the network's protocol (default for the node: 2.0)
+
     [node]
     subscriber_id = "app.example.in"
     key_dir = "node-keys"          # a keyring made with `urja keygen`
     certificate = "node-cert.json" # the agency's certificate for it (type BAP)
+    cds_url = "https://cds.example/beckn"  # optional: discover through a catalog discovery service
 
 Flags override the file. Without a certificate a node can still read the chargers' retained,
 signed catalogs (``urja discover`` does so); asking a charger anything needs one.
@@ -26,6 +29,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from drivers.configfile import ConfigError, Section, load_toml
+from protocols.beckn2.vocabulary import PROFILE_V2, PROFILES
 from protocols.errors import ProtocolError
 from protocols.mqtt.identity import make_identity
 from protocols.mqtt.stack import NetworkConfig
@@ -53,6 +57,8 @@ def add_node_options(p) -> None:
     p.add_argument("--agency-dir", help="pilot networks: let this local agency certify a fresh node key")
     p.add_argument("--revocations", help="the agency's signed revocation list (JSON): revoked chargers are refused")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers (default 3)")
+    p.add_argument("--profile", choices=PROFILES, help="the network's protocol (default: [network] profile, "
+                                                        "else beckn-2.0)")
 
 
 def _agency_key(value: str, where: str) -> bytes:
@@ -96,7 +102,13 @@ def build_node(args, *, clock) -> NetworkNode:
     file_subscriber_id = node_sec.str("subscriber_id", None)
     file_key_dir = rel(node_sec.str("key_dir", None))
     file_cert = rel(node_sec.str("certificate", None))
+    cds_url = node_sec.str("cds_url", None)
+    if cds_url is not None and not cds_url.startswith(("http://", "https://")):
+        raise node_sec.error("cds_url", f"not an http(s) URL: {cds_url!r}", "https://cds.example/beckn")
     node_sec.finish()
+    # the reference node speaks 2.0 unless told otherwise (a flag, or the file's own choice)
+    profile = getattr(args, "profile", None) or ((data.get("network") or {}).get("profile") and net.policy.profile) \
+        or PROFILE_V2
     subscriber_id = getattr(args, "node_subscriber_id", None) or file_subscriber_id
     key_dir = args.key_dir or file_key_dir
     cert_file = args.certificate or file_cert
@@ -129,7 +141,8 @@ def build_node(args, *, clock) -> NetworkNode:
     settings = net.mqtt_settings(client_id=f"{signer.subscriber_id}-{uuid.uuid4().hex[:6]}", brokers=brokers)
     node = NetworkNode(transport=MqttTransport(settings), subscriber_id=signer.subscriber_id, signer=signer,
                        agency_public_key=agency_key, clock=clock, certificate=certificate,
-                       topics=Topics(net.topic_root))
+                       topics=Topics(net.topic_root), profile=profile, network_id=net.policy.network_id)
+    node.cds_url = cds_url
     if getattr(args, "revocations", None):
         from protocols.signing.agency import read_revocation_file
 

@@ -228,14 +228,21 @@ class Verifier:
 
 AUTHORIZATION = "Authorization"
 GATEWAY_AUTHORIZATION = "X-Gateway-Authorization"
-_FRAME_HEADERS = (AUTHORIZATION, GATEWAY_AUTHORIZATION)
+# Beside a Beckn 2.0 discover, whose body has no place for it: the sender's agency certificate
+# (base64 of its JSON), so a charger can verify a searcher offline on either transport.
+CERTIFICATE_HEADER = "Urja-Agency-Certificate"
+_FRAME_HEADERS = (AUTHORIZATION, GATEWAY_AUTHORIZATION, CERTIFICATE_HEADER)
+MAX_CERTIFICATE_HEADER_CHARS = 24 * 1024
 
 
-def frame_message(body: bytes, authorization: str, gateway_authorization: str | None = None) -> bytes:
+def frame_message(body: bytes, authorization: str, gateway_authorization: str | None = None, *,
+                  certificate: str | None = None) -> bytes:
     """Header block, empty line, exact body: one payload that verifies like the HTTP request."""
     lines = [f"{AUTHORIZATION}: {authorization}"]
     if gateway_authorization is not None:
         lines.append(f"{GATEWAY_AUTHORIZATION}: {gateway_authorization}")
+    if certificate is not None:
+        lines.append(f"{CERTIFICATE_HEADER}: {certificate}")
     return ("\n".join(lines) + "\n\n").encode("ascii") + bytes(body)
 
 
@@ -244,9 +251,11 @@ class FramedMessage:
     authorization: str
     gateway_authorization: str | None
     body: bytes
+    certificate: str | None = None
 
 
-def parse_frame(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BODY_BYTES + 4 * MAX_HEADER_CHARS) -> FramedMessage:
+def parse_frame(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BODY_BYTES + 4 * MAX_HEADER_CHARS
+                + MAX_CERTIFICATE_HEADER_CHARS) -> FramedMessage:
     """Split a framed payload; header names are case-insensitive, each at most once."""
     if not isinstance(payload, (bytes, bytearray)):
         raise SignatureError("frame-malformed", "payload must be bytes")
@@ -277,4 +286,5 @@ def parse_frame(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BODY_BYTES + 4 *
         found[canonical] = value.strip()
     if AUTHORIZATION not in found:
         raise SignatureError("header-missing", "no Authorization header in the frame")
-    return FramedMessage(found[AUTHORIZATION], found.get(GATEWAY_AUTHORIZATION), payload[end + sep:])
+    return FramedMessage(found[AUTHORIZATION], found.get(GATEWAY_AUTHORIZATION), payload[end + sep:],
+                         found.get(CERTIFICATE_HEADER))
