@@ -157,11 +157,19 @@ def _case(argv: list[str], sock: socket.socket, notify: str) -> dict:
 
 def _loaded(argv: list[str]) -> list[str]:
     """Which heavy libraries a CLI command imports (for the table; the test checks it too)."""
-    code = ("import sys, runpy; sys.argv = " + repr(argv) + "\ntry:\n runpy.run_module('tools.cli', run_name='__main__')\n"
-            "except SystemExit:\n pass\nprint(','.join(m for m in ('paho', 'cryptography', 'aiohttp', 'pymodbus', "
-            "'sqlite3', 'asyncio') if m in sys.modules))")
+    heavy = ("paho", "cryptography", "aiohttp", "pymodbus", "sqlite3", "asyncio")
+    code = "\n".join([
+        "import sys, runpy",
+        f"sys.argv = {argv!r}",
+        "try:",
+        "    runpy.run_module('tools.cli', run_name='__main__')",
+        "except SystemExit:",
+        "    pass",
+        f"print('LOADED:' + ','.join(m for m in {heavy!r} if m in sys.modules))",
+    ])
     out = subprocess.run([sys.executable, "-c", code], env=_env(""), cwd=ROOT, capture_output=True, text=True)
-    return [m for m in out.stdout.strip().splitlines()[-1].split(",") if m] if out.stdout.strip() else []
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("LOADED:")), "LOADED:?")
+    return [m for m in line[len("LOADED:"):].split(",") if m]
 
 
 def main(out_dir: Path) -> dict:
@@ -193,8 +201,8 @@ def main(out_dir: Path) -> dict:
             sock.close()
             if broker is not None:
                 broker.stop()
-    cli = {" ".join(cmd): _loaded(cmd) for cmd in (["urja", "--help"], ["urja", "tariff", "check", "--help"],
-                                                     ["urja", "board", "list"])}
+    cli = {" ".join(cmd): _loaded(cmd) for cmd in (["urja", "--help"], ["urja", "board", "list"],
+                                                     ["urja", "tariff", "check", "examples/tariffs/flat.toml"])}
     plain_c = cases["agent, real-meter profile, no bindings"]
     full_c = cases["agent, real-meter profile, MQTT + HTTP + OCPI"]
     result = {

@@ -150,3 +150,33 @@ def test_a_board_watchdog_that_cannot_be_opened_stops_the_agent_with_one_line(tm
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, (out.stdout, out.stderr, time.monotonic() - t0)
     assert "board watchdog" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.runtime
+async def test_the_watchdog_beats_only_while_the_dispatcher_turns(tmp_path):
+    import asyncio
+
+    from agent.aio import cancel_and_wait
+    from agent.bootstrap import open_runtime
+    from agent.config import load_config
+    from tools.provision import provision_site
+
+    config = load_config(provision_site(tmp_path, site_id="in.test.beat", name="Beat", lat=12.9, lon=77.6,
+                                        auth="free_vend"))
+    async with open_runtime(config) as rt:
+        beats: list[int] = []
+        beaten = asyncio.Event()
+
+        def beat():
+            beats.append(rt._posted)
+            beaten.set()
+
+        rt.heartbeat = beat
+        await asyncio.wait_for(beaten.wait(), 10)  # the 50 ms safety tick turns the dispatcher
+        await cancel_and_wait([rt._tasks["urja-dispatch"]])  # a dispatcher that no longer runs
+        stopped_at, posted = len(beats), rt._posted
+        deadline = asyncio.get_running_loop().time() + 10
+        while rt._posted < posted + 5:  # the ticks go on posting events nobody handles
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert len(beats) == stopped_at
