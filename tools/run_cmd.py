@@ -100,7 +100,7 @@ async def _run(config, args) -> int:
     async with open_runtime(config, board_profile=args.board, clock=Clock(speed=args.speed)) as rt:
         try:
             await link.up(rt)
-            if args.check:
+            if getattr(args, "check", False):  # callers that build their own Namespace
                 await link.check(rt)
                 return 0
             await _serve(rt, args, stop)
