@@ -4,7 +4,7 @@
 # interfaces), then the installed agent's self-test and a simulated charge to its receipt.
 # Needs root, debootstrap, qemu-user-static and binfmt_misc; the root file system is kept in
 # $ROOTFS (default build/arm64-rootfs) so a second run skips debootstrap.
-# Writes what happened to build/check-arm64.txt.
+# Writes what happened to build/check-arm64.txt; the logs of each step are beside it in build/.
 set -eu
 py=${PY:-python3}
 rootfs=${ROOTFS:-build/arm64-rootfs}
@@ -28,10 +28,13 @@ say "host: $(uname -m), $(qemu-aarch64-static --version | head -1)"
 if [ ! -x "$rootfs/usr/bin/python3" ]; then
     start=$(date +%s)
     rm -rf "$rootfs"
-    debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,tzdata bookworm "$rootfs" "$mirror" \
+    debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv,tzdata,passwd,iproute2 bookworm "$rootfs" "$mirror" \
         > build/debootstrap-arm64.log 2>&1 || { say "debootstrap failed (build/debootstrap-arm64.log)"; exit 1; }
     say "debootstrap bookworm arm64: $(( $(date +%s) - start )) s"
 fi
+# A root file system from before passwd was included (minbase leaves useradd out; boards have it).
+[ -x "$rootfs/usr/sbin/useradd" ] || chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    apt-get install -y -qq passwd > build/apt-arm64.log 2>&1
 say "board: Debian $(cat "$rootfs/etc/debian_version"), $(chroot "$rootfs" python3 --version), glibc $(chroot "$rootfs" ldd --version | head -1 | awk '{print $NF}'), tzdata $(chroot "$rootfs" dpkg-query -W -f='${Version}' tzdata)"
 $py -m tools.cli bundle --arch arm64 --out build > build/bundle-arm64.log
 bundle=$(ls -t build/urja-*-arm64.tar.gz | head -1)
@@ -42,15 +45,27 @@ mount -t proc proc "$rootfs/proc"
 trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
 # A network namespace with only loopback (up): the board has no way out, the simulated meter
 # still answers on 127.0.0.1.
-run() { unshare --net /bin/sh -c 'ip link set lo up && exec chroot "$0" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root \
+run() { unshare --net /bin/sh -c 'ip link set lo up && exec chroot "$0" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     LANG=C.UTF-8 /bin/sh -c "$1"' "$rootfs" "$1"; }
+# The unit as a maker provisions it (on the factory machine: provisioning needs segno, the board not).
+rm -rf build/arm64-unit "$rootfs/etc/urja"
+$py -m tools.cli provision --out build/arm64-unit --site-id in.test.arm64-1 --name "arm64 check" --lat 12.93 \
+    --lon 77.62 --city Bengaluru --board sim --auth free_vend --agency-dir build/arm64-agency > build/provision-arm64.log
+mkdir -p "$rootfs/etc/urja"
+cp -r build/arm64-unit/in.test.arm64-1/. "$rootfs/etc/urja/"
 start=$(date +%s)
-run "cd /root/$name && URJA_PREFIX=/opt/urja ./install.sh --no-system" || { say "offline install: FAILED"; exit 1; }
-say "offline install (no network namespace, --no-index): passed in $(( $(date +%s) - start )) s"
+# The whole install.sh as on a board: user, udev rules, unit, then the health-checked switch
+# (READY as the urja user, one meter read, the self-test); no systemd runs in a chroot.
+run "cd /root/$name && ./install.sh" > build/install-arm64.log 2>&1 || { say "offline install: FAILED (build/install-arm64.log)"; exit 1; }
+grep -q "is running: READY, meter read, self-test passed" build/install-arm64.log \
+    || { say "offline install: no passing health check (build/install-arm64.log)"; exit 1; }
+say "offline install (network namespace with loopback only, --no-index), user, unit, switch: passed in $(( $(date +%s) - start )) s"
+say "health check as the urja user: READY, one meter read, self-test passed"
+owner=$(stat -c %u "$rootfs/var/lib/urja/journal.sqlite")
+[ "$owner" = "$(chroot "$rootfs" id -u urja)" ] && say "journal created by the health check belongs to urja" \
+    || { say "journal owned by $owner, not urja: FAILED"; exit 1; }
 version=$(cat "$rootfs/root/$name/VERSION")
-urja=/opt/urja/versions/$version/bin/urja
-run "cd /tmp && $urja selftest --board sim" > build/selftest-arm64.log 2>&1 \
-    && say "self-test on the simulated board: passed" || { say "self-test: FAILED (build/selftest-arm64.log)"; exit 1; }
+urja=/opt/urja/current/bin/urja
 start=$(date +%s)
 run "cd /tmp && $urja run --board sim --sim-car --speed 10" > build/charge-arm64.log 2>&1 || true
 if grep -q '"receipt_id"' build/charge-arm64.log; then

@@ -31,16 +31,31 @@ open(f"{{dest}}/{{name.replace('-', '_')}}-{{version}}-py3-none-any.whl", "wb").
     return [sys.executable, str(script)]
 
 
-def an_urja_wheel(tmp_path: Path) -> Path:
+REQUIRES = ["pymodbus>=3.8,<4", "paho-mqtt>=2.0,<3", "cryptography>=42", "aiohttp>=3.9",
+            "gpiod<3,>=2.1; extra == \"gpio\"", "pytest>=8; extra == \"dev\""]
+
+
+def an_urja_wheel(tmp_path: Path, requires=REQUIRES) -> Path:
+    """A wheel whose METADATA names its dependencies, as a built urja wheel does."""
+    import zipfile
+
     wheel = tmp_path / "urja-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"")
+    meta = "Metadata-Version: 2.1\nName: urja\nVersion: 0.1.0\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("urja-0.1.0.dist-info/METADATA", meta)
     return wheel
 
 
-def test_every_installed_dependency_is_pinned_with_the_gpio_extra():
-    names = {p.name.lower() for p in pins()}
+def test_the_wheels_dependencies_are_pinned_at_the_installed_versions_with_the_gpio_extra():
+    names = {p.name.lower() for p in pins(REQUIRES)}
     assert {"pymodbus", "paho-mqtt", "cryptography", "aiohttp", "cffi", "gpiod"} <= names
     assert "pytest" not in names  # the dev extra stays out
+
+
+def test_a_dependency_not_installed_where_the_bundle_is_built_is_named(tmp_path):
+    with pytest.raises(BundleError, match="no-such-lib-xyz .needed by urja. is not installed"):
+        make_bundle("x86_64", tmp_path, urja_wheel=an_urja_wheel(tmp_path, ["no-such-lib-xyz>=1"]),
+                    pip=fake_pip(tmp_path, refuse=()), say=lambda _: None)
 
 
 def test_a_package_without_a_binary_wheel_for_the_target_is_named_and_nothing_is_written(tmp_path):
@@ -54,7 +69,7 @@ def test_a_package_without_a_binary_wheel_for_the_target_is_named_and_nothing_is
 def test_wheels_built_for_the_target_fill_the_gaps_and_the_manifest_lists_every_file(tmp_path):
     built = tmp_path / "built"
     built.mkdir()
-    versions = {p.name: p.version for p in pins()}
+    versions = {p.name: p.version for p in pins(REQUIRES)}
     for name in ("cffi", "gpiod"):
         (built / f"{name}-{versions[name]}-cp311-cp311-linux_armv7l.whl").write_bytes(b"built")
     bundle = make_bundle("armhf", tmp_path / "out", urja_wheel=an_urja_wheel(tmp_path), extra_wheels=built,
@@ -62,10 +77,12 @@ def test_wheels_built_for_the_target_fill_the_gaps_and_the_manifest_lists_every_
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("urja-0.1.0-armhf/MANIFEST.json"))
+        extras = tar.extractfile("urja-0.1.0-armhf/EXTRAS").read().decode()
     assert f"urja-0.1.0-armhf/wheels/cffi-{versions['cffi']}-cp311-cp311-linux_armv7l.whl" in names
     assert manifest["arch"] == "armhf" and manifest["python"] == "3.11"
     assert {"install.sh", "activate.py", "urja.service.in", "60-urja.rules", "urja.toml.in"} <= set(manifest["files"])
-    assert len([n for n in manifest["files"] if n.startswith("wheels/")]) == len(pins()) + 1
+    assert len([n for n in manifest["files"] if n.startswith("wheels/")]) == len(pins(REQUIRES)) + 1
+    assert extras.strip() == f"gpiod=={versions['gpiod']}"  # install.sh installs the GPIO extra too
 
 
 def test_an_unknown_architecture_is_refused_naming_the_allowed_ones(tmp_path):

@@ -64,17 +64,38 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pins(distribution: str = "urja", extras: tuple[str, ...] = EXTRAS) -> list[Pin]:
-    """The installed versions of every dependency of ``distribution`` (with ``extras``), recursively."""
+def wheel_metadata(wheel: Path) -> tuple[str, list[str]]:
+    """(version, Requires-Dist lines) of the urja wheel being bundled.
+
+    The dependencies come from the wheel, not from whatever urja is installed where the bundle
+    is built: that one may be another version with other dependencies.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            text = archive.read(name).decode()
+    except (OSError, zipfile.BadZipFile, StopIteration) as exc:
+        raise BundleError(f"{wheel}: not a wheel with metadata ({exc or 'no METADATA'})") from None
+    fields = [line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith(" ")]
+    version = next((v.strip() for k, v in fields if k == "Version"), None)
+    if version is None:
+        raise BundleError(f"{wheel}: its METADATA has no Version")
+    return version, [v.strip() for k, v in fields if k == "Requires-Dist"]
+
+
+def pins(requirements: list[str], extras: tuple[str, ...] = EXTRAS) -> list[Pin]:
+    """The installed version of each requirement (with ``extras``) and of theirs, recursively."""
     from packaging.requirements import Requirement
 
     env = {"python_version": PYTHON_VERSION, "sys_platform": "linux", "platform_system": "Linux",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "os_name": "posix"}
     seen: dict[str, Pin] = {}
-    todo = [(distribution, extras)]
+    todo = [("urja", list(requirements), extras)]
     while todo:
-        name, wanted = todo.pop()
-        for text in metadata.requires(name) or []:
+        name, texts, wanted = todo.pop()
+        for text in texts:
             req = Requirement(text)
             if req.marker is not None and not any(req.marker.evaluate(dict(env, extra=e)) for e in (*wanted, "")):
                 continue
@@ -84,10 +105,22 @@ def pins(distribution: str = "urja", extras: tuple[str, ...] = EXTRAS) -> list[P
             try:
                 seen[key] = Pin(req.name, metadata.version(req.name))
             except metadata.PackageNotFoundError:
-                raise BundleError(f"{req.name} (needed by {name}) is not installed here: "
-                                  f"install urja[{','.join(extras)}] first") from None
-            todo.append((req.name, tuple(req.extras)))
+                raise BundleError(f"{req.name} (needed by {name}) is not installed here: the bundle takes the "
+                                  f"versions this installation runs; install urja[{','.join(extras)}] first") from None
+            todo.append((req.name, metadata.requires(req.name) or [], tuple(req.extras)))
     return sorted(seen.values(), key=lambda p: _canonical(p.name))
+
+
+def extra_pins(requirements: list[str], extras: tuple[str, ...] = EXTRAS) -> list[str]:
+    """The extras' own packages, installed beside urja by install.sh (``gpiod`` for GPIO relays)."""
+    from packaging.requirements import Requirement
+
+    names = []
+    for text in requirements:
+        req = Requirement(text)
+        if req.marker is not None and any(req.marker.evaluate({"extra": e}) for e in extras):
+            names.append(f"{req.name}=={metadata.version(req.name)}")
+    return names
 
 
 def download(pin: Pin, arch: str, dest: Path, *, pip: list[str]) -> bool:
@@ -128,20 +161,22 @@ def make_bundle(arch: str, out_dir: Path, *, source: Path | None = None, urja_wh
     if arch not in ARCHES:
         raise BundleError(f"--arch {arch!r}: allowed {', '.join(ARCHES)}")
     pip = pip or [sys.executable, "-m", "pip"]
-    version = metadata.version("urja")
-    name = f"urja-{version}-{arch}"
     with tempfile.TemporaryDirectory(prefix="urja-bundle-") as tmp:
-        root = Path(tmp) / name
-        wheels = root / "wheels"
-        wheels.mkdir(parents=True)
+        wheels = Path(tmp) / "wheels"
+        wheels.mkdir()
         if urja_wheel is None:
             if source is None or not (source / "setup.cfg").exists():
                 raise BundleError("give --wheel (a built urja wheel) or run from a checkout (--source)")
             urja_wheel = build_urja_wheel(source, wheels, pip=pip)
         else:
             shutil.copy(urja_wheel, wheels)
+        version, requirements = wheel_metadata(urja_wheel)
+        name = f"urja-{version}-{arch}"
+        root = Path(tmp) / name
+        root.mkdir()
+        wheels = wheels.rename(root / "wheels")
         missing = []
-        for pin in pins():
+        for pin in pins(requirements):
             supplied = _wheels_of(extra_wheels, pin) if extra_wheels is not None else []
             for wheel in supplied:
                 shutil.copy(wheel, wheels)
@@ -154,9 +189,9 @@ def make_bundle(arch: str, out_dir: Path, *, source: Path | None = None, urja_wh
                 say(f"  {pin}")
         if missing:
             raise BundleError(f"no binary wheel on PyPI for {arch} ({ARCHES[arch]}): "
-                              f"{', '.join(map(str, missing))}; build them in a {arch} chroot "
-                              f"(see BUILD-NOTES in the README) and pass --extra-wheels DIR")
-        _write_files(root, version, arch)
+                              f"{', '.join(map(str, missing))}; build them on a Debian 12 {arch} root file system "
+                              f"(README, Offline install) and pass --extra-wheels DIR")
+        _write_files(root, version, arch, extra_pins(requirements))
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / f"{name}.tar.gz"
         with tarfile.open(target, "w:gz") as tar:
@@ -165,7 +200,7 @@ def make_bundle(arch: str, out_dir: Path, *, source: Path | None = None, urja_wh
     return target
 
 
-def _write_files(root: Path, version: str, arch: str) -> None:
+def _write_files(root: Path, version: str, arch: str, extras: list[str]) -> None:
     data = resources.files("tools") / "data"
     for file in DATA_FILES:
         (root / file).write_bytes((data / file).read_bytes())
@@ -173,7 +208,7 @@ def _write_files(root: Path, version: str, arch: str) -> None:
     (root / "activate.py").write_bytes((resources.files("tools") / "upgrade.py").read_bytes())
     (root / "VERSION").write_text(version + "\n")
     (root / "PYTHON").write_text(PYTHON_VERSION + "\n")
-    (root / "EXTRAS").write_text(" ".join(_extra_pins()) + "\n")
+    (root / "EXTRAS").write_text(" ".join(extras) + "\n")
     (root / "BUILD-NOTES.txt").write_text(BUILD_NOTES.format(arch=arch, machine=ARCHES[arch]))
     manifest = {"version": version, "arch": arch, "python": PYTHON_VERSION,
                 "files": {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -181,25 +216,12 @@ def _write_files(root: Path, version: str, arch: str) -> None:
     (root / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _extra_pins() -> list[str]:
-    """The extras' own packages, installed beside urja (``gpiod`` for GPIO relays)."""
-    from packaging.requirements import Requirement
-
-    names = []
-    for text in metadata.requires("urja") or []:
-        req = Requirement(text)
-        if req.marker is not None and any(req.marker.evaluate({"extra": e}) for e in EXTRAS):
-            names.append(f"{req.name}=={metadata.version(req.name)}")
-    return names
-
-
 BUILD_NOTES = """Wheels in this bundle are binary wheels for {arch} ({machine}) from PyPI, for Python 3.11
 (Debian 12). Where PyPI has none for {machine} (armhf: cffi, gpiod), they were built once on
-a Debian 12 {arch} root file system run under qemu-user-static:
+a Debian 12 {arch} root file system run under qemu-user-static (binfmt_misc registered, as
+make check-arm64 does for arm64):
 
-  debootstrap --arch={arch} --foreign bookworm rootfs http://deb.debian.org/debian
-  cp /usr/bin/qemu-*-static rootfs/usr/bin/ && chroot rootfs /debootstrap/debootstrap --second-stage
-  chroot rootfs apt-get install -y python3-venv python3-dev gcc libffi-dev
+  debootstrap --arch={arch} --include=python3-venv,python3-dev,gcc,libffi-dev bookworm rootfs
   chroot rootfs sh -c 'python3 -m venv /b && /b/bin/pip wheel -w /wheels cffi==X gpiod==Y'
 
 and given to `urja bundle --arch {arch} --extra-wheels rootfs/wheels`.

@@ -147,21 +147,40 @@ def restore(copy: Path | None, journal: Path) -> None:
     shutil.copyfile(copy, journal)
 
 
-def health_check(version_dir: Path, config: Path, *, timeout_s: float = HEALTH_TIMEOUT_S) -> Check:
+def as_user(user: str | None) -> dict:
+    """``subprocess`` arguments that run the check as the service's user (with its groups).
+
+    The check must create the journal and read the keys as the service will, or it would leave
+    a root-owned journal the service cannot write.
+    """
+    if user is None or os.geteuid() != 0:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
+
+
+def health_check(version_dir: Path, config: Path, *, timeout_s: float = HEALTH_TIMEOUT_S,
+                 user: str | None = None) -> Check:
     """READY, one meter read and a clean stop from ``urja run --check``; then the self-test."""
     urja = version_dir / "bin" / "urja"
     if not os.access(urja, os.X_OK):
         return Check(False, f"{urja} is missing")
+    run_as = as_user(user)
     with tempfile.TemporaryDirectory(prefix="urja-health-") as tmp:
         address = os.path.join(tmp, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(address)
+        if run_as:  # the agent, as the service user, must reach the socket (it carries only READY)
+            os.chmod(tmp, 0o711)
+            os.chmod(address, 0o722)
         env = dict(os.environ, NOTIFY_SOCKET=address)
         env.pop("WATCHDOG_USEC", None)
         deadline = time.monotonic() + timeout_s
         with open(os.path.join(tmp, "check.log"), "w+") as log:
             proc = subprocess.Popen([str(urja), "run", "--config", str(config), "--check"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=config.parent)
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=config.parent, **run_as)
             try:
                 ready = _wait_ready(sock, proc, deadline)
                 code = proc.wait(max(0.1, deadline - time.monotonic()))
@@ -177,7 +196,7 @@ def health_check(version_dir: Path, config: Path, *, timeout_s: float = HEALTH_T
             said = "no READY" if not ready else f"exit {code}"
             return Check(False, f"agent check failed ({said}): {tail or 'no output'}")
     test = subprocess.run([str(urja), "selftest", "--board", board_profile(config)], cwd=config.parent,
-                          capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()))
+                          capture_output=True, text=True, timeout=max(1.0, deadline - time.monotonic()), **run_as)
     if test.returncode != 0:
         return Check(False, f"self-test failed: {(test.stdout + test.stderr).strip().splitlines()[-1:]}")
     return Check(True, "READY, meter read, self-test passed")
@@ -196,7 +215,7 @@ def _wait_ready(sock: socket.socket, proc: subprocess.Popen, deadline: float) ->
 
 
 def activate(prefix: str | Path, version: str, config: str | Path, *, service=None,
-             timeout_s: float = HEALTH_TIMEOUT_S, say=print) -> Check:
+             timeout_s: float = HEALTH_TIMEOUT_S, say=print, user: str | None = None) -> Check:
     """Switch to an installed version; keep it only if it passes the health check."""
     layout = Layout(prefix)
     config = Path(config)
@@ -213,7 +232,7 @@ def activate(prefix: str | Path, version: str, config: str | Path, *, service=No
         copy = snapshot(journal, Path(tmp))
         layout.point(layout.current, version)
         say(f"switched {layout.current} -> versions/{version}; health check")
-        check = health_check(layout.current, config, timeout_s=timeout_s)
+        check = health_check(layout.current, config, timeout_s=timeout_s, user=user)
         if check.ok:
             layout.point(layout.previous, old)
             service.start()
@@ -224,14 +243,14 @@ def activate(prefix: str | Path, version: str, config: str | Path, *, service=No
         restore(copy, journal)
         say(f"rolled back to {old or 'nothing'}; journal restored from the copy taken before the switch")
         if old is not None:
-            again = health_check(layout.current, config, timeout_s=timeout_s)
+            again = health_check(layout.current, config, timeout_s=timeout_s, user=user)
             say(f"version {old}: {again.detail}")
             service.start()
         return check
 
 
 def rollback(prefix: str | Path, config: str | Path, *, service=None, timeout_s: float = HEALTH_TIMEOUT_S,
-             say=print) -> Check:
+             say=print, user: str | None = None) -> Check:
     """Go back to ``previous`` by hand; the journal is carried back by the version being left."""
     layout = Layout(prefix)
     config = Path(config)
@@ -246,7 +265,8 @@ def rollback(prefix: str | Path, config: str | Path, *, service=None, timeout_s:
     service.stop()
     if journal_path(config).exists():
         down = subprocess.run([str(layout.version_dir(leaving) / "bin" / "urja"), "journal", "migrate",
-                               "--config", str(config), "--to", fmt.stdout.strip()], capture_output=True, text=True)
+                               "--config", str(config), "--to", fmt.stdout.strip()], capture_output=True, text=True,
+                              **as_user(user))
         if down.returncode != 0:
             service.start()
             raise UpgradeError(f"journal not carried back to format {fmt.stdout.strip()}: {down.stderr.strip()}; "
@@ -254,7 +274,7 @@ def rollback(prefix: str | Path, config: str | Path, *, service=None, timeout_s:
         say(down.stdout.strip())
     layout.point(layout.current, target)
     layout.point(layout.previous, leaving)
-    check = health_check(layout.current, config, timeout_s=timeout_s)
+    check = health_check(layout.current, config, timeout_s=timeout_s, user=user)
     say(f"rolled back to {target}: {check.detail}")
     service.start()
     return check
@@ -268,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--no-service", action="store_true", help="no systemd here: do not stop or start the unit")
     parser.add_argument("--timeout-s", type=float, default=HEALTH_TIMEOUT_S)
+    parser.add_argument("--user", default=None, help="run the health check as the service's user (when root)")
     args = parser.parse_args(argv)
     service = NoService() if args.no_service else Systemd()
     layout = Layout(args.prefix)
@@ -278,9 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "activate":
             if not args.version:
                 parser.error("activate needs a VERSION")
-            check = activate(args.prefix, args.version, args.config, service=service, timeout_s=args.timeout_s)
+            check = activate(args.prefix, args.version, args.config, service=service, timeout_s=args.timeout_s,
+                             user=args.user)
         else:
-            check = rollback(args.prefix, args.config, service=service, timeout_s=args.timeout_s)
+            check = rollback(args.prefix, args.config, service=service, timeout_s=args.timeout_s, user=args.user)
     except UpgradeError as exc:
         print(f"urja upgrade: {exc}", file=sys.stderr)
         return 1

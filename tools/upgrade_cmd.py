@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--config", default="/etc/urja/urja.toml", help="site configuration")
     p.add_argument("--no-service", action="store_true", help="no systemd: do not stop or start urja.service")
     p.add_argument("--timeout-s", type=float, default=120.0, help="health check deadline (default 120 s)")
+    p.add_argument("--user", default="urja", help="when root: run the health check as this user, as the service "
+                                                  "runs (default urja)")
     p.set_defaults(func=handler)
 
 
@@ -26,5 +28,5 @@ def handler(args: argparse.Namespace) -> int:
     from tools import upgrade
 
     argv = [args.action, *([args.version] if args.version else []), "--prefix", args.prefix, "--config", args.config,
-            "--timeout-s", str(args.timeout_s), *(["--no-service"] if args.no_service else [])]
+            "--timeout-s", str(args.timeout_s), *(["--no-service"] if args.no_service else []), "--user", args.user]
     return upgrade.main(argv)

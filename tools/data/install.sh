@@ -39,11 +39,12 @@ mkdir -p "$prefix/versions"
 echo "installed urja $version in $dest"
 [ "$system" = 1 ] || exit 0
 
+command -v useradd >/dev/null || { echo "install.sh: useradd is missing (Debian: apt-get install passwd)" >&2; exit 1; }
 if ! id "$user" >/dev/null 2>&1; then
     useradd --system --user-group --home-dir /var/lib/urja --no-create-home --shell /usr/sbin/nologin "$user"
 fi
 usermod -a -G dialout "$user"
-mkdir -p /etc/urja /var/lib/urja
+mkdir -p /etc/urja /var/lib/urja /etc/udev/rules.d /etc/systemd/system
 chown "root:$user" /etc/urja && chmod 0750 /etc/urja
 chown "$user:$user" /var/lib/urja && chmod 0750 /var/lib/urja
 sed "s#@USER@#$user#g" "$here/60-urja.rules" > /etc/udev/rules.d/60-urja.rules
@@ -62,4 +63,9 @@ if [ ! -f "$config" ]; then
     echo "  $python $here/activate.py activate $version --prefix $prefix --config $config" >&2
     exit 0
 fi
-exec "$python" "$here/activate.py" activate "$version" --prefix "$prefix" --config "$config" $service
+# The provisioned keys and the owner's access file belong to the service's user (the agent refuses
+# private keys that others can read, so they are not made group-readable instead).
+confdir=$(dirname "$config")
+[ -d "$confdir/keys" ] && chown -R "$user:$user" "$confdir/keys"
+[ -f "$confdir/owner-access.json" ] && chown "$user:$user" "$confdir/owner-access.json"
+exec "$python" "$here/activate.py" activate "$version" --prefix "$prefix" --config "$config" --user "$user" $service
