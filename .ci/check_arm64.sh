@@ -53,6 +53,8 @@ $py -m tools.cli provision --out build/arm64-unit --site-id in.test.arm64-1 --na
     --lon 77.62 --city Bengaluru --board sim --auth free_vend --agency-dir build/arm64-agency > build/provision-arm64.log
 mkdir -p "$rootfs/etc/urja"
 cp -r build/arm64-unit/in.test.arm64-1/. "$rootfs/etc/urja/"
+# The maker's free-vend demo unit stops a session at 500 Wh (the template leaves it unlimited).
+sed -i 's/^default_limit_wh = 0$/default_limit_wh = 500/' "$rootfs/etc/urja/urja.toml"
 start=$(date +%s)
 # The whole install.sh as on a board: user, udev rules, unit, then the health-checked switch
 # (READY as the urja user, one meter read, the self-test); no systemd runs in a chroot.
@@ -67,7 +69,9 @@ owner=$(stat -c %u "$rootfs/var/lib/urja/journal.sqlite")
 version=$(cat "$rootfs/root/$name/VERSION")
 urja=/opt/urja/current/bin/urja
 start=$(date +%s)
-run "cd /tmp && $urja run --board sim --sim-car --speed 10" > build/charge-arm64.log 2>&1 || true
+# As the service runs it: the urja user, the provisioned configuration, its journal.
+run "cd /tmp && setpriv --reuid urja --regid urja --init-groups $urja run --config /etc/urja/urja.toml --sim-car --speed 10" \
+    > build/charge-arm64.log 2>&1 || true
 if grep -q '"receipt_id"' build/charge-arm64.log; then
     say "simulated charge to its signed receipt: passed in $(( $(date +%s) - start )) s ($(grep -m1 '"energy_wh"' build/charge-arm64.log | tr -d ' ,'))"
 else

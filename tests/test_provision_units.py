@@ -44,16 +44,17 @@ def test_each_unit_of_a_batch_gets_keys_a_certificate_a_valid_config_and_a_label
         assert json.dumps(cert).count(request["metering_public_key"]) == 1
         private = [p for p in (folder / "keys").iterdir() if p.suffix == ".pem"]
         assert private and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in private)
-        label = (folder / "label.txt").read_text()
-        assert f"ID: in.blr.maker.{n}" in label
-        assert (folder / "label.svg").read_text().startswith("<?xml") and \
-            (folder / "label.png").read_bytes()[:4] == b"\x89PNG"
+        labels = tmp_path / "out" / "labels"
+        assert f"ID: in.blr.maker.{n}" in (labels / f"in.blr.maker.{n}.txt").read_text()
+        assert (labels / f"in.blr.maker.{n}.svg").read_text().startswith("<?xml") and \
+            (labels / f"in.blr.maker.{n}.png").read_bytes()[:4] == b"\x89PNG"
+        assert not [p for p in folder.rglob("*") if p.suffix in (".svg", ".png") or "label" in p.name]
 
 
 def test_the_setup_code_on_the_label_opens_the_owner_access_file_and_only_its_hash_is_kept(tmp_path, agency):
     assert provision(tmp_path, agency) == 0
     folder = tmp_path / "out" / "in.blr.maker.0001"
-    code = (folder / "label.txt").read_text().split("Setup code: ")[1].split()[0].replace("-", "")
+    code = (tmp_path / "out" / "labels" / "in.blr.maker.0001.txt").read_text().split("Setup code: ")[1].split()[0].replace("-", "")
     access = folder / "owner-access.json"
     assert stat.S_IMODE(access.stat().st_mode) == 0o600 and code not in access.read_text()
     assert verify(access, role="owner", password_or_code=code)
@@ -70,7 +71,7 @@ def test_the_qr_code_carries_the_chargers_id_and_setup_code(tmp_path):
     assert payload == "URJA-SETUP:in.blr.maker.0009:ABCDEFGHJK"
     expected = segno.make(payload, error="m")
     expected.save(str(tmp_path / "expected.svg"), scale=4, border=2)
-    assert (tmp_path / "label.svg").read_text() == (tmp_path / "expected.svg").read_text()
+    assert (tmp_path / "in.blr.maker.0009.svg").read_text() == (tmp_path / "expected.svg").read_text()
 
 
 def test_running_a_batch_again_keeps_the_units_already_done(tmp_path, agency, capsys):

@@ -48,6 +48,6 @@ def handler(args: argparse.Namespace) -> int:
         if done.setup_code is None:
             print(f"{done.site_id}: already provisioned in {done.folder}, left as it is")
         else:
-            print(f"{done.site_id}: {done.folder} (label {done.label.name}, label.svg, label.png)")
+            print(f"{done.site_id}: {done.folder} (for /etc/urja); label {done.label.with_suffix('')}.txt|.svg|.png")
     return 0
 

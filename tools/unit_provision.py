@@ -7,7 +7,9 @@ own agency signs it at once), the agency's public key, the tariff, the configura
 from the maker's template (``tools/data/urja.toml.in`` by default; ``$name`` placeholders, each
 one required), the owner's one-time setup code (only its scrypt hash is kept, in the
 ``[owner_page] access_file``, by ``agent.owner_access``), and a label: text, and a QR code as SVG
-and PNG carrying the charger's id and the setup code.
+and PNG carrying the charger's id and the setup code. The unit's folder is exactly what goes to
+the board's ``/etc/urja``; the labels are kept apart (``OUT/labels/SITE_ID.txt|.svg|.png``), so
+the setup code in clear never travels to the board.
 
 A batch file is CSV with a header row; ``site_id``, ``name``, ``lat`` and ``lon`` are required,
 the other columns (``city``, ``address``, ``board``, ``tariff``, ``upi_vpa``, ``operator``,
@@ -126,7 +128,7 @@ def provision_unit(unit: Unit, out_dir: Path, *, template: str, template_name: s
     from protocols.signing.agency import AGENCY_PUB_FILE, certify
 
     folder = out_dir / unit.site_id
-    label = folder / "label.txt"
+    label = out_dir / "labels" / f"{unit.site_id}.txt"
     if (folder / "urja.toml").exists():
         return Provisioned(unit.site_id, folder, None, label)
     now_s = time.time() if now_s is None else now_s
@@ -153,7 +155,7 @@ def provision_unit(unit: Unit, out_dir: Path, *, template: str, template_name: s
         config.unlink()  # a unit without a valid configuration is not provisioned: the next run retries it
         raise
     code = create_setup_code(folder / access_file(config), rng=rng)
-    write_label(folder, unit.site_id, values["name"], code)
+    write_label(out_dir / "labels", unit.site_id, values["name"], code)
     return Provisioned(unit.site_id, folder, code, label)
 
 
@@ -170,12 +172,13 @@ def setup_payload(site_id: str, code: str) -> str:
 
 
 def write_label(folder: Path, site_id: str, name: str, code: str) -> None:
-    """label.txt for the printer's text line, label.svg and label.png with the QR code."""
+    """SITE_ID.txt for the printer's text lines, SITE_ID.svg and SITE_ID.png with the QR code."""
     import segno
 
+    folder.mkdir(parents=True, exist_ok=True)
     grouped = "-".join(code[i:i + 5] for i in range(0, len(code), 5))
-    (folder / "label.txt").write_text(f"Urja charger\n{name}\nID: {site_id}\nSetup code: {grouped}\n"
+    (folder / f"{site_id}.txt").write_text(f"Urja charger\n{name}\nID: {site_id}\nSetup code: {grouped}\n"
                                       f"Scan or type the setup code on the owner's page to set a password.\n")
     qr = segno.make(setup_payload(site_id, code), error="m")
-    qr.save(str(folder / "label.svg"), scale=4, border=2)
-    qr.save(str(folder / "label.png"), scale=4, border=2)
+    qr.save(str(folder / f"{site_id}.svg"), scale=4, border=2)
+    qr.save(str(folder / f"{site_id}.png"), scale=4, border=2)
