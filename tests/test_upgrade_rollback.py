@@ -139,3 +139,14 @@ def test_activating_a_version_that_is_not_installed_changes_nothing(tmp_path, si
         upgrade.activate(prefix, "0.3.0", site)
     assert upgrade.main(["activate", "0.3.0", "--prefix", str(prefix), "--config", str(site), "--no-service"]) == 1
     assert upgrade.Layout(prefix).linked(upgrade.Layout(prefix).current) == "0.1.0"
+
+
+def test_an_unknown_service_user_is_refused_before_anything_is_switched(tmp_path, site, monkeypatch):
+    prefix = tmp_path / "opt"
+    install_version(prefix, "0.1.0")
+    install_version(prefix, "0.2.0")
+    assert upgrade.activate(prefix, "0.1.0", site, say=lambda _: None).ok
+    monkeypatch.setattr(upgrade.os, "geteuid", lambda: 0)
+    with pytest.raises(upgrade.UpgradeError, match="no user 'no-such-urja-user'"):
+        upgrade.activate(prefix, "0.2.0", site, user="no-such-urja-user")
+    assert upgrade.Layout(prefix).linked(upgrade.Layout(prefix).current) == "0.1.0"

@@ -157,7 +157,11 @@ def as_user(user: str | None) -> dict:
         return {}
     import pwd
 
-    entry = pwd.getpwnam(user)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise UpgradeError(f"no user {user!r} here to run the health check as the service does "
+                           f"(give --user, or install with install.sh)") from None
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
 
 
@@ -226,6 +230,7 @@ def activate(prefix: str | Path, version: str, config: str | Path, *, service=No
     old = layout.linked(layout.current)
     if old == version:
         raise UpgradeError(f"version {version} is already the current one")
+    as_user(user)  # an unknown user is refused before anything is stopped or switched
     journal = journal_path(config)
     with tempfile.TemporaryDirectory(prefix="urja-upgrade-") as tmp:
         service.stop()
@@ -258,6 +263,7 @@ def rollback(prefix: str | Path, config: str | Path, *, service=None, timeout_s:
     leaving, target = layout.linked(layout.current), layout.linked(layout.previous)
     if target is None or leaving is None:
         raise UpgradeError(f"nothing to roll back to in {layout.prefix}")
+    as_user(user)
     fmt = subprocess.run([str(layout.version_dir(target) / "bin" / "urja"), "journal", "format"],
                          capture_output=True, text=True)
     if fmt.returncode != 0 or not fmt.stdout.strip().isdigit():
