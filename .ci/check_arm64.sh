@@ -77,4 +77,31 @@ if grep -q '"receipt_id"' build/charge-arm64.log; then
 else
     say "simulated charge: FAILED (build/charge-arm64.log)"; exit 1
 fi
+# Start-up under emulation: exec to READY and RSS at READY, as bench/bench_startup.py measures.
+cat > "$rootfs/root/ready.py" <<'PY'
+import os, socket, statistics, subprocess, sys, time
+path = "/tmp/urja-ready.sock"
+if os.path.exists(path):
+    os.unlink(path)
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(path)
+os.chmod(path, 0o777)
+sock.settimeout(120)
+times, rss = [], []
+for _ in range(3):
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(["setpriv", "--reuid", "urja", "--regid", "urja", "--init-groups", sys.argv[1], "run",
+                             "--config", "/etc/urja/urja.toml"], env=dict(os.environ, NOTIFY_SOCKET=path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not sock.recv(100).startswith(b"READY=1"):
+        pass
+    times.append(time.perf_counter() - t0)
+    with open(f"/proc/{proc.pid}/status") as fh:  # setpriv executes the agent in its own process
+        rss += [int(line.split()[1]) for line in fh if line.startswith("VmRSS")]
+    proc.terminate()
+    proc.wait()
+print(f"{statistics.median(times):.2f} s to READY, {statistics.median(rss) / 1024:.1f} MiB RSS (median of 3)")
+PY
+ready=$(run "chmod 1777 /tmp && python3 /root/ready.py $urja" 2>&1 | tail -1)
+say "agent under emulation (simulated board, no bindings): $ready"
 say "result: passed"
