@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages the tests talk to for real: an MQTT broker, a pty-linked serial pair, and the
-# browser the owner's page is tested in (Playwright drives Debian's chromium; Hindi needs a font).
-DEB_PACKAGES := mosquitto socat chromium fonts-lohit-deva
+# Debian packages the tests talk to for real: an MQTT broker, a pty-linked serial pair, the
+# browser the owner's page is tested in (Playwright drives Debian's chromium; Hindi needs a font),
+# and systemd's own checker for the service unit (systemd-analyze verify).
+DEB_PACKAGES := mosquitto socat chromium fonts-lohit-deva systemd
 # MicroPython (WebAssembly build from npm) runs the portable core beside CPython in the tests.
 MPY_DIR := tests/micropython
 MPY_STAMP := $(MPY_DIR)/node_modules/.installed
@@ -15,7 +16,7 @@ FAST_MARKERS := not slow and not runtime and not broker and not browser
 # Folders ruff checks; agent/, protocols/ and tests/ join once their remaining findings are fixed.
 LINT_PATHS ?= agent drivers protocols board tools tests bench
 
-.PHONY: demo test test-fast lint wheel-check bench deps deps-demo venv clean
+.PHONY: demo test test-fast lint wheel-check bench deps deps-demo venv clean check-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +94,12 @@ wheel-check: $(STAMP)
 
 bench: deps $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Not part of `make test`: a Debian 12 arm64 root file system under qemu-user, the arm64 bundle
+# installed in it with no network, the self-test and a simulated charge (.ci/check_arm64.sh).
+check-arm64: $(STAMP)
+	$(call need_packages,debootstrap qemu-user-static,)
+	PY=$(PY) .ci/check_arm64.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache $(MPY_DIR)/node_modules

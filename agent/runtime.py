@@ -151,6 +151,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
         self.on_relay_command: Callable[[Any, int], None] | None = None
+        # Watchdog pings ride on the dispatcher (``agent.notify``): a stuck loop stops them.
+        self.heartbeat: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Relay open first; then reconcile the journal; then the tasks."""
@@ -292,6 +294,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.heartbeat is not None:
+                self.heartbeat()
             while self._events:
                 make = self._events.pop(0)
                 self._handled += 1

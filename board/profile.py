@@ -52,6 +52,7 @@ class BoardProfile:
     meter: DriverSettings
     relay: DriverSettings
     pilot: DriverSettings
+    watchdog: str | None = None  # the board's hardware watchdog device, pinged by the agent
 
     @property
     def fail_safe(self) -> str:
@@ -72,6 +73,8 @@ class BoardProfile:
             ("relay fail-safe", self.fail_safe),
             ("pilot", f"{self.pilot.backend}" + (": " + _opts(self.pilot.options) if self.pilot.options else "")),
         ]
+        if self.watchdog:
+            rows.append(("watchdog", self.watchdog))
         return rows
 
 
@@ -114,6 +117,9 @@ def parse_profile(data: dict, path: str | Path) -> BoardProfile:
     phases = board.int("phases", 1, min=1, max=3)
     if phases == 2:
         raise board.error("phases", "unsupported phase count 2", "1, 3")
+    watchdog = board.str("watchdog", None)
+    if watchdog is not None and not watchdog.startswith("/"):
+        raise board.error("watchdog", f"not an absolute device path {watchdog!r}", "e.g. /dev/watchdog0")
     board.finish()
 
     facts = BoardFacts(max_current_a=max_current_a, phases=phases)
@@ -123,7 +129,7 @@ def parse_profile(data: dict, path: str | Path) -> BoardProfile:
     root.finish()
     return BoardProfile(
         name=name, path=path, description=description, max_current_a=max_current_a, phases=phases,
-        meter=meter, relay=relay, pilot=pilot,
+        meter=meter, relay=relay, pilot=pilot, watchdog=watchdog,
     )
 
 

@@ -7,15 +7,18 @@ receipt -> meter data).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # asyncio loads only in the commands that run a loop
+    import asyncio
 
 
 def register(subparsers) -> None:
-    from protocols.node.setup import add_node_options
+    from protocols.node.options import add_node_options
 
     p = subparsers.add_parser("charge", help="buy a charge at a charger on the network and verify its receipt")
     p.add_argument("subscriber_id", help="the charger's network id (from `urja discover`)")
@@ -35,6 +38,8 @@ def _show(progress) -> None:
 
 
 async def run(args, *, clock=time.time, stop: asyncio.Event | None = None, quiet: bool = False):
+    import asyncio
+
     from protocols.node.charge import ChargeFlow
     from protocols.node.setup import build_node
 
@@ -83,6 +88,8 @@ async def run(args, *, clock=time.time, stop: asyncio.Event | None = None, quiet
 
 
 def handle(args) -> int:
+    import asyncio
+
     from drivers.configfile import ConfigError
     from protocols.errors import ProtocolError
 

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "fault_cmd",
     "discover_cmd", "charge_cmd",
     "cds_cmd", "registry_cmd",
+    "journal_cmd", "provision_cmd", "diag_cmd", "bundle_cmd", "upgrade_cmd",
 )
 
 

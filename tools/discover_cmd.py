@@ -6,14 +6,13 @@ the chargers (a live search); without one it reads their retained, signed catalo
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
 
 
 def register(subparsers) -> None:
-    from protocols.node.setup import add_node_options
+    from protocols.node.options import add_node_options
 
     p = subparsers.add_parser("discover", help="find verified chargers near a place on the network")
     p.add_argument("--near", required=True, help="LAT,LON in degrees, e.g. 12.9716,77.5946")
@@ -72,6 +71,8 @@ async def run(args, *, clock=time.time) -> list:
 
 
 def handle(args) -> int:
+    import asyncio
+
     from drivers.configfile import ConfigError
     from protocols.errors import ProtocolError
 

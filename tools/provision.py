@@ -33,6 +33,17 @@ def ensure_agency(agency_dir: Path):
     return init_agency(agency_dir, agency_id="demo-agency")
 
 
+def ensure_keyring(key_dir: Path, *, site_id: str, city: str, lat: float, lon: float, now_s: float,
+                   valid_days: int = 365):
+    """The charger's keyring (signing, encryption and metering keys), created once and then reused."""
+    from protocols.signing.keys import Profile, create_keyring, load_keyring
+
+    if (key_dir / "keyring.json").exists():
+        return load_keyring(key_dir)
+    return create_keyring(key_dir, subscriber_id=site_id, valid_days=valid_days, now_s=now_s,
+                          profile=Profile(city=city, country="IND", gps=f"{lat:.6f},{lon:.6f}"))
+
+
 def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, lon: float,
                    city: str = "Bengaluru", address: str = "", tariff: str = "flat",
                    auth: str = "free_vend", default_limit_wh: int = 0, board: str = "sim",
@@ -45,7 +56,6 @@ def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, l
     MQTT network on that broker when it starts, speaking ``profile`` (Beckn 2.0 for a new site).
     """
     from protocols.signing.agency import certify
-    from protocols.signing.keys import Profile, create_keyring, load_keyring
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,11 +63,7 @@ def provision_site(folder: str | Path, *, site_id: str, name: str, lat: float, l
     agency_dir = Path(agency_dir) if agency_dir else folder / "agency"
     agency = ensure_agency(agency_dir)
     key_dir = folder / "keys"
-    if (key_dir / "keyring.json").exists():
-        keyring = load_keyring(key_dir)
-    else:
-        keyring = create_keyring(key_dir, subscriber_id=site_id, valid_days=365, now_s=now_s,
-                                 profile=Profile(city=city, country="IND", gps=f"{lat:.6f},{lon:.6f}"))
+    keyring = ensure_keyring(key_dir, site_id=site_id, city=city, lat=lat, lon=lon, now_s=now_s)
     cert_path = key_dir / "certificate.json"
     if not cert_path.exists():
         cert = certify(keyring.subscription_request(), agency, valid_days=365, now_s=now_s)

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
-
-from tools.shutdown import install_stop
+from typing import TYPE_CHECKING
 
 log = logging.getLogger("urja.run")
+
+if TYPE_CHECKING:  # asyncio loads only in the commands that run a loop
+    import asyncio
 
 
 def register(subparsers) -> None:
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
                           "on the site's allow-list, or an eMSP's card when the site serves OCPI")
     run.add_argument("--speed", type=float, default=1.0,
                      help="simulated board only: run simulated time this many times faster")
+    run.add_argument("--check", action="store_true",
+                     help="health check (upgrades): start, read the meter once, report READY, stop; "
+                          "exit 0 only if all of it worked")
     run.set_defaults(func=run_handler)
 
     demo = subparsers.add_parser(
@@ -51,6 +55,8 @@ def register(subparsers) -> None:
 
 
 def run_handler(args: argparse.Namespace) -> int:
+    import asyncio
+
     from agent.config import DEFAULT_CONFIG_PATH, load_config
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
@@ -81,26 +87,45 @@ def _simulated(board) -> bool:
 
 
 async def _run(config, args) -> int:
-    from agent.aio import cancel_and_wait
+    import asyncio
+
     from agent.bootstrap import open_runtime
     from agent.clock import Clock
+    from tools.service import ServiceLink
+    from tools.shutdown import install_stop
 
     stop = asyncio.Event()
     install_stop(stop)
+    link = ServiceLink()
     async with open_runtime(config, board_profile=args.board, clock=Clock(speed=args.speed)) as rt:
-        car = None
-        if args.sim_car:
-            car = asyncio.get_running_loop().create_task(_drive_sim_car(rt, args, stop), name="urja-sim-car")
         try:
-            await asyncio.wait_for(stop.wait(), args.duration_s)
-        except asyncio.TimeoutError:
-            pass
+            await link.up(rt)
+            if getattr(args, "check", False):  # callers that build their own Namespace
+                await link.check(rt)
+                return 0
+            await _serve(rt, args, stop)
         finally:
-            if car is not None:
-                await cancel_and_wait([car])
-                if not car.cancelled() and car.exception() is not None:
-                    raise car.exception()
+            link.down()
     return 0
+
+
+async def _serve(rt, args, stop: asyncio.Event) -> None:
+    import asyncio
+
+    from agent.aio import cancel_and_wait
+
+    car = None
+    if args.sim_car:
+        car = asyncio.get_running_loop().create_task(_drive_sim_car(rt, args, stop), name="urja-sim-car")
+    try:
+        await asyncio.wait_for(stop.wait(), args.duration_s)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        if car is not None:
+            await cancel_and_wait([car])
+            if not car.cancelled() and car.exception() is not None:
+                raise car.exception()
 
 
 async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
@@ -126,6 +151,8 @@ async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
 
 
 def demo_handler(args: argparse.Namespace) -> int:
+    import asyncio
+
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="urja-demo-"))
     speed = args.speed if args.speed is not None else (30.0 if args.local else 60.0)
     if not speed > 0:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from drivers.errors import DriverError
@@ -18,6 +17,8 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio
+
     from board.profile import load_profile
 
     profile = load_profile(args.board)

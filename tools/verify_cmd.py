@@ -8,7 +8,6 @@ Relative paths are taken from the directory of ``urja.toml``.
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -128,6 +127,8 @@ def _trusted_keys(certs, key_dir, agency_key, revocations, now_s):
 
 
 def _check_message(data, certs, key_dir, agency_key, revocations, now_s, max_bytes) -> str:
+    import asyncio
+
     from protocols.signing.beckn import Verifier, parse_frame
     from protocols.signing.keys import StaticKeyLookup
 

@@ -10,8 +10,10 @@ import sqlite3
 
 from agent import sqlite as db
 from agent.journal.errors import SchemaError, StorageError
+from agent.journal.migrations import CURRENT_VERSION, up_steps
 
-SCHEMA_VERSION = 1
+# Versions and the steps between them, both ways: ``agent.journal.migrations``.
+SCHEMA_VERSION = CURRENT_VERSION
 
 # 1 KiB pages, measured: a WAL frame is a page plus a 24-byte header, so with 4 KiB pages a
 # one-page commit always straddles two 4 KiB file-system blocks and the kernel writes both
@@ -108,7 +110,7 @@ def configure(conn, path, *, exclusive):
 
 def migrate(conn, path, extra):
     """Bring the file to the schema this code knows, in one transaction (see ``Journal.open``)."""
-    steps = {0: create_v1}
+    steps = {0: create_v1, **up_steps()}
     steps.update(extra)
     target = max([SCHEMA_VERSION, *(v + 1 for v in extra)])
     with db.write_transaction(conn):

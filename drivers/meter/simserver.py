@@ -272,7 +272,7 @@ class SimMeterServer:
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve Modbus TCP; returns the bound port (pass 0 for an ephemeral one)."""
-        from pymodbus.server import ModbusTcpServer
+        ModbusTcpServer = _server_class("ModbusTcpServer")
 
         if self._server is not None:
             raise RuntimeError("server already started")
@@ -284,7 +284,7 @@ class SimMeterServer:
 
     async def start_serial(self, device: str, baudrate: int = 9600) -> None:
         """Serve Modbus RTU on a serial device (a pty end in tests)."""
-        from pymodbus.server import ModbusSerialServer
+        ModbusSerialServer = _server_class("ModbusSerialServer")
 
         if self._server is not None:
             raise RuntimeError("server already started")
@@ -299,3 +299,31 @@ class SimMeterServer:
         if server is not None:
             await server.shutdown()
 
+
+def _server_class(name: str):
+    """A server class from ``pymodbus.server.server`` without running ``pymodbus.server``'s init.
+
+    That init also imports pymodbus's HTTP simulator and with it aiohttp (about 100 ms and
+    several MiB), which a simulated meter never uses. The package is stood in for by an empty
+    shell only while its ``server`` module loads, then removed, so a later
+    ``import pymodbus.server`` elsewhere runs the real init and finds the module already loaded.
+    """
+    import sys
+
+    if "pymodbus.server" in sys.modules:
+        return getattr(sys.modules["pymodbus.server"], name)
+    import importlib
+    import types
+    from pathlib import Path
+
+    import pymodbus
+
+    shell = types.ModuleType("pymodbus.server")
+    shell.__path__ = [str(Path(pymodbus.__file__).parent / "server")]
+    sys.modules["pymodbus.server"] = shell
+    try:
+        module = importlib.import_module("pymodbus.server.server")
+    finally:
+        if sys.modules.get("pymodbus.server") is shell:
+            del sys.modules["pymodbus.server"]
+    return getattr(module, name)

@@ -29,36 +29,20 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from drivers.configfile import ConfigError, Section, load_toml
-from protocols.beckn2.vocabulary import PROFILE_V2, PROFILES
+from protocols.beckn2.vocabulary import PROFILE_V2
 from protocols.errors import ProtocolError
 from protocols.mqtt.identity import make_identity
 from protocols.mqtt.stack import NetworkConfig
 from protocols.mqtt.topics import Topics
 from protocols.mqtt.transport import MqttTransport
 from protocols.node.client import NetworkNode
+from protocols.node.options import DEFAULT_CONFIG, add_node_options  # noqa: F401  (re-exported)
 from protocols.signing.agency import load_agency, read_agency_public_key
 from protocols.signing.keys import Ed25519Signer
-
-DEFAULT_CONFIG = "/etc/urja/urja.toml"
 
 
 class SetupError(ProtocolError):
     code = "node-setup"
-
-
-def add_node_options(p) -> None:
-    p.add_argument("--config", help=f"read [network] and [node] from this TOML file (default {DEFAULT_CONFIG} if present)")
-    p.add_argument("--broker", action="append", default=[], help="broker URL, e.g. mqtt://127.0.0.1:1883 (repeatable: failover order)")
-    p.add_argument("--agency-key", help="agency public key: base64 text, agency.pub or agency.json")
-    # its own dest: ``urja charge`` names the charger in a positional ``subscriber_id``
-    p.add_argument("--subscriber-id", dest="node_subscriber_id", help="this node's network subscriber id")
-    p.add_argument("--key-dir", help="this node's keyring (from `urja keygen`)")
-    p.add_argument("--certificate", help="the agency's certificate for this node's key (JSON)")
-    p.add_argument("--agency-dir", help="pilot networks: let this local agency certify a fresh node key")
-    p.add_argument("--revocations", help="the agency's signed revocation list (JSON): revoked chargers are refused")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers (default 3)")
-    p.add_argument("--profile", choices=PROFILES, help="the network's protocol (default: [network] profile, "
-                                                        "else beckn-2.0)")
 
 
 def _agency_key(value: str, where: str) -> bytes:
