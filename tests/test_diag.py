@@ -50,7 +50,8 @@ def secrets_of(site: Path) -> list[bytes]:
     for pem in (site.parent / "keys").glob("*.pem"):
         found += [line for line in pem.read_bytes().splitlines() if line and not line.startswith(b"-----")]
     access = json.loads((site.parent / "owner-access.json").read_text())
-    found += [part.encode() for part in access["setup_code"].split("$")[-2:]]
+    scrypt = access["roles"]["owner"]["setup_code"]["scrypt"]
+    found += [scrypt["salt"].encode(), scrypt["hash"].encode()]
     found += [line for line in (site.parent / "agency" / "agency.json").read_bytes().splitlines() if b"private" in line]
     return found
 

@@ -6,7 +6,6 @@ in a DeDi registry (``--registry URL``) or read from a registry file (``--regist
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 
@@ -57,6 +56,8 @@ async def serve(args, *, clock=time.time) -> None:
         cds = CatalogDiscoveryService(signer=keyring, lookup=lookup, clock=clock,
                                       network_id=args.network_id, subscriber_uri=args.public_url)
         port = await cds.start(args.host, args.port)
+        import asyncio
+
         stop = asyncio.Event()
         install_stop(stop)
         print(f"catalog discovery service (reference, for tests) on http://{args.host}:{port} "
@@ -68,6 +69,8 @@ async def serve(args, *, clock=time.time) -> None:
 
 
 def handle_serve(args) -> int:
+    import asyncio
+
     from protocols.errors import ProtocolError
 
     try:

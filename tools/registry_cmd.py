@@ -7,7 +7,6 @@ host: no namespace verification, no publishing API.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -69,6 +68,8 @@ async def serve(args) -> None:
 
     server = DediRegistryServer(doc=load_registry_file(args.file), ttl_s=args.ttl_s)
     port = await server.start(args.host, args.port)
+    import asyncio
+
     stop = asyncio.Event()
     install_stop(stop)
     print(f"registry (reference, for tests) on http://{args.host}:{port}/dedi with "
@@ -80,6 +81,8 @@ async def serve(args) -> None:
 
 
 def handle_serve(args) -> int:
+    import asyncio
+
     from protocols.beckn2.dedi import DediError
 
     try:
