@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ocpi_cmd",
     "fault_cmd",
     "discover_cmd", "charge_cmd",
+    "bridge_cmd",
 )
 
 

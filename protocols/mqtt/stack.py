@@ -19,6 +19,7 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     keepalive_s = 30
     agency_public_key = "base64..."   # nodes: the agency key to verify chargers by
     registry_url = "https://registry.example"   # optional: a Beckn registry to look up buyers in
+    bridges = ["bridge-a.example.net"]   # optional: HTTP bridges that may front this charger
 """
 from __future__ import annotations
 
@@ -55,10 +56,13 @@ class NetworkConfig:
     agency_public_key: str | None = None
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
     policy: Policy = field(default_factory=Policy)  # the provider's keys of the same table
+    bridges: tuple[str, ...] = ()  # HTTP bridges that may front this charger (protocols.bridge)
 
     @classmethod
     def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
         """Validate the MQTT keys of a ``[network]`` table; errors name file, key and what is allowed."""
+        from protocols.bridge.fronting import fronting_bridges
+
         sec = Section(data or {}, file, "network")
         brokers = sec.list("brokers", list(DEFAULT_BROKERS))
         if not brokers or not all(isinstance(b, str) for b in brokers):
@@ -77,7 +81,7 @@ class NetworkConfig:
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
                   agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec),
-                  policy=Policy.from_section(sec))
+                  policy=Policy.from_section(sec), bridges=fronting_bridges(sec))
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:
             check_root(cfg.topic_root)
@@ -143,6 +147,7 @@ class ChargerNetwork:
         options.setdefault("order_store", ctx.orders)
         options.setdefault("clock", ctx.now_s)
         options.setdefault("revocations", ctx.revocations)
+        options.setdefault("bridges", config.bridges)
         session = None
         if "buyer_keys" not in options:
             options["buyer_keys"], session = buyer_lookup(ctx, config.registry_url)
