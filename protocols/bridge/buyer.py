@@ -7,8 +7,8 @@ HTTP address are handed to the node as if they had arrived in its inbox, so the 
 each charger's signature, catalog and receipt exactly as it does on MQTT. A bridge's refusal
 (an offline or unknown charger, a bad signature) raises at once with the bridge's reason.
 
-Several bridge URLs may be given (the way a load balancer would spread them): a bridge that
-cannot be reached is skipped for the next.
+Several bridge URLs may be given: requests go to them in turn (the way a load balancer would
+spread them), and a bridge that cannot be reached is skipped for the next.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class HttpBuyerLink:
         self.on_message: Callable[[str, bytes, bool], None] | None = None
         self.on_connect = None
         self.connected = asyncio.Event()
-        self.answers: list[tuple[str, int, dict]] = []  # (action, HTTP status, the bridge's answer)
+        self.answers: list[tuple[str, int, dict, str]] = []  # (action, HTTP status, answer, bridge URL)
         self._tasks: list[asyncio.Task] = []
         self._sent: dict[str, None] = {}
         self._runner: web.AppRunner | None = None
@@ -137,7 +137,8 @@ class HttpBuyerLink:
                 doc = json.loads(text)
             except ValueError:
                 doc = {}
-            self.answers.append((env.action, status, doc))
+            self.answers.append((env.action, status, doc, url))
+            self._next += 1  # the next request to the next bridge, as a load balancer would spread them
             if status != 200:
                 error = doc.get("error") or {}
                 code = error.get("errorCode") or error.get("code")
