@@ -24,10 +24,10 @@ COMMAND_MODULES = (
     "keygen_cmd",
     "agency_cmd",
     "verify_cmd",
+    "bridge_cmd",
     "ocpi_cmd",
     "fault_cmd",
     "discover_cmd", "charge_cmd",
-    "bridge_cmd",
 )
 
 

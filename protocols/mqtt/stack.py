@@ -11,6 +11,7 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     brokers = ["mqtts://broker.example.in:8883", "mqtt://backup.example.in:1883"]   # failover order
     protocol = "5"                 # or "3.1.1"
     topic_root = "urja/v1"
+    bridges = ["bridge-a.example.net"]   # optional: HTTP bridges that may front this charger
     username = "..."               # with password; or client certificate:
     password = "..."
     ca_file = "/etc/urja/network-ca.pem"
@@ -19,7 +20,6 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     keepalive_s = 30
     agency_public_key = "base64..."   # nodes: the agency key to verify chargers by
     registry_url = "https://registry.example"   # optional: a Beckn registry to look up buyers in
-    bridges = ["bridge-a.example.net"]   # optional: HTTP bridges that may front this charger
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class NetworkConfig:
     brokers: tuple[str, ...] = DEFAULT_BROKERS
     protocol: str = "5"
     topic_root: str = DEFAULT_ROOT
+    bridges: tuple[str, ...] = ()  # HTTP bridges that may front this charger (protocols.bridge)
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # a secret: never in a log line
     ca_file: str | None = None
@@ -56,18 +57,16 @@ class NetworkConfig:
     agency_public_key: str | None = None
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
     policy: Policy = field(default_factory=Policy)  # the provider's keys of the same table
-    bridges: tuple[str, ...] = ()  # HTTP bridges that may front this charger (protocols.bridge)
 
     @classmethod
     def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
         """Validate the MQTT keys of a ``[network]`` table; errors name file, key and what is allowed."""
-        from protocols.bridge.fronting import fronting_bridges
-
         sec = Section(data or {}, file, "network")
         brokers = sec.list("brokers", list(DEFAULT_BROKERS))
         if not brokers or not all(isinstance(b, str) for b in brokers):
             raise sec.error("brokers", "must be a non-empty list of broker URLs", "mqtt://host:port, mqtts://host:port")
         base = Path(file).parent if str(file) != "<config>" else Path(".")
+        from protocols.bridge.fronting import fronting_bridges  # the bridge package reads its own key
 
         def path(name):
             value = sec.str(name, None)
@@ -76,12 +75,13 @@ class NetworkConfig:
             p = Path(value)
             return str(p if p.is_absolute() else base / p)
 
-        cfg = cls(brokers=tuple(brokers), protocol=sec.str("protocol", "5", choices=PROTOCOLS),
+        cfg = cls(brokers=tuple(brokers), bridges=fronting_bridges(sec),
+                  protocol=sec.str("protocol", "5", choices=PROTOCOLS),
                   topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
                   agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec),
-                  policy=Policy.from_section(sec), bridges=fronting_bridges(sec))
+                  policy=Policy.from_section(sec))
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:
             check_root(cfg.topic_root)
