@@ -3,6 +3,7 @@ buyer that speaks HTTP only."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import aiohttp
@@ -13,6 +14,8 @@ from protocols.beckn import messages
 from protocols.bridge.buyer import BridgeRefused
 from protocols.bridge.server import Bridge
 from protocols.mqtt.identity import make_identity, memory_agency
+from protocols.mqtt.topics import Topics
+from protocols.mqtt.transport import MqttSettings, MqttTransport
 from protocols.signing.beckn import sign_body
 from tests.bridge_support import RecordingSink, bridge_settings, http_buyer
 from tests.fleet import EXAMPLE_TARIFF, Fleet
@@ -200,3 +203,48 @@ async def test_a_v2_request_is_forwarded_byte_exact_and_answered_with_a_counter_
                 assert payload == f"Authorization: {header}\n\n".encode() + body
         finally:
             await bridge.close()
+
+
+async def test_a_v2_discover_of_an_area_reaches_the_chargers_of_that_area_only(tmp_path):
+    agency = memory_agency()
+    with Broker(tmp_path) as broker:
+        fleet = Fleet(brokers=(broker.url,), agency=agency, sites=SITES + [("del-1", 28.61, 77.21)],
+                      tariff=load_tariff_file(EXAMPLE_TARIFF), clock=time.time, bridges=("bridge-a",))
+        bridge, _ = await start_bridge(agency, broker, RecordingSink())
+        buyer = make_identity(agency, "buyer-d", lat=12.97, lon=77.59, now_s=time.time(), kind="BAP")
+        got, arrived = [], asyncio.Event()
+
+        def heard(topic, payload, retained):
+            got.append((topic, payload))
+            arrived.set()
+        spy = MqttTransport(MqttSettings(brokers=(broker.url,), client_id="spy-d"), on_message=heard)
+        spy.subscribe("urja/v1/search/#", 1)
+        try:
+            async with fleet, spy:
+                await spy.wait_connected(5)
+                await bridge.until(fronted("blr-1", "blr-2", "del-1"), 10)
+                body = json.dumps({"context": {"action": "discover", "version": "2.0.0", "bapId": "buyer-d",
+                                               "bapUri": "https://buyer.example/beckn", "transactionId": "t-d",
+                                               "messageId": "m-d", "timestamp": "2026-12-06T06:00:00Z"},
+                                   "message": {"intent": {"spatial": [{
+                                       "op": "S_DWITHIN", "targets": "$['provider']['availableAt'][*]['geo']",
+                                       "geometry": {"type": "Point", "coordinates": [77.5946, 12.9716]},
+                                       "distanceMeters": 3000}]}}}).encode()
+                now = int(time.time())
+                headers = {"Authorization": sign_body(body, buyer.signer, created_s=now, expires_s=now + 60),
+                           "Urja-Agency-Certificate": "eyJhIjoxfQ=="}
+                status, ack = await _post(f"http://127.0.0.1:{bridge.port}/discover", body, headers)
+                assert status == 200 and ack["status"] == "ACK"
+                await asyncio.wait_for(arrived.wait(), 10)
+                cover = Topics().search_cover(12.9716, 77.5946, 3.0)
+                assert {t for t, _ in got} <= set(cover)
+                assert got[0][1] == (f"Authorization: {headers['Authorization']}\n"
+                                     "Urja-Agency-Certificate: eyJhIjoxfQ==\n\n").encode() + body
+                no_area = body.replace(b'"op": "S_DWITHIN"', b'"op": "S_CONTAINS"')
+                headers["Authorization"] = sign_body(no_area, buyer.signer, created_s=now, expires_s=now + 60)
+                status, nack = await _post(f"http://127.0.0.1:{bridge.port}/discover", no_area, headers)
+                assert status == 400 and nack["error"]["errorCode"] == "30000"
+        finally:
+            await bridge.close()
+    far = fleet.members[2]
+    assert far.link.stats["received"] == 0

@@ -173,3 +173,29 @@ def test_a_charger_names_its_bridges_in_its_network_table():
         with pytest.raises(ConfigError) as err:
             NetworkConfig.from_table({"bridges": bad})
         assert "network.bridges" in str(err.value)
+
+
+def _discover(spatial) -> bytes:
+    return json.dumps({"context": {**V2, "action": "discover"}, "message": {"intent": {"spatial": spatial}}}).encode()
+
+
+def test_a_v2_discover_names_its_area_as_a_point_and_a_distance():
+    point = {"op": "S_DWITHIN", "targets": "$['provider']['availableAt'][*]['geo']",
+             "geometry": {"type": "Point", "coordinates": [77.621, 12.9401]}, "distanceMeters": 2000}
+    assert envelope.discover_circle(_discover([point])) == (12.9401, 77.621, 2.0)
+    for bad in ([], [{**point, "op": "S_INTERSECTS"}], [{**point, "distanceMeters": -1}],
+                [{**point, "geometry": {"type": "Point", "coordinates": [12.9, 95.0]}}], "here",
+                [{**point, "geometry": {"type": "Point", "coordinates": ["77", 12]}}]):
+        with pytest.raises(envelope.EnvelopeError) as err:
+            envelope.discover_circle(_discover(bad))
+        assert err.value.path.startswith("message.intent.spatial")
+
+
+def test_a_frame_made_by_the_bridge_is_the_frame_a_charger_reads():
+    b = body(V2)
+    assert envelope.frame(b, "Signature a") == frame_message(b, "Signature a")
+    assert envelope.frame(b, "Signature a", "Signature g") == frame_message(b, "Signature a", "Signature g")
+    with_cert = envelope.frame(b, "Signature a", None, "eyJhIjoxfQ==")
+    assert with_cert == b"Authorization: Signature a\nUrja-Agency-Certificate: eyJhIjoxfQ==\n\n" + b
+    with pytest.raises(envelope.EnvelopeError):
+        envelope.certificate_header("not base64!\nAuthorization: x")

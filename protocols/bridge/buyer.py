@@ -122,6 +122,9 @@ class HttpBuyerLink:
         headers = {AUTHORIZATION: frame.authorization, "Content-Type": "application/json"}
         if frame.gateway_authorization is not None:
             headers[GATEWAY_AUTHORIZATION] = frame.gateway_authorization
+        certificate = getattr(frame, "certificate", None)  # beside a 2.0 discover
+        if certificate is not None:
+            headers[envelope.CERTIFICATE_HEADER] = certificate
         last_error = None
         for _ in range(len(self.bridges)):
             url = f"{self.bridges[self._next % len(self.bridges)]}/{env.action}"

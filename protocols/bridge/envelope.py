@@ -130,3 +130,55 @@ def charger_id(env: Envelope) -> str:
         return check_subscriber_id(env.bpp_id)
     except TopicError as exc:
         raise EnvelopeError(env.key("bpp_id"), str(exc)) from None
+
+
+# The frame header a Beckn 2.0 discover carries its sender's agency certificate in (its body has
+# no place for it; docs/network-protocol.md); over HTTP it is a request header of the same name.
+CERTIFICATE_HEADER = "Urja-Agency-Certificate"
+MAX_CERTIFICATE_CHARS = 24 * 1024
+_B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def certificate_header(value: str | None) -> str | None:
+    """The certificate header, passed on as it came if it is plausible base64 of bounded size."""
+    if value is None:
+        return None
+    if len(value) > MAX_CERTIFICATE_CHARS or not _B64_RE.match(value):
+        raise EnvelopeError(CERTIFICATE_HEADER, f"must be base64 of at most {MAX_CERTIFICATE_CHARS} characters")
+    return value
+
+
+def frame(body: bytes, authorization: str, gateway_authorization: str | None = None,
+          certificate: str | None = None) -> bytes:
+    """Header block, empty line, exact body (``protocols.signing.beckn.frame_message``), with the
+    certificate line last in the block when there is one."""
+    lines = [f"Authorization: {authorization}"]
+    if gateway_authorization is not None:
+        lines.append(f"X-Gateway-Authorization: {gateway_authorization}")
+    if certificate is not None:
+        lines.append(f"{CERTIFICATE_HEADER}: {certificate}")
+    return ("\n".join(lines) + "\n\n").encode("ascii") + bytes(body)
+
+
+def discover_circle(body: bytes) -> tuple[float, float, float]:
+    """A Beckn 2.0 ``discover``'s area, ``message.intent.spatial`` ``S_DWITHIN`` a ``Point``
+    (``beckn.yaml``, GeoJSON order: longitude, latitude) within ``distanceMeters``:
+    ``(lat, lon, radius_km)``."""
+    path = "message.intent.spatial"
+    try:
+        spatial = json.loads(body)["message"]["intent"]["spatial"]
+        for i, clause in enumerate(spatial if isinstance(spatial, list) else []):
+            path = f"message.intent.spatial[{i}]"
+            geometry = clause.get("geometry") or {}
+            if clause.get("op") != "S_DWITHIN" or geometry.get("type") != "Point":
+                continue
+            lon, lat = geometry["coordinates"]
+            metres = clause["distanceMeters"]
+            if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lat, lon, metres)) \
+                    and -90 <= lat <= 90 and -180 <= lon <= 180 and 0 < metres:
+                return float(lat), float(lon), float(metres) / 1000
+            raise ValueError("coordinates or distance out of range")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise EnvelopeError(path, "a discover through a bridge names its area: S_DWITHIN a Point within "
+                            "distanceMeters") from None
+    raise EnvelopeError(path, "a discover through a bridge names its area: S_DWITHIN a Point within distanceMeters")

@@ -14,10 +14,12 @@ refuse):
 5. forward: the exact bytes with the buyer's headers, framed as on MQTT, QoS 1 to
    ``{root}/inbox/<bppId>``, expiring with the message's ``ttl``. Nothing else is written to.
 
-A Beckn 1.1 ``search`` (no ``bppId``) is published, byte-exact, to the geohash search topics
-of its circle, exactly those a node on MQTT would use, so only chargers in the area get it. A
-Beckn 2.0 ``discover`` without ``bppId`` belongs to the catalog discovery service the bridge
-publishes catalogs to and is refused here.
+A Beckn 1.1 ``search`` or a 2.0 ``discover`` without ``bppId`` (a node asking the chargers of an
+area directly, as on MQTT) is published, byte-exact, to the geohash search topics of its
+circle, exactly those a node on MQTT would use, so only chargers in the area get it; a 2.0
+discover's sender certificate (``Urja-Agency-Certificate``) travels in the frame as on MQTT.
+Discovery across a whole network goes through catalog discovery services instead, which the
+bridge feeds.
 
 The bridge's catalog duties go through ``sink`` (``CatalogSink``): called with a fronted
 charger's retained, signed catalog whenever it changes, and told to withdraw it when the
@@ -50,7 +52,6 @@ from protocols.signing.beckn import (
     AUTHORIZATION,
     GATEWAY_AUTHORIZATION,
     Verifier,
-    frame_message,
     parse_signature_header,
 )
 from protocols.signing.keys import KeyLookup
@@ -268,12 +269,17 @@ class Bridge:
                 raise Refusal(401, codes.INVALID_REQUEST, f"Authorization: {exc}") from None
 
     async def _forward(self, env: envelope.Envelope, body: bytes, headers) -> None:
-        payload = frame_message(body, headers[AUTHORIZATION], headers.get(GATEWAY_AUTHORIZATION))
+        try:
+            certificate = envelope.certificate_header(headers.get(envelope.CERTIFICATE_HEADER))
+        except envelope.EnvelopeError as exc:
+            raise Refusal(400, codes.INVALID_REQUEST, str(exc)) from None
+        payload = envelope.frame(body, headers[AUTHORIZATION], headers.get(GATEWAY_AUTHORIZATION), certificate)
         if env.bpp_id is None and env.action == "search":
             topics = self._search_topics(body)
+        elif env.bpp_id is None and env.action == "discover":
+            topics = self._discover_topics(body)
         elif env.bpp_id is None:
-            raise Refusal(400, codes.ACTION_NOT_APPLICABLE, f"{env.action} without bppId goes to the network's "
-                          "catalog discovery service, not to a bridge", env.key("bpp_id"))
+            raise Refusal(400, codes.INVALID_REQUEST, f"{env.action} names no charger", env.key("bpp_id"))
         else:
             topics = [self.topics.inbox(self._charger(env))]
         try:
@@ -307,6 +313,17 @@ class Bridge:
             raise Refusal(400, exc.code, exc.reason, exc.path) from None
         except ProtocolError as exc:
             raise Refusal(400, codes.INVALID_REQUEST, str(exc), "message.intent") from None
+
+    def _discover_topics(self, body: bytes) -> list[str]:
+        """A 2.0 discover that asks the chargers of an area directly, as a node on MQTT does:
+        the same search topics, so the same chargers and no others get it."""
+        try:
+            lat, lon, radius_km = envelope.discover_circle(body)
+            return self.topics.search_cover(lat, lon, radius_km)
+        except envelope.EnvelopeError as exc:
+            raise Refusal(400, codes.INVALID_REQUEST, str(exc), exc.path) from None
+        except ProtocolError as exc:
+            raise Refusal(400, codes.INVALID_REQUEST, str(exc), "message.intent.spatial") from None
 
     def _answer(self, env: envelope.Envelope | None, body: bytes, refusal: Refusal | None) -> web.Response:
         error = None if refusal is None else (refusal.code, refusal.reason)
