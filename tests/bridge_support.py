@@ -47,12 +47,13 @@ def bridge_settings(bridge_id: str, broker_url: str, **overrides) -> BridgeSetti
 
 
 async def http_buyer(agency, bridges: list[str], *, sid: str = "buyer-http", lat: float = 12.97,
-                     lon: float = 77.59, clock=time.time) -> NetworkNode:
-    """The reference node with no MQTT at all: requests to the bridges, callbacks over HTTP."""
+                     lon: float = 77.59, clock=time.time, **node_options) -> NetworkNode:
+    """The reference node with no MQTT at all: requests to the bridges, callbacks over HTTP
+    (``node_options`` go to ``NetworkNode``)."""
     ident = make_identity(agency, sid, lat=lat, lon=lon, now_s=clock(), kind="BAP")
     link = HttpBuyerLink(bridges=bridges, inbox_topic=Topics().inbox(sid))
     uri = await link.listen()
     node = NetworkNode(transport=link, subscriber_id=sid, signer=ident.signer, agency_public_key=agency.public_key,
-                       clock=clock, certificate=ident.certificate, uri=uri)
+                       clock=clock, certificate=ident.certificate, uri=uri, **node_options)
     node.identity = ident
     return node
