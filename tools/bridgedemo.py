@@ -130,7 +130,8 @@ async def bridge_story(folder: Path, urls: list[str], *, speed: float = 60.0, en
             uri = await link.listen()
             node = NetworkNode(transport=link, subscriber_id=APP_ID, signer=keyring.signer(clock.wall_s()),
                                agency_public_key=agency_key, clock=clock.wall_s,
-                               certificate=json.loads(app.certificate.read_text()), uri=uri)
+                               certificate=json.loads(app.certificate.read_text()), uri=uri,
+                               **_same_protocol(rt))
             where, lat, lon = USER_PLACE
             found = await node.discover(lat, lon, SEARCH_RADIUS_KM, timeout_s=10, expect=1)
             if not found:
@@ -198,6 +199,13 @@ async def bridge_story(folder: Path, urls: list[str], *, speed: float = 60.0, en
 
             await cancel_and_wait([driver])
     return path
+
+
+def _same_protocol(rt) -> dict:
+    """The app speaks the charger's protocol profile, where the configuration names one."""
+    policy = getattr(rt.site.bindings.get("network"), "policy", None)
+    profile = getattr(policy, "profile", None)
+    return {} if profile is None else {"profile": profile, "network_id": policy.network_id}
 
 
 def run_bridge_demo(folder: Path, *, speed: float = 60.0, energy_wh: int = 3000, verbose: bool = False,
