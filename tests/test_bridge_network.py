@@ -2,7 +2,8 @@
 generated here), two ``urja bridge`` processes on two of them, the real runtime's charger on
 the third with no inbound connectivity at all, and a buyer that speaks HTTP only. The buyer
 discovers the charger, buys a charge with its requests spread over both bridges, follows it to
-the end and verifies the receipt offline with the agency's key."""
+the end and verifies the receipt offline with the agency's key. Once on Beckn 1.1 and once on
+Beckn 2.0 (where the 2.0 provider is in the tree)."""
 from __future__ import annotations
 
 import asyncio
@@ -60,7 +61,15 @@ class BridgeProcess:
         assert b"Traceback" not in out, out.decode()
 
 
-async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connectivity(tmp_path):
+@pytest.mark.parametrize("profile", ["beckn-1.1", "beckn-2.0"])
+async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connectivity(tmp_path, profile):
+    charger_options, node_options = {}, {}
+    if profile == "beckn-2.0":
+        pytest.importorskip("protocols.beckn2.profile", reason="the Beckn 2.0 provider is not in this tree")
+        from protocols.beckn.policy import Policy
+
+        charger_options["policy"] = Policy(profile=profile)
+        node_options["profile"] = profile
     cfg = sim_config(tmp_path, auth="network")
     with Broker(tmp_path, name="hub") as hub, Broker(tmp_path, name="east", bridge_to=hub.port) as east, \
             Broker(tmp_path, name="west", bridge_to=hub.port) as west:
@@ -70,11 +79,11 @@ async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connecti
                 BridgeProcess(tmp_path, "bridge-b", east.url, clock_skew_s=600) as b:
             async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
                 network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(
-                    brokers=(west.url,), bridges=("bridge-a", "bridge-b")))
+                    brokers=(west.url,), bridges=("bridge-a", "bridge-b"), **charger_options))
                 await network.start(connect_timeout_s=5)
                 agency = load_agency(tmp_path / cfg.site_id / "agency")
                 node = await http_buyer(agency, [a.url, b.url], lat=cfg.place.lat, lon=cfg.place.lon,
-                                        clock=rt.now_s)
+                                        clock=rt.now_s, **node_options)
                 car = rt.board.sim.car
                 try:
                     await node.start()
@@ -104,6 +113,9 @@ async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connecti
     assert result.paid_paise >= check.total_paise
     answers = node.transport.answers
     assert len(answers) >= 5 and all(status == 200 for _, status, _, _ in answers)
+    if profile == "beckn-2.0":  # the bridges counter-signed every Ack as themselves
+        assert all(doc["status"] == "ACK" and doc["signature"].startswith('Signature keyId="bridge-')
+                   for _, _, doc, _ in answers)
     assert {url.rsplit("/", 1)[0] for *_, url in answers} == {a.url, b.url}  # both bridges served the buyer
     assert node.stats["duplicates"] == 0  # each callback came through exactly one bridge
     assert network.transport.broker.port == west.port
