@@ -21,12 +21,12 @@ class RecordingSink:
         self.catalogs: dict[str, bytes] = {}
         self.changed = asyncio.Event()
 
-    async def publish(self, charger_id: str, catalog: bytes) -> None:
+    async def publish(self, charger_id: str, catalog: bytes | None, request: bytes | None = None) -> None:
         self.events.append(("publish", charger_id))
         self.catalogs[charger_id] = catalog
         self.changed.set()
 
-    async def withdraw(self, charger_id: str) -> None:
+    async def withdraw(self, charger_id: str, request: bytes | None = None) -> None:
         self.events.append(("withdraw", charger_id))
         self.catalogs.pop(charger_id, None)
         self.changed.set()

@@ -248,3 +248,56 @@ async def test_a_v2_discover_of_an_area_reaches_the_chargers_of_that_area_only(t
             await bridge.close()
     far = fleet.members[2]
     assert far.link.stats["received"] == 0
+
+
+async def test_chargers_own_signed_publish_requests_reach_the_catalog_services_byte_exact(tmp_path):
+    from aiohttp import web
+
+    from protocols.bridge.cds_sink import CatalogServiceSink
+    from protocols.http.serve import serve
+    from protocols.signing.beckn import frame_message
+
+    got, arrived = [], asyncio.Event()
+
+    async def publish(request):
+        got.append((await request.read(), request.headers.get("Authorization")))
+        arrived.set()
+        return web.json_response({"status": "ACK"})
+    app = web.Application()
+    app.router.add_post("/catalog/publish", publish)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    agency = memory_agency()
+    try:
+        with Broker(tmp_path) as broker:
+            fleet = Fleet(brokers=(broker.url,), agency=agency, sites=SITES, tariff=load_tariff_file(EXAMPLE_TARIFF),
+                          clock=time.time, bridges=("bridge-a",))
+            bridge, _ = await start_bridge(agency, broker, None)
+            sink = bridge.sink = CatalogServiceSink(services=[f"http://127.0.0.1:{port}"], session=bridge.http_session)
+            member = fleet.members[0]
+            now = int(time.time())
+
+            def signed(doc: dict) -> tuple[bytes, str]:
+                body = json.dumps(doc).encode()
+                return body, sign_body(body, member.identity.signer, created_s=now, expires_s=now + 600)
+            current = signed({"context": {"action": "catalog/publish", "bppId": "blr-1", "messageId": "p-1"},
+                              "message": {"catalogs": [{"id": "blr-1", "isActive": True}]}})
+            gone = signed({"context": {"action": "catalog/publish", "bppId": "blr-1", "messageId": "p-2"},
+                           "message": {"catalogs": [{"id": "blr-1", "isActive": False}]}})
+            where = Topics().catalog(SITES[0][1], SITES[0][2], "blr-1")
+            try:
+                async with fleet:
+                    await bridge.until(fronted("blr-1", "blr-2"), 10)
+                    for kind, (body, auth) in (("withdraw", gone), ("publish", current)):
+                        await member.transport.publish(where.replace("/catalog/", f"/{kind}/"),
+                                                       frame_message(body, auth), qos=1, retain=True)
+                    await asyncio.wait_for(arrived.wait(), 10)
+                    assert got == [current]  # the charger's bytes and signature, as it signed them
+                    arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 10)  # the fleet went: its withdrawal was sent
+                assert got[-1] == gone
+                assert sink.stats["catalog_published"] == 1 and sink.stats["catalog_withdrawn"] == 1
+                assert sink.stats["catalog_unsigned"] >= 1  # blr-2 retains no request: nothing is sent for it
+            finally:
+                await bridge.close()
+    finally:
+        await runner.cleanup()

@@ -1,8 +1,9 @@
 """``urja bridge run --config bridge.toml``: a public Beckn HTTP endpoint for chargers on MQTT.
 
 Prints one line once it serves (``bridge <id> serving http://host:port for ...``) and runs
-until SIGTERM or Ctrl-C. The keys it signs as itself with come from ``urja keygen``. Until a
-catalog discovery service client is configured, catalog changes are only logged.
+until SIGTERM or Ctrl-C. The keys it signs as itself with come from ``urja keygen``. With
+``[bridge] catalog_services`` the chargers' own signed publish requests go to those services;
+without, catalog changes are only logged.
 """
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def register(subparsers) -> None:
 class LogSink:
     """The catalog seam until a catalog discovery service client is wired in: says what it would do."""
 
-    async def publish(self, charger_id: str, catalog: bytes) -> None:
-        log.info("catalog of %s current (%d bytes)", charger_id, len(catalog))
+    async def publish(self, charger_id: str, catalog: bytes | None, request: bytes | None) -> None:
+        log.info("catalog of %s current (%d bytes)", charger_id, len(catalog or request or b""))
 
-    async def withdraw(self, charger_id: str) -> None:
+    async def withdraw(self, charger_id: str, request: bytes | None) -> None:
         log.info("catalog of %s withdrawn (offline or no longer fronted)", charger_id)
 
 
@@ -75,7 +76,11 @@ async def _run(settings, keyring) -> int:
 
     stop = asyncio.Event()
     install_stop(stop)
+    from protocols.bridge.cds_sink import CatalogServiceSink
+
     bridge = Bridge(settings=settings, signer_for=keyring.signer, clock=time.time, sink=LogSink())
+    if settings.catalog_services:
+        bridge.sink = CatalogServiceSink(services=settings.catalog_services, session=bridge.http_session)
     try:
         port = await bridge.start(connect_timeout_s=30)
         print(f"bridge {settings.bridge_id} serving http://{settings.listen_host}:{port} for "

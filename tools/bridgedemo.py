@@ -30,10 +30,11 @@ class _ScreenSink:
     def __init__(self, screen: Screen, bridge_id: str):
         self.screen, self.bridge_id = screen, bridge_id
 
-    async def publish(self, charger_id: str, catalog: bytes) -> None:
-        self.screen.line(f"{self.bridge_id}: {charger_id}'s signed catalog ({len(catalog)} bytes) is current")
+    async def publish(self, charger_id: str, catalog: bytes | None, request: bytes | None) -> None:
+        size = len(catalog or request or b"")
+        self.screen.line(f"{self.bridge_id}: {charger_id}'s signed catalog ({size} bytes) is current")
 
-    async def withdraw(self, charger_id: str) -> None:
+    async def withdraw(self, charger_id: str, request: bytes | None) -> None:
         self.screen.line(f"{self.bridge_id}: {charger_id} went offline; its catalog is withdrawn")
 
 

@@ -5,7 +5,10 @@ Three retained streams feed it:
 * ``{root}/presence/<cell>/<charger>``: each charger's signed presence (ONLINE, or OFFLINE from
   its last will), which names the bridges the charger lets front it (``bridges``);
 * ``{root}/catalog/<cell>/<charger>``: each charger's signed catalog, kept as the exact payload;
-* ``{root}/bridges/<bridge>``: each bridge's presence (ONLINE, or OFFLINE from its last will).
+* ``{root}/bridges/<bridge>``: each bridge's presence (ONLINE, or OFFLINE from its last will);
+* ``{root}/publish/<cell>/<charger>`` and ``{root}/withdraw/<cell>/<charger>`` (Beckn 2.0, where
+  a charger retains them): its ``catalog/publish`` requests, signed by the charger, for its
+  current catalog and for withdrawing it, which a bridge forwards to catalog discovery services.
 
 A bridge that restarts, or a second one started beside it, subscribes and receives the same
 retained messages, so it holds the same directory: nothing else needs sharing.
@@ -41,6 +44,8 @@ class ChargerEntry:
     gps: str | None = None
     catalog: bytes | None = None  # the exact retained payload (framed, signed by the charger)
     catalog_topic: str | None = None
+    publish_request: bytes | None = None  # framed catalog/publish signed by the charger
+    withdraw_request: bytes | None = None  # the same for its catalog withdrawn (isActive false)
     seen: set = field(default_factory=set)  # which streams have spoken: presence, catalog
 
 
@@ -75,7 +80,8 @@ class Directory:
 
     def filters(self) -> list[str]:
         root = self.topics.root
-        return [f"{root}/presence/#", f"{root}/catalog/#", f"{root}/bridges/+"]
+        return [f"{root}/presence/#", f"{root}/catalog/#", f"{root}/bridges/+", f"{root}/publish/#",
+                f"{root}/withdraw/#"]
 
     # ------------------------------------------------------------------ questions
 
@@ -113,6 +119,8 @@ class Directory:
             self._catalog(topic, payload)
         elif topic.startswith(self.topics.root + "/bridges/"):
             self._bridge(topic, payload)
+        elif topic.startswith((self.topics.root + "/publish/", self.topics.root + "/withdraw/")):
+            self._request(topic, payload)
         else:
             return False
         return True
@@ -170,6 +178,25 @@ class Directory:
         entry.seen.add("catalog")
         if entry.online and self.bridge_id in entry.bridges:
             self._tell(entry, "catalog" if entry.catalog else "offline")
+
+    def _request(self, topic: str, payload: bytes) -> None:
+        entry = self._entry(topic)
+        if entry is None:
+            self.ignored += 1
+            return
+        if payload:
+            try:
+                framing.unframe(payload)
+            except ProtocolError:
+                self.ignored += 1
+                return
+        withdraw = topic.startswith(self.topics.root + "/withdraw/")
+        if withdraw:
+            entry.withdraw_request = bytes(payload) or None
+            return
+        entry.publish_request = bytes(payload) or None
+        if entry.online and self.bridge_id in entry.bridges and entry.publish_request:
+            self._tell(entry, "catalog")
 
     def _bridge(self, topic: str, payload: bytes) -> None:
         bridge_id = topic.rsplit("/", 1)[-1]

@@ -61,11 +61,15 @@ ACTIONS = tuple(dict.fromkeys(envelope.V2_ACTIONS + envelope.V1_ACTIONS))
 
 
 class CatalogSink(Protocol):
-    """Where fronted chargers' catalogs go: the network's catalog discovery services."""
+    """Where fronted chargers' catalogs go: the network's catalog discovery services.
 
-    async def publish(self, charger_id: str, catalog: bytes) -> None: ...
+    ``catalog`` is the charger's retained, signed catalog; ``request`` its own signed
+    ``catalog/publish`` request (for the catalog, or for withdrawing it) where the charger
+    retains one, else None. All are framed payloads, exactly as the charger signed them."""
 
-    async def withdraw(self, charger_id: str) -> None: ...
+    async def publish(self, charger_id: str, catalog: bytes | None, request: bytes | None) -> None: ...
+
+    async def withdraw(self, charger_id: str, request: bytes | None) -> None: ...
 
 
 class Refusal(Exception):
@@ -100,7 +104,7 @@ class Bridge:
         self.stats: dict[str, int] = {}
         self._session = session
         self._own_session = session is None
-        self.relay = CallbackRelay(directory=self.directory, session=self._http, attempts=settings.relay_attempts,
+        self.relay = CallbackRelay(directory=self.directory, session=self.http_session, attempts=settings.relay_attempts,
                                    rng=self.rng, stats=self.stats)
         self._runner: web.AppRunner | None = None
         self._sink_queue: asyncio.Queue | None = None
@@ -111,7 +115,8 @@ class Bridge:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _http(self) -> aiohttp.ClientSession:
+    def http_session(self) -> aiohttp.ClientSession:
+        """The one HTTP client session of this bridge (relays, catalog services)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
@@ -191,18 +196,19 @@ class Bridge:
 
     def _changed(self, entry: ChargerEntry, what: str) -> None:
         if self.sink is not None and self._sink_queue is not None:
-            self._sink_queue.put_nowait((entry.charger_id, what, entry.catalog))
+            self._sink_queue.put_nowait((entry.charger_id, what, entry.catalog, entry.publish_request,
+                                         entry.withdraw_request))
 
     async def _sink_worker(self) -> None:
         """Catalog changes in the order they happened, one at a time: a withdraw never
         overtakes the publish before it."""
         while True:
-            charger_id, what, catalog = await self._sink_queue.get()
+            charger_id, what, catalog, publish_request, withdraw_request = await self._sink_queue.get()
             try:
                 if what == "offline":
-                    await self.sink.withdraw(charger_id)
-                elif catalog is not None:
-                    await self.sink.publish(charger_id, catalog)
+                    await self.sink.withdraw(charger_id, withdraw_request)
+                elif catalog is not None or publish_request is not None:
+                    await self.sink.publish(charger_id, catalog, publish_request)
                 self._count(f"catalog_{'withdrawn' if what == 'offline' else 'published'}")
             except Exception:  # a sink's failure must not stop the next change from being passed on
                 self._count("catalog_sink_errors")

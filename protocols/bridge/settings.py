@@ -10,6 +10,7 @@ The bridge's file (``urja bridge run --config bridge.toml``)::
     max_body_kib = 64
     registry_url = "https://registry.example"     # optional: verify buyers' signatures here too
     relay_attempts = 4
+    catalog_services = ["https://cds.example.net"]   # Beckn 2.0: where fronted chargers' catalogs go
 
     [network]                           # the same keys as a charger's [network] table
     brokers = ["mqtts://broker-1.example:8883", "mqtts://broker-2.example:8883"]
@@ -42,6 +43,7 @@ class BridgeSettings:
     registry_url: str | None = None
     relay_attempts: int = 4
     clock_skew_s: int = 30
+    catalog_services: tuple[str, ...] = ()
     network: NetworkConfig = NetworkConfig()
 
 
@@ -71,11 +73,15 @@ def load_bridge_config(path: str | Path) -> BridgeSettings:
     registry = sec.str("registry_url", None)
     if registry is not None and not registry.startswith(("http://", "https://")):
         raise sec.error("registry_url", f"{registry!r} is not an http(s) URL", "https://registry.example")
+    services = sec.list("catalog_services", [])
+    if len(services) > 8 or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in services):
+        raise sec.error("catalog_services", "must be a list of at most 8 http(s) URLs", '["https://cds.example.net"]')
     settings = BridgeSettings(
         bridge_id=bridge_id, public_url=public_url.rstrip("/"), key_dir=str(key_path), listen_host=host,
         listen_port=port, max_body_bytes=sec.int("max_body_kib", 64, min=1, max=1024) * 1024,
         registry_url=registry, relay_attempts=sec.int("relay_attempts", 4, min=1, max=20),
         clock_skew_s=sec.int("clock_skew_s", 30, min=0, max=600),
+        catalog_services=tuple(u.rstrip("/") for u in services),
         network=NetworkConfig.from_table(data.get("network"), path))
     sec.finish()
     top.known("network")
