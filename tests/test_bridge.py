@@ -301,3 +301,35 @@ async def test_chargers_own_signed_publish_requests_reach_the_catalog_services_b
                 await bridge.close()
     finally:
         await runner.cleanup()
+
+
+async def test_a_bridge_cannot_make_a_charger_accept_what_it_would_refuse_directly(tmp_path):
+    from tests.support import wait_until
+
+    agency, elsewhere = memory_agency(), memory_agency("other-agency")
+    with Broker(tmp_path) as broker:
+        fleet = Fleet(brokers=(broker.url,), agency=agency, sites=SITES[:1],
+                      tariff=load_tariff_file(EXAMPLE_TARIFF), clock=time.time, bridges=("bridge-a",))
+        bridge, _ = await start_bridge(agency, broker, RecordingSink())
+        # well formed and signed by the bapId it names, so the bridge (with no registry) forwards it;
+        # but its certificate is from an agency the charger does not trust
+        rogue = make_identity(elsewhere, "rogue", lat=12.97, lon=77.59, now_s=time.time(), kind="BAP")
+        try:
+            async with fleet:
+                await bridge.until(fronted("blr-1"), 10)
+                ctx = messages.new_context(action="select", bap_id="rogue", bap_uri="http://127.0.0.1:9/beckn",
+                                           transaction_id="t-rogue", message_id="m-rogue", timestamp_s=time.time(),
+                                           bpp_id="blr-1")
+                body = messages.encode(messages.select(ctx, provider_id="blr-1", energy_wh=1000,
+                                                       certificate=rogue.certificate))
+                now = int(time.time())
+                status, _ = await _post(f"http://127.0.0.1:{bridge.port}/select", body,
+                                        {"Authorization": sign_body(body, rogue.signer, created_s=now,
+                                                                    expires_s=now + 60)})
+                assert status == 200  # forwarded: the bridge cannot tell
+                stats = fleet.members[0].link.stats
+                await wait_until(lambda: stats["nacked"] == 1, timeout_s=10, what="the charger's refusal")
+                assert stats["unanswered"] == 1 and stats["answered"] == 0  # no signed answer for it
+        finally:
+            await bridge.close()
+    assert "relayed" not in bridge.stats

@@ -2,6 +2,7 @@
 of one relay, its configuration file and the charger's choice of bridges."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -199,3 +200,38 @@ def test_a_frame_made_by_the_bridge_is_the_frame_a_charger_reads():
     assert with_cert == b"Authorization: Signature a\nUrja-Agency-Certificate: eyJhIjoxfQ==\n\n" + b
     with pytest.raises(envelope.EnvelopeError):
         envelope.certificate_header("not base64!\nAuthorization: x")
+
+
+async def test_a_callback_is_retried_while_the_buyer_is_down_and_not_after_the_buyer_refuses_it():
+    from aiohttp import ClientSession, web
+
+    from protocols.http.serve import serve
+
+    answers = {"/on_select": [503, 200], "/on_init": [400, 200]}
+    seen = []
+
+    async def handle(request):
+        seen.append(request.path)
+        return web.json_response({}, status=answers[request.path].pop(0))
+    app = web.Application()
+    for path in answers:
+        app.router.add_post(path, handle)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    agency = memory_agency()
+    charger = make_identity(agency, "blr-1", lat=12.97, lon=77.59, now_s=time.time())
+    d = Directory(bridge_id="bridge-a", topics=Topics())
+    d.handle("urja/v1/presence/t/d/r/1/w/blr-1", _presence(charger, online=True, bridges=("bridge-a",)))
+    stats = {}
+    async with ClientSession() as session:
+        relay = CallbackRelay(directory=d, session=lambda: session, stats=stats, retry_initial_s=0.01, attempts=3)
+        now = int(time.time())
+        for action, uri in (("on_select", f"http://127.0.0.1:{port}"), ("on_init", f"http://127.0.0.1:{port}"),
+                            ("on_status", "http://127.0.0.1:9")):
+            b = body({**V2, "action": action, "bapUri": uri, "messageId": f"m-{action}"})
+            relay.take(frame_message(b, sign_body(b, charger.signer, created_s=now, expires_s=now + 60)))
+        relay.take(frame_message(b, sign_body(b, charger.signer, created_s=now, expires_s=now + 60)))
+        await asyncio.gather(*relay.tasks)
+    await runner.cleanup()
+    assert sorted(seen) == ["/on_init", "/on_select", "/on_select"]  # 503 retried, 400 not
+    assert stats["relayed"] == 1 and stats["relay_refused_by_buyer"] == 1 and stats["relay_failed"] == 1
+    assert stats["relay_duplicates"] == 1  # the same callback heard twice (QoS 1) is sent once

@@ -71,14 +71,21 @@ def handle_run(args) -> int:
 
 
 async def _run(settings, keyring) -> int:
+    import aiohttp
+
+    from protocols.bridge.cds_sink import CatalogServiceSink
     from protocols.bridge.server import Bridge
+    from protocols.signing.registry import RegistryClient
     from tools.shutdown import install_stop
 
     stop = asyncio.Event()
     install_stop(stop)
-    from protocols.bridge.cds_sink import CatalogServiceSink
-
-    bridge = Bridge(settings=settings, signer_for=keyring.signer, clock=time.time, sink=LogSink())
+    session = aiohttp.ClientSession()
+    buyer_keys = None
+    if settings.registry_url is not None:  # buyers' signatures verified here as well as at the charger
+        buyer_keys = RegistryClient(session=session, base_url=settings.registry_url, clock=time.time)
+    bridge = Bridge(settings=settings, signer_for=keyring.signer, clock=time.time, sink=LogSink(),
+                    buyer_keys=buyer_keys, session=session)
     if settings.catalog_services:
         bridge.sink = CatalogServiceSink(services=settings.catalog_services, session=bridge.http_session)
     try:
@@ -88,4 +95,5 @@ async def _run(settings, keyring) -> int:
         await stop.wait()
     finally:
         await bridge.close()
+        await session.close()
     return 0
