@@ -43,7 +43,7 @@ class Fleet:
 
     def __init__(self, *, brokers: Iterable[str], agency, sites: Iterable[tuple[str, float, float]], tariff: dict,
                  clock: Callable[[], float], protocol: str = "5", topics: Topics | None = None,
-                 rng: _random.Random | None = None, connect_batch: int = 100):
+                 rng: _random.Random | None = None, connect_batch: int = 100, **link_options):
         self.brokers = tuple(brokers)
         self.agency = agency
         self.clock = clock
@@ -59,7 +59,7 @@ class Fleet:
                                     backoff_initial_s=0.2, backoff_max_s=5.0)
             member = ChargerNetwork(service=service, signer=ident.signer, certificate=ident.certificate,
                                     agency_public_key=agency.public_key, settings=settings, topics=self.topics,
-                                    clock=clock, rng=_random.Random(rng.random()))
+                                    clock=clock, rng=_random.Random(rng.random()), **link_options)
             member.identity = ident
             self.members.append(member)
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "keygen_cmd",
     "agency_cmd",
     "verify_cmd",
+    "bridge_cmd",
     "ocpi_cmd",
     "fault_cmd",
     "discover_cmd", "charge_cmd",

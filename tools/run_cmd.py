@@ -51,6 +51,8 @@ def register(subparsers) -> None:
     demo.add_argument("--keep-running", action="store_true",
                       help="keep the chargers (and the broker) running after the story (Ctrl-C to stop)")
     demo.add_argument("--verbose", action="store_true", help="show the agents' own log lines too")
+    demo.add_argument("--bridge", action="store_true",
+                      help="a buyer on HTTP only buys from a charger behind NAT through two bridges")
     demo.set_defaults(func=demo_handler)
 
 
@@ -166,6 +168,10 @@ def demo_handler(args: argparse.Namespace) -> int:
     if not 0 < args.kwh <= 50:
         print(f"urja demo: --kwh {args.kwh:g} must be more than 0 and at most 50", file=sys.stderr)
         return 2
+    if args.bridge:
+        from tools.bridgedemo import run_bridge_demo
+
+        return run_bridge_demo(folder, speed=speed, energy_wh=int(round(args.kwh * 1000)), verbose=args.verbose)
     from tools.netdemo import run_network_demo
 
     return run_network_demo(folder, speed=speed, energy_wh=int(round(args.kwh * 1000)),

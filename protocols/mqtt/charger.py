@@ -76,7 +76,7 @@ class ChargerLink:
                  signer_for: framing.SignerFor, clock: Callable[[], float], topics: Topics | None = None,
                  journal=None, rng: _random.Random | None = None, catalog_refresh_s: float = 240.0,
                  outbox_batch: int = 20, outbox_retry_initial_s: float = 1.0, outbox_retry_max_s: float = 60.0,
-                 outbox_poll_s: float = 1.0, default_ttl_s: int = DEFAULT_TTL_S):
+                 outbox_poll_s: float = 1.0, default_ttl_s: int = DEFAULT_TTL_S, bridges: tuple[str, ...] = ()):
         self.transport = transport
         self.provider = provider
         self.subscriber_id = check_subscriber_id(subscriber_id)
@@ -92,6 +92,7 @@ class ChargerLink:
         self.outbox_retry_max_s = outbox_retry_max_s
         self.outbox_poll_s = outbox_poll_s
         self.default_ttl_s = default_ttl_s
+        self.bridges = tuple(bridges)  # HTTP bridges that may front this charger, said in its presence
         self.stats = {name: 0 for name in _STATS}
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._chains: dict[str, asyncio.Task] = {}
@@ -285,7 +286,7 @@ class ChargerLink:
 
     def _presence_payload(self, *, online: bool, now_s: float, window_s: int) -> bytes:
         body = framing.presence_body(subscriber_id=self.subscriber_id, online=online, now_s=now_s, lat=self.lat,
-                                     lon=self.lon, catalog_topic=self.catalog_topic)
+                                     lon=self.lon, catalog_topic=self.catalog_topic, bridges=self.bridges)
         return framing.sign_and_frame(body, self.signer_for(now_s), now_s=now_s, window_s=window_s)
 
     async def announce(self) -> None:

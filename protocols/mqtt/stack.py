@@ -11,6 +11,7 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     brokers = ["mqtts://broker.example.in:8883", "mqtt://backup.example.in:1883"]   # failover order
     protocol = "5"                 # or "3.1.1"
     topic_root = "urja/v1"
+    bridges = ["bridge-a.example.net"]   # optional: HTTP bridges that may front this charger
     username = "..."               # with password; or client certificate:
     password = "..."
     ca_file = "/etc/urja/network-ca.pem"
@@ -48,6 +49,7 @@ class NetworkConfig:
     brokers: tuple[str, ...] = DEFAULT_BROKERS
     protocol: str = "5"
     topic_root: str = DEFAULT_ROOT
+    bridges: tuple[str, ...] = ()  # HTTP bridges that may front this charger (protocols.bridge)
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # a secret: never in a log line
     ca_file: str | None = None
@@ -69,6 +71,7 @@ class NetworkConfig:
         if not brokers or not all(isinstance(b, str) for b in brokers):
             raise sec.error("brokers", "must be a non-empty list of broker URLs", "mqtt://host:port, mqtts://host:port")
         base = Path(file).parent if str(file) != "<config>" else Path(".")
+        from protocols.bridge.fronting import fronting_bridges  # the bridge package reads its own key
 
         def path(name):
             value = sec.str(name, None)
@@ -77,7 +80,8 @@ class NetworkConfig:
             p = Path(value)
             return str(p if p.is_absolute() else base / p)
 
-        cfg = cls(brokers=tuple(brokers), protocol=sec.str("protocol", "5", choices=PROTOCOLS),
+        cfg = cls(brokers=tuple(brokers), bridges=fronting_bridges(sec),
+                  protocol=sec.str("protocol", "5", choices=PROTOCOLS),
                   topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
@@ -151,6 +155,7 @@ class ChargerNetwork:
         options.setdefault("policy", config.policy)  # the protocol profile among them
         options.setdefault("clock", ctx.now_s)
         options.setdefault("revocations", ctx.revocations)
+        options.setdefault("bridges", config.bridges)
         session = None
         if "buyer_keys" not in options:
             options["buyer_keys"], session = buyer_lookup(ctx, config.registry_url)

@@ -1,0 +1,253 @@
+"""Bridge benchmark: fleet chargers on three bridged brokers behind two ``urja bridge`` processes.
+
+Method (one run; ``python -m bench.bench_bridge [--chargers N]``, results in
+``bench/results/bench_bridge.json``):
+
+* Three mosquitto brokers on loopback, two bridged to the third (configuration generated as in
+  the tests, ``topic urja/# both 1``). Fleet chargers (real ``ChargerNetwork`` each: own MQTT
+  connection, ``ChargerLink``, ``Bpp``, agency-certified key; light simulated hardware) are
+  spread over the three brokers in turn, all in this process on one event loop, every one
+  naming both bridges in its presence. ``INSIDE`` of them lie in a 5 km circle in Bengaluru,
+  the rest in other Indian cities.
+* Two bridges, each ``urja bridge run`` in a process of its own, on different brokers.
+* Discovery: a buyer on HTTP only (``HttpBuyerLink`` under the reference node) sends a signed
+  search to the bridges (in turn); the bridge publishes it to the circle's geohash cells; the
+  figure is the time until the buyer holds a verified answer from every charger in the circle.
+  Beckn 2.0 discovery goes through a catalog discovery service instead, which the bridge feeds
+  (that figure is ``bench_cds``'s); this one is the 1.1 search path, end to end through the
+  bridges.
+* select -> on_select: the same signed select of one charger in the circle (on the hub broker),
+  through a bridge over HTTP (the two in turn: one on the hub, one on another broker), and,
+  interleaved round by round, directly over MQTT by a node on the hub broker and by one on
+  another broker (its messages cross a mosquitto bridge, as half the bridged requests do).
+  Ratios = bridge / direct, medians of the same run.
+* Isolation: messages received by chargers outside the circle during the whole run (target 0).
+* Bridge cost: each bridge process's RSS (``/proc/<pid>/status`` VmRSS) once every charger is
+  fronted, beside its RSS before any charger connected, and its CPU time (``/proc/<pid>/stat``
+  utime + stime) over an idle window of ``IDLE_S`` seconds with the fleet connected, both per
+  1,000 chargers; and its CPU time while every charger connected and announced its catalog
+  and presence once, which the chargers repeat every ``CATALOG_REFRESH_S``: that time over the
+  period is the steady cost of following the fleet.
+* Garbage collector: frozen (``gc.freeze()``) in the fleet's process once set up, as in
+  ``bench/network.py``; the bridges' processes run as they do in production.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+INSIDE = 100
+RADIUS_KM = 5.0
+CENTRE = (12.9716, 77.5946)
+CITIES = [(28.6139, 77.2090), (19.0760, 72.8777), (13.0827, 80.2707), (22.5726, 88.3639), (17.3850, 78.4867),
+          (18.5204, 73.8567), (23.0225, 72.5714), (26.9124, 75.7873), (21.1458, 79.0882)]
+DISCOVERY_ROUNDS = 15
+SELECT_ROUNDS = 40
+IDLE_S = 10.0
+BRIDGES = ("bridge-a", "bridge-b")
+CATALOG_REFRESH_S = 240.0  # chargers republish catalog and presence this often (ChargerLink)
+
+
+def _pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _summary(values_s: list[float]) -> dict:
+    return {"p50_ms": round(statistics.median(values_s) * 1000, 2), "p99_ms": round(_pct(values_s, 0.99) * 1000, 2),
+            "n": len(values_s)}
+
+
+def _sites(rng, total: int):
+    from protocols.mqtt import geohash
+    sites = []
+    while len(sites) < min(INSIDE, total):
+        lat, lon = CENTRE[0] + rng.uniform(-0.04, 0.04), CENTRE[1] + rng.uniform(-0.04, 0.04)
+        if geohash.distance_km(*CENTRE, lat, lon) < RADIUS_KM * 0.95:
+            sites.append((f"blr-{len(sites):04d}", lat, lon))
+    i = 0
+    while len(sites) < total:
+        c = CITIES[i % len(CITIES)]
+        sites.append((f"far-{i:05d}", c[0] + rng.uniform(-0.1, 0.1), c[1] + rng.uniform(-0.1, 0.1)))
+        i += 1
+    return sites
+
+
+def _proc_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(line for line in fh if line.startswith("VmRSS")).split()[1])
+
+
+def _proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _BridgeProc:
+    def __init__(self, folder: Path, bridge_id: str, broker_url: str):
+        from protocols.signing.keys import create_keyring
+
+        folder.mkdir(parents=True)
+        create_keyring(folder / "keys", subscriber_id=bridge_id, valid_days=2, now_s=time.time())
+        self.config = folder / "bridge.toml"
+        self.config.write_text(f'[bridge]\nid = "{bridge_id}"\npublic_url = "https://{bridge_id}.example"\n'
+                               f'key_dir = "keys"\nlisten = "127.0.0.1:0"\n\n[network]\nbrokers = ["{broker_url}"]\n')
+        self.proc = None
+        self.url = None
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tools.cli", "--log-level", "WARNING", "bridge", "run", "--config",
+            str(self.config), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode()
+        self.url = line.split(" serving ", 1)[1].split(" ", 1)[0]
+
+    async def stop(self) -> None:
+        self.proc.terminate()
+        await self.proc.wait()
+
+
+async def _wait_bridged(urls):
+    from tests.test_federation import bridge_ready
+
+    for other in urls[1:]:
+        await bridge_ready(urls[0], other, timeout_s=30)
+
+
+async def _measure(workdir: Path, total: int) -> dict:  # noqa: C901 - one run, told in order
+    from agent.tariff_file import load_tariff_file
+    from protocols.beckn import messages
+    from protocols.mqtt.identity import make_identity, memory_agency
+    from protocols.mqtt.transport import MqttSettings, MqttTransport
+    from protocols.node.client import NetworkNode
+    from tests.bridge_support import http_buyer
+    from tests.fleet import EXAMPLE_TARIFF, Fleet
+    from tests.mqtt_broker import Broker
+
+    rng = random.Random(14)
+    sites = _sites(rng, total)
+    inside = {s[0] for s in sites[:INSIDE]}
+    agency = memory_agency()
+    tariff = load_tariff_file(EXAMPLE_TARIFF)
+    with Broker(workdir, name="hub") as hub, Broker(workdir, name="east", bridge_to=hub.port) as east, \
+            Broker(workdir, name="west", bridge_to=hub.port) as west:
+        brokers = [hub, east, west]
+        await _wait_bridged([b.url for b in brokers])
+        bridges = [_BridgeProc(workdir / "bridge-a", "bridge-a", hub.url),
+                   _BridgeProc(workdir / "bridge-b", "bridge-b", east.url)]
+        for b in bridges:
+            await b.start()
+        rss_empty = [_proc_rss_kib(b.proc.pid) for b in bridges]
+        fleets = [Fleet(brokers=(brokers[i].url,), agency=agency, sites=sites[i::3], tariff=tariff, clock=time.time,
+                        rng=random.Random(i), bridges=BRIDGES) for i in range(3)]
+        t0 = time.perf_counter()
+        cpu_announce0 = [_proc_cpu_s(b.proc.pid) for b in bridges]
+        for fleet in fleets:
+            await fleet.start(connect_timeout_s=120)
+        connect_s = time.perf_counter() - t0
+        buyer = await http_buyer(agency, [b.url for b in bridges], sid="bench-buyer")
+        ident = make_identity(agency, "bench-direct", lat=CENTRE[0], lon=CENTRE[1], now_s=time.time(), kind="BAP")
+        direct = NetworkNode(transport=MqttTransport(MqttSettings(brokers=(hub.url,), client_id="bench-direct")),
+                             subscriber_id="bench-direct", signer=ident.signer, agency_public_key=agency.public_key,
+                             clock=time.time, certificate=ident.certificate)
+        ident_far = make_identity(agency, "bench-far", lat=CENTRE[0], lon=CENTRE[1], now_s=time.time(), kind="BAP")
+        direct_far = NetworkNode(transport=MqttTransport(MqttSettings(brokers=(east.url,), client_id="bench-far")),
+                                 subscriber_id="bench-far", signer=ident_far.signer,
+                                 agency_public_key=agency.public_key, clock=time.time,
+                                 certificate=ident_far.certificate)
+        await buyer.start()
+        await direct.start()
+        await direct_far.start()
+        try:
+            # settle: until both bridges front the circle's chargers (a full discovery answers)
+            for _ in range(30):
+                if len(await buyer.discover(*CENTRE, RADIUS_KM, timeout_s=5, expect=len(inside))) == len(inside):
+                    break
+            announce_cpu = [_proc_cpu_s(b.proc.pid) - c0 for b, c0 in zip(bridges, cpu_announce0, strict=True)]
+            for node in (direct, direct_far):
+                await node.discover(*CENTRE, RADIUS_KM, timeout_s=5, expect=len(inside))
+            # what a long-running process does after start-up; the fleet's 10,000 chargers on one
+            # heap otherwise make full collections of seconds (an artefact of fleet mode)
+            gc.collect()
+            gc.freeze()
+            idle_cpu0 = [_proc_cpu_s(b.proc.pid) for b in bridges]
+            await asyncio.sleep(IDLE_S)  # the idle window being measured, not a synchronisation
+            idle_cpu = [(_proc_cpu_s(b.proc.pid) - c0) / IDLE_S for b, c0 in zip(bridges, idle_cpu0, strict=True)]
+            rss_full = [_proc_rss_kib(b.proc.pid) for b in bridges]
+            discovery_s, complete = [], 0
+            cpu0 = [_proc_cpu_s(b.proc.pid) for b in bridges]
+            for _ in range(DISCOVERY_ROUNDS):
+                t0 = time.perf_counter()
+                found = await buyer.discover(*CENTRE, RADIUS_KM, timeout_s=20, expect=len(inside))
+                discovery_s.append(time.perf_counter() - t0)
+                complete += len(found) == len(inside)
+            target = sorted(inside)[0]
+            via_bridge_s, via_mqtt_s, via_far_s = [], [], []
+            for i in range(SELECT_ROUNDS):
+                order = [(buyer, via_bridge_s), (direct, via_mqtt_s), (direct_far, via_far_s)]
+                for node, out in order[i % 3:] + order[:i % 3]:
+                    doc = messages.select(node.context("select", transaction_id=f"t-{i}-{node.subscriber_id}", bpp_id=target),
+                                          provider_id=target, energy_wh=1000, certificate=node.certificate)
+                    t0 = time.perf_counter()
+                    await node.request(doc, timeout_s=20)
+                    out.append(time.perf_counter() - t0)
+            busy_cpu = [_proc_cpu_s(b.proc.pid) - c0 for b, c0 in zip(bridges, cpu0, strict=True)]
+            outside = sum(f.received_outside(inside) for f in fleets)
+        finally:
+            await buyer.close()
+            await direct.close()
+            await direct_far.close()
+            for fleet in fleets:
+                await fleet.close()
+            for b in bridges:
+                await b.stop()
+    per_k = 1000 / total
+    via_bridge, via_mqtt, via_far = _summary(via_bridge_s), _summary(via_mqtt_s), _summary(via_far_s)
+    return {
+        "chargers": total, "inside": len(inside), "brokers": 3, "bridges": 2, "fleet_connect_s": round(connect_s, 1),
+        "discovery_through_bridge": {**_summary(discovery_s), "complete_rounds": complete},
+        "select_to_on_select": {"through_bridge": via_bridge, "direct_mqtt": via_mqtt,
+                                "direct_mqtt_over_broker_bridge": via_far,
+                                "ratio_p50": round(via_bridge["p50_ms"] / via_mqtt["p50_ms"], 2),
+                                "ratio_p50_same_hops": round(via_bridge["p50_ms"] / via_far["p50_ms"], 2)},
+        "messages_outside_area": outside,
+        "bridge_rss_mib": [round(r / 1024, 1) for r in rss_full],
+        "bridge_rss_empty_mib": [round(r / 1024, 1) for r in rss_empty],
+        "bridge_rss_mib_per_1000_chargers": [round((f - e) / 1024 * per_k, 1) for f, e in zip(rss_full, rss_empty, strict=True)],
+        "bridge_idle_cpu_percent": [round(c * 100, 2) for c in idle_cpu],
+        "bridge_idle_cpu_percent_per_1000_chargers": [round(c * 100 * per_k, 2) for c in idle_cpu],
+        "bridge_cpu_s_during_rounds": [round(c, 2) for c in busy_cpu],
+        "bridge_cpu_s_all_catalogs_once": [round(c, 2) for c in announce_cpu],
+        "bridge_steady_cpu_percent_per_1000_chargers": [round(c / CATALOG_REFRESH_S * 100 * per_k, 3)
+                                                        for c in announce_cpu],
+        "targets_met": outside == 0 and complete == DISCOVERY_ROUNDS,
+    }
+
+
+def main(out_dir: Path | str = ROOT / "bench" / "results", total: int = 1000) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = asyncio.run(_measure(Path(tmp), total))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_bridge.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_bridge")
+    parser.add_argument("--chargers", type=int, default=1000)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+    print(json.dumps(main(args.out, args.chargers), indent=2))
