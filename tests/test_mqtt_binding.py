@@ -308,6 +308,7 @@ async def test_forged_answer_is_dropped(broker):
         ctx = dict(messages.decode(out.body)["context"], transaction_id="t-x")
         body = messages.encode({"context": ctx, "message": messages.decode(out.body)["message"]})
         frame = framing.sign_and_frame(body, rogue.signer, now_s=time.time(), window_s=60)
+        await subscribed(node.transport)  # the forgery comes from another connection: inbox first
         await net.links[0].transport.publish(node.inbox_topic, frame, qos=1)
         await asyncio.wait_for(_until(lambda: node.stats["rejected"] >= 1), 5)
         # whatever the node knows of blr-1 came from the genuine, agency-certified charger
