@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from agent.core.errors import AgentError
-from agent.core.session import AuthGranted, LocalReset, RelayFeedback, StopRequested
+from agent.core.session import AuthGranted, CurrentLimit, LocalReset, RelayFeedback, StopRequested
 from agent.service import ConnectorView, ServiceError, SessionView
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 
@@ -186,3 +186,13 @@ class RuntimeActions:
             await self.post_and_wait(lambda t: LocalReset(t))
         finally:
             self._refresh_connector()
+
+    async def set_current_limit(self, limit_a: float) -> None:
+        """The site's share for this connector (amps per phase), from the load manager.
+
+        The core applies it (offer, pause below 6 A, a socket outlet off) and the gate enforces
+        it; this only queues it and logs a change, so the log shows what limit was in force.
+        """
+        if limit_a != self.safety.limit_a:
+            log.info("current limit %.1f A", limit_a)
+        await self.post_and_wait(lambda t, a=limit_a: CurrentLimit(a, t))

@@ -53,7 +53,7 @@ def _resolve(base: Path, value: str | None) -> Path | None:
 
 SOCKET_KEYS = ("plug_current_a", "plug_hold_ms", "finish_current_a", "finish_hold_ms")
 SAFETY_KEYS = ("overcurrent_margin_pct", "overcurrent_extra_a", "overcurrent_hold_ms", "weld_settle_ms",
-               "weld_current_a")
+               "weld_current_a", "ev_reaction_ms")
 
 
 def _check_socket(values: dict) -> None:
