@@ -187,12 +187,14 @@ class RuntimeActions:
         finally:
             self._refresh_connector()
 
-    async def set_current_limit(self, limit_a: float) -> None:
-        """The site's share for this connector (amps per phase), from the load manager.
+    async def set_current_limit(self, limit_a: float, *, connector_id: str | None = None) -> None:
+        """The site's share for a connector (amps per phase), from the load manager.
 
         The core applies it (offer, pause below 6 A, a socket outlet off) and the gate enforces
         it; this only queues it and logs a change, so the log shows what limit was in force.
         """
+        if connector_id is not None and connector_id != CONNECTOR_ID:
+            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
         if limit_a != self.safety.limit_a:
             log.info("current limit %.1f A", limit_a)
         await self.post_and_wait(lambda t, a=limit_a: CurrentLimit(a, t))

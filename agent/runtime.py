@@ -148,6 +148,11 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._stopping = False
         self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
+        self.load = None  # the site's load manager (``[load]``), built once the board is known
+        if getattr(config, "load", None) is not None:
+            from agent.load.runner import LoadRunner
+
+            self.load = LoadRunner(self, config.load)
         self.on_relay_command: Callable[[Any, int], None] | None = None
 
     async def start(self) -> None:
@@ -173,6 +178,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._spawn("urja-housekeeping", self._housekeeping_loop())
         if self.faults is not None:
             self._spawn("urja-fault-reset", self._fault_reset_loop())
+        if self.load is not None:
+            self._spawn("urja-load", self.load.run())
         self._refresh_connector()
         log.info("started: site %s, board %s, %s mode, max %s A, tariff %s", self.config.site_id,
                  self.board.profile.name, self.core.settings.mode, self.max_current_a,

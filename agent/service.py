@@ -179,6 +179,10 @@ class ChargerService:
         """The charger's wall clock (injected; tests and simulations control it)."""
         raise NotImplementedError
 
+    def load_status(self) -> dict | None:
+        """The site's limit and each connector's share (``[load]``); None where there is no load manager."""
+        return None
+
     # --- actions -------------------------------------------------------------------------
     async def start_session(self, *, source: str, reference: str, token: str | None = None,
                             connector_id: str | None = None, energy_limit_wh: int | None = None,

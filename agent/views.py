@@ -62,6 +62,25 @@ class RuntimeViews:
             session_id=self.core.session_id, pilot_state=self.core.pilot,
             reservation_id=self._reservation[0] if self._reservation else None)]
 
+    # --- what the load manager reads (``agent.load.runner``) -----------------------------------
+
+    def connector_ids(self) -> list[str]:
+        return [CONNECTOR_ID]
+
+    def connector_wants_power(self, connector_id: str) -> bool:
+        """A session is authorized to draw on the connector (it needs a share to be offered one)."""
+        return connector_id == CONNECTOR_ID and self.core.active_auth_id is not None
+
+    def connector_current_a(self, connector_id: str) -> tuple[float, ...] | None:
+        """What the connector's own meter showed last, per phase."""
+        reading = self._last_reading
+        return None if reading is None or connector_id != CONNECTOR_ID else tuple(reading.current_a)
+
+    def load_status(self) -> dict | None:
+        """The site's limit, the house's draw and each connector's share, or None without ``[load]``."""
+        runner = getattr(self, "load", None)
+        return None if runner is None else runner.status()
+
     def _update_view(self, sid: str, final: bool = False) -> SessionView:
         """Rebuild the session's view and tell the listeners."""
         view = self._views[sid] = self._build_view(sid, final)

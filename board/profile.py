@@ -2,7 +2,9 @@
 
 A profile is a TOML file with four tables, ``[board]``, ``[meter]``, ``[relay]`` and
 ``[pilot]``; each driver table names a ``backend`` and the keys that backend needs (the
-backends and their readers are registered in ``board/backends.py``). Built-in
+backends and their readers are registered in ``board/backends.py``). An optional
+``[grid_meter]`` names the meter of the site's whole draw, for the load manager
+(``drivers.meter.grid``). Built-in
 profiles live in ``board/profiles/<name>.toml``; a site can also point at its own file.
 
 Everything is checked on load, with errors naming the file, the dotted key and the allowed
@@ -52,6 +54,7 @@ class BoardProfile:
     meter: DriverSettings
     relay: DriverSettings
     pilot: DriverSettings
+    grid_meter: DriverSettings | None = None
 
     @property
     def fail_safe(self) -> str:
@@ -72,6 +75,8 @@ class BoardProfile:
             ("relay fail-safe", self.fail_safe),
             ("pilot", f"{self.pilot.backend}" + (": " + _opts(self.pilot.options) if self.pilot.options else "")),
         ]
+        if self.grid_meter is not None:
+            rows.append(("grid meter", f"{self.grid_meter.backend}: " + _opts(self.grid_meter.options)))
         return rows
 
 
@@ -120,11 +125,25 @@ def parse_profile(data: dict, path: str | Path) -> BoardProfile:
     meter = _driver("meter", root.section("meter", required=True), facts)
     relay = _driver("relay", root.section("relay", required=True), facts)
     pilot = _driver("pilot", root.section("pilot", required=True), facts)
+    grid_meter = _grid_meter(root.section("grid_meter"), facts) if root.has("grid_meter") else None
     root.finish()
     return BoardProfile(
         name=name, path=path, description=description, max_current_a=max_current_a, phases=phases,
-        meter=meter, relay=relay, pilot=pilot,
+        meter=meter, relay=relay, pilot=pilot, grid_meter=grid_meter,
     )
+
+
+def _grid_meter(sec: Section, facts: BoardFacts) -> DriverSettings:
+    """The site's meter: any meter backend, the simulated one serving a household."""
+    from drivers.meter.grid import parse_sim
+
+    backend = sec.str("backend", choices=backends.names("meter"))
+    if backend == "sim":
+        options = parse_sim(sec, facts)
+    else:
+        options = backends.spec("meter", backend).parse(sec, facts)
+    sec.finish()
+    return DriverSettings(backend, _frozen(options))
 
 
 def _driver(kind: str, sec: Section, facts: BoardFacts) -> DriverSettings:

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.load import ConnectorSpec, LoadManager, LoadSettings, TimeWindow, parse_load
-from agent.load.house import HouseProfile
 from agent.load.simsite import SimCar, SimSite
 from drivers.configfile import ConfigError, Section
+from drivers.simhouse import HouseProfile
 
 THREE_SOCKETS = [ConnectorSpec(connector_id=str(i), kind="socket", max_current_a=15, phases=(0,)) for i in (1, 2, 3)]
 TWIN_TYPE2 = [ConnectorSpec(connector_id=str(i), kind="pilot", max_current_a=32, phases=(0, 1, 2)) for i in (1, 2)]

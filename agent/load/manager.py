@@ -95,6 +95,8 @@ class LoadManager:
     """Decides each connector's share; ``grid_reading``, ``tick`` and ``demand`` return ``Shares``."""
 
     def __init__(self, *, settings: LoadSettings, connectors: list[ConnectorSpec], minute_of_day=None):
+        if settings.phases is None:
+            raise ValueError("the site's phases must be known (LoadSettings.phases)")
         self.settings = settings
         self._minute_of_day = minute_of_day  # now_ms -> local minute of the day, for windows
         self._conns: dict[str, _Conn] = {}

@@ -35,7 +35,7 @@ class LoadSettings:
 
     limit_kw: float | None = None
     limit_a: float | None = None
-    phases: int = 1
+    phases: int | None = 1  # None: the board's (the runtime fills it in)
     voltage_v: float = 230.0
     margin_pct: float = 5.0
     fairness: str = "first_come"
@@ -72,8 +72,8 @@ def _limits(sec: Section, need: bool) -> tuple[float | None, float | None]:
     return limit_kw, limit_a
 
 
-def parse_load(sec: Section, *, phases: int = 1) -> LoadSettings:
-    """Read ``[load]``; ``phases`` is the site supply's, from the board when not written."""
+def parse_load(sec: Section, *, phases: int | None = None) -> LoadSettings:
+    """Read ``[load]``; ``phases`` is the site supply's, the board's when not written (None)."""
     limit_kw, limit_a = _limits(sec, True)
     phases = sec.int("phases", phases, min=1, max=3)
     if phases == 2:

@@ -1,6 +1,6 @@
 """A simulated household's draw over a day: what a grid meter on a small Indian site sees.
 
-Used by the simulated grid meter (``drivers.meter.sim_backend`` with a house profile) and by the
+Used by the simulated grid meter (``drivers.meter.simgrid``) and by the
 load benchmark. It is made of appliances switched on and off at plausible times (a fridge that
 cycles, a morning water heater, cooking at meal times, air conditioning in the afternoon and at
 night, lights and a television in the evening, kettles and an iron at random), each on one
