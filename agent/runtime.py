@@ -91,8 +91,9 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
                  safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
-                 revocations: dict | None = None):
+                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID):
         self.config = config
+        self.connector_id = connector_id  # one runtime per connector; a board with one has "1"
         self.revocations = revocations  # the agency's checked list, for the bindings
         self.board = board
         self.journal = journal
@@ -164,7 +165,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         reading = await self._read_meter_for_boot()
         if reading is not None:
             self._reconcile_with(reading, notify=False)
-        elif self.journal.open_sessions():
+        elif any(r.connector_id == int(self.connector_id) for r in self.journal.open_sessions()):
             log.error("meter unreadable at boot: unfinished sessions stay open until it answers")
             self._reconcile_pending = True
         pilot = self.board.pilot
@@ -192,7 +193,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         later, the bindings are running and are told of each receipt as of a live end.
         """
         closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
-                                        make_receipt=self._receipt_for_record,
+                                        make_receipt=self._receipt_for_record, connector_id=int(self.connector_id),
                                         meter_serial=reading.serial or self._meter_serial())
         for rec in closed:
             log.warning("recovered session %s after restart: %s Wh billed (reason %s)",
@@ -557,7 +558,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         meta.pricer.reading(int(now_s), start_wh, charging=False)
         auth = self.core.authorization
         self.journal.start_session(
-            sid, connector_id=int(CONNECTOR_ID),
+            sid, connector_id=int(self.connector_id),
             auth={"source": meta.source, "reference": meta.reference, "token": meta.token,
                   "auth_id": auth.auth_id if auth else None, "paid_paise": meta.paid_paise,
                   "acceptance_digest": meta.acceptance_digest,

@@ -41,19 +41,19 @@ def test_first_come_fills_the_first_car_and_pauses_one_that_would_get_less_than_
     lm.demand("2", True, 0)
     lm.demand("1", True, 5)
     assert lm.grid_reading((0.0, 0.0, 0.0), 0, 100).limits_a == {"2": 30.0, "1": 6.0}
-    # A house of 2 A leaves 34 A: the later car cannot have 6 A beside 28... it keeps 6, the first gives way.
-    assert lm.grid_reading((2.0, 2.0, 2.0), 460, 200).limits_a == {"2": 28.0, "1": 6.0}
-    assert lm.grid_reading((26.0, 0.0, 0.0), 5980, 300).limits_a == {"2": 10.0, "1": 0.0}
+    # A house of 2 A leaves 34 A: the later car keeps its 6 A, the first gives way.
+    assert lm.grid_reading((2.0, 2.0, 2.0), 460, 5000).limits_a == {"2": 28.0, "1": 6.0}
+    assert lm.grid_reading((26.0, 0.0, 0.0), 5980, 6000).limits_a == {"2": 10.0, "1": 0.0}
 
 
 def test_a_paused_pilot_resumes_and_a_share_grows_only_past_the_hysteresis():
     lm = manager(TWIN_TYPE2[:1], limit_a=10, phases=3, hysteresis_a=2.0)
     lm.demand("1", True, 0)
-    assert lm.grid_reading((5.0, 5.0, 5.0), 0, 100).limits_a == {"1": 0.0}  # 5 A left, under 6
-    assert lm.grid_reading((3.0, 3.0, 3.0), 0, 200).limits_a == {"1": 0.0}  # 7 A: not 6 + 2
-    assert lm.grid_reading((2.0, 2.0, 2.0), 0, 300).limits_a == {"1": 8.0}
-    assert lm.grid_reading((1.0, 1.0, 1.0), 0, 400).limits_a == {"1": 8.0}  # 9 A: less than 8 + 2
-    assert lm.grid_reading((2.5, 2.5, 2.5), 0, 500).limits_a == {"1": 7.0}  # lowering is never held back
+    assert lm.grid_reading((5.0, 5.0, 5.0), 0, 5000).limits_a == {"1": 0.0}  # 5 A left, under 6
+    assert lm.grid_reading((3.0, 3.0, 3.0), 0, 10000).limits_a == {"1": 0.0}  # 7 A: not 6 + 2
+    assert lm.grid_reading((2.0, 2.0, 2.0), 0, 15000).limits_a == {"1": 8.0}
+    assert lm.grid_reading((1.0, 1.0, 1.0), 0, 20000).limits_a == {"1": 8.0}  # 9 A: less than 8 + 2
+    assert lm.grid_reading((2.5, 2.5, 2.5), 0, 25000).limits_a == {"1": 7.0}  # lowering is never held back
 
 
 def test_socket_outlets_take_turns_within_the_switching_bound():

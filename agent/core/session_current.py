@@ -47,9 +47,13 @@ class CurrentControl:
         return self._limit_a
 
     def offered_a(self):
-        """What this connector offers now when a car may charge (0: paused for the site)."""
+        """What this connector offers now when a car may charge (0: paused for the site).
+
+        A socket outlet offers nothing to anyone: its "offer" is its rating, the ceiling the gate
+        holds its current to while it is on.
+        """
         if not self.pilot_mode:
-            return 0 if self.load_paused else self.settings.max_current_a
+            return self.settings.max_current_a
         return offer_for(self._limit_a, self.settings.max_current_a)
 
     def _power_may_flow(self):

@@ -11,6 +11,12 @@ the time to handle one reading) and on every tick:
   margin; a kW limit and an amps-per-phase limit may both hold.
 * The house is what the grid meter shows less what the connectors' own meters show (never
   below zero), so a car that has not yet followed a lower offer is not mistaken for house load.
+  A connector switched on or off since its own meter was last read (or within
+  ``SWITCH_SETTLE_MS`` before: the contactor and the meter's own averaging take time) draws an
+  unknown current (for at most ``SWITCH_HOLD_MS``: a connector meter that stops answering must
+  not freeze the house's figure):
+  on its phases the house is taken as it was until that meter has been read again (else the
+  grid meter, read later, would show the new draw as house load and switch it off again).
   What remains under the limit is the chargers' budget. With no grid reading for
   ``grid_timeout_ms`` the budget is the configured ``safe_current_a`` per phase. In solar mode
   the budget is also held to the surplus the meter shows as export (plus ``solar_min_a``).
@@ -35,6 +41,8 @@ from dataclasses import dataclass, field
 from agent.load.settings import LoadSettings
 
 MIN_PILOT_A = 6.0  # IEC 61851: the lowest current PWM can offer
+SWITCH_SETTLE_MS = 1000  # a connector's meter read this soon after a switch may not show it yet
+SWITCH_HOLD_MS = 3000  # the longest the house's figure is held for a connector's unknown draw
 SOCKET_SETTLE_MS = 5000  # a socket outlet just switched on is budgeted at its expected draw this long
 HOUR_MS = 3_600_000
 KINDS = ("pilot", "socket")
@@ -85,6 +93,8 @@ class _Conn:
     since_ms: int = 0
     draw_a: float = 0.0  # highest of its phases, from its own meter
     share_a: float = 0.0
+    draw_ms: int | None = None  # when its meter was last read
+    switched_ms: int | None = None  # when its power was last switched on or off
     on_since_ms: int | None = None  # while it has power (share > 0)
     served_ms: int = 0
     expected_a: float | None = None  # a socket outlet's vehicle's draw, once seen
@@ -110,6 +120,7 @@ class LoadManager:
         self._grid_a: tuple[float, ...] = ()
         self._grid_w = 0.0
         self._grid_ms: int | None = None
+        self._house_a: list[float] = []
         self._last_ms: int | None = None
         self.last: Shares | None = None
 
@@ -130,6 +141,7 @@ class LoadManager:
         conn = self._conns[connector_id]
         values = tuple(current_a) if isinstance(current_a, (tuple, list)) else (current_a,)
         conn.draw_a = max(values) if values else 0.0
+        conn.draw_ms = now_ms
         if conn.spec.kind == "socket" and conn.on_since_ms is not None:
             if now_ms - conn.on_since_ms >= SOCKET_SETTLE_MS:
                 conn.expected_a = max(conn.draw_a, 1.0)
@@ -199,18 +211,28 @@ class LoadManager:
         keep = (100.0 - s.margin_pct) / 100.0
         limit_kw, limit_a = self.limits_at(now_ms)
         phases = s.phases
-        per_phase_w = None if limit_kw is None else limit_kw * 1000.0 * keep / phases
-        site_a = tuple(min(limit_a * keep if limit_a is not None else 1e9,
-                           per_phase_w / s.voltage_v if per_phase_w is not None else 1e9) for _ in range(phases))
+        # A kW limit is the whole site's (any phase may carry it); amps are per phase.
+        if limit_a is not None:
+            site_a = tuple(limit_a * keep for _ in range(phases))
+        else:
+            site_a = tuple(limit_kw * 1000.0 * keep / s.voltage_v for _ in range(phases))
         grid_ok = self._grid_ms is not None and now_ms - self._grid_ms <= s.grid_timeout_ms
         if not grid_ok:
             budget = [min(s.safe_current_a, site_a[p]) for p in range(phases)]
             return "fallback", site_a, tuple(0.0 for _ in range(phases)), budget, None
         chargers_a = [0.0] * phases
+        unknown = set()
         for conn in self._conns.values():
             for p in conn.spec.phases:
                 chargers_a[p] += conn.draw_a
-        house_a = tuple(max(0.0, self._grid_a[p] - chargers_a[p]) for p in range(phases))
+                switched = conn.switched_ms
+                if switched is not None and now_ms - switched < SWITCH_HOLD_MS and (
+                        conn.draw_ms is None or conn.draw_ms < switched + SWITCH_SETTLE_MS):
+                    unknown.add(p)
+        held = self._house_a
+        house_a = tuple(held[p] if p in unknown and len(held) == phases else max(0.0, self._grid_a[p] - chargers_a[p])
+                        for p in range(phases))
+        self._house_a = list(house_a)
         budget = [max(0.0, site_a[p] - house_a[p]) for p in range(phases)]
         budget_w = None
         if limit_kw is not None:
@@ -310,6 +332,7 @@ class LoadManager:
                 continue
             changed = True
             if (new > 0) != (conn.share_a > 0):
+                conn.switched_ms = now_ms
                 if conn.spec.kind == "socket":
                     conn.switches_ms.append(now_ms)
                 conn.on_since_ms = now_ms if new > 0 else None

@@ -26,17 +26,23 @@ LOG_EVERY_S = 60  # the shares are logged on every change and at least this ofte
 class LoadRunner:
     """One runtime's connectors under one site limit; ``status()`` for views and the CLI."""
 
-    def __init__(self, rt, settings: LoadSettings):
+    def __init__(self, rt, settings: LoadSettings, *, connectors: list[ConnectorSpec] | None = None,
+                 grid_meter=None, phases: int | None = None):
+        """``rt`` is a runtime (one connector) or an ``agent.site.Site`` (several, which names them)."""
         self.rt = rt
-        board = rt.board
+        if connectors is None:  # one runtime: its own board is the site's
+            board = rt.board
+            phases = board.profile.phases
+            grid_meter = board.grid_meter
+            pilot = bool(getattr(board.pilot, "has_pilot", False))
+            connectors = [ConnectorSpec(connector_id=cid, kind="pilot" if pilot else "socket",
+                                        max_current_a=rt.max_current_a, phases=tuple(range(phases)))
+                          for cid in rt.connector_ids()]
         if settings.phases is None:
-            settings = dataclasses.replace(settings, phases=board.profile.phases)
+            settings = dataclasses.replace(settings, phases=phases)
         self.settings = settings
-        pilot = bool(getattr(board.pilot, "has_pilot", False))
-        self.connectors = [ConnectorSpec(connector_id=cid, kind="pilot" if pilot else "socket",
-                                         max_current_a=rt.max_current_a,
-                                         phases=tuple(range(min(board.profile.phases, settings.phases))))
-                           for cid in rt.connector_ids()]
+        self.grid_meter = grid_meter
+        self.connectors = connectors
         self.manager = LoadManager(settings=settings, connectors=self.connectors, minute_of_day=self._minute)
         self._wants: dict[str, bool] = {c.connector_id: False for c in self.connectors}
         self._sent: dict[str, float | None] = {c.connector_id: None for c in self.connectors}
@@ -77,10 +83,11 @@ class LoadRunner:
             if wants != self._wants[cid]:
                 self._wants[cid] = wants
                 self.manager.demand(cid, wants, now_ms)
-            current = rt.connector_current_a(cid)
-            if current is not None:
-                self.manager.connector_reading(cid, current, now_ms)
-        grid = rt.board.grid_meter
+            seen = rt.connector_current_a(cid)
+            if seen is not None:
+                current, read_ms = seen
+                self.manager.connector_reading(cid, current, min(read_ms, now_ms))
+        grid = self.grid_meter
         shares = None
         if grid is not None:
             try:
