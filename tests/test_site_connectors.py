@@ -75,3 +75,36 @@ async def test_three_socket_outlets_charge_three_cars_under_a_shared_limit_never
         longest_ms = max(longest_ms, run_ms)
     assert len(seen) > 100
     assert longest_ms <= 3000, longest_ms
+
+
+@pytest.mark.asyncio
+async def test_twin_type2_connectors_share_the_limit_equally_and_each_offers_its_share(tmp_path):
+    from tests.support import wait_until
+
+    load = '\n[load]\nlimit_a = 25\nmargin_pct = 0\nhysteresis_a = 0\nfairness = "equal_share"\n'
+    cfg = sim_config(tmp_path, auth="free_vend", board="sim-twin-type2", extra_toml=load)
+    async with open_runtime(cfg, clock=Clock(speed=10)) as site:
+        grid = site.runtimes[0].board.grid_sim
+        grid.house = _Flat(3.0)
+        for rt in site.runtimes:
+            rt.board.sim.car.plug_in()
+        await wait_until(lambda: all(rt.core.session_id for rt in site.runtimes), what="both authorized")
+        for rt in site.runtimes:
+            rt.board.sim.car.request_power()
+        # 25 A less 3 A of house: 11 A each, on every phase.
+        await wait_until(lambda: [rt.board.pilot.draw_a for rt in site.runtimes] == [11, 11], what="11 A each",
+                         timeout_s=20)
+        assert site.load_status()["shares_a"] == {"1": 11.0, "2": 11.0}
+        ids = {v.connector_id for v in site.sessions() if v.status == "ACTIVE"}
+        assert ids == {"1", "2"}
+        await site.stop_session(site.runtimes[1].core.session_id)
+        await wait_until(lambda: site.runtimes[0].board.pilot.draw_a == 16, what="the first car takes what is free",
+                         timeout_s=20)
+
+
+class _Flat:
+    def __init__(self, amps: float):
+        self.amps = amps
+
+    def current_a(self, t_s: float):
+        return (self.amps, self.amps, self.amps)

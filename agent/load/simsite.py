@@ -24,10 +24,13 @@ class SimCar:
     max_current_a: float
     need_wh: float
     reaction_ms: int = 3000
+    leave_ms: int | None = None  # it drives off then, charged or not
     delivered_wh: float = 0.0
     offers: list[tuple[int, float]] = field(default_factory=list)  # (time_ms, offered_a)
 
-    def done(self) -> bool:
+    def done(self, now_ms: int | None = None) -> bool:
+        if self.leave_ms is not None and now_ms is not None and now_ms >= self.leave_ms:
+            return True
         return self.delivered_wh >= self.need_wh
 
 
@@ -57,7 +60,7 @@ class SimSite:
     def _car_draw(self, cid: str, now_ms: int) -> float:
         car = self.cars.get(cid)
         spec = self.specs[cid]
-        if car is None or now_ms < car.arrive_ms or car.done() or not self.wanting[cid]:
+        if car is None or now_ms < car.arrive_ms or car.done(now_ms) or not self.wanting[cid]:
             return 0.0
         share = self.shares[cid]
         if spec.kind == "socket":
@@ -74,7 +77,7 @@ class SimSite:
         self._last_ms = now_ms
         for cid, car in self.cars.items():
             car.delivered_wh += self.draw_a[cid] * self.voltage_v * len(self.specs[cid].phases) * dt_ms / 3_600_000
-            wants = now_ms >= car.arrive_ms and not car.done()
+            wants = now_ms >= car.arrive_ms and not car.done(now_ms)
             if wants != self.wanting[cid]:
                 self.wanting[cid] = wants
                 self._apply(self.manager.demand(cid, wants, now_ms).limits_a, now_ms)
