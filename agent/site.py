@@ -88,6 +88,7 @@ class Site(ChargerService):
         self._stopping = False
         for rt in runtimes:
             rt.load = None  # the site's one load manager shares the limit between them
+            rt.several_connectors = True  # receipts and OCMF name the connector
         if getattr(config, "load", None) is not None:
             from agent.load.runner import LoadRunner
 

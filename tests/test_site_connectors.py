@@ -9,6 +9,8 @@ from agent.bootstrap import open_runtime
 from agent.clock import Clock
 from board.profile import load_profile
 from drivers.configfile import ConfigError
+from protocols.signing.agency import read_agency_public_key
+from protocols.signing.receipt import verify_receipt
 from tests.support import sim_config
 from tools.sim_site import SimDriver
 
@@ -67,6 +69,10 @@ async def test_three_socket_outlets_charge_three_cars_under_a_shared_limit_never
         sid = receipt["receipt_id"].removeprefix("rcpt-")
         by_connector[sessions[sid].connector_id] = receipt
         assert receipt["energy_wh"] >= 55
+        cid = sessions[sid].connector_id
+        assert receipt["evse"] == {"uid": f"{cfg.site_id}-{cid}", "connector_id": cid}
+        assert f'"CI":"{cfg.site_id}-{cid}"' in receipt["ocmf"]
+        verify_receipt(receipt, agency_public_key=read_agency_public_key(cfg.agency_key), require_ocmf=True)
     assert set(by_connector) == {"1", "2", "3"}
     # Above 3.3 kW only while a switch takes effect: one grid reading (1 s) plus the reaction (2 s).
     longest_ms = run_ms = 0
