@@ -122,3 +122,12 @@ unit_id = 2
             assert whole.current_a == (12.0, 3.0, 4.0) and whole.serial == "20000002"
     finally:
         await charger.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_load_table_on_a_board_without_a_grid_meter_is_refused_naming_the_table(tmp_path):
+    cfg = sim_config(tmp_path, auth="free_vend", board="sim", extra_toml=LOAD)
+    with pytest.raises(ConfigError) as info:
+        async with open_runtime(cfg, clock=Clock(speed=10)):
+            pass
+    assert info.value.key == "load" and "grid_meter" in str(info.value)

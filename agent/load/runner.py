@@ -38,6 +38,12 @@ class LoadRunner:
             connectors = [ConnectorSpec(connector_id=cid, kind="pilot" if pilot else "socket",
                                         max_current_a=rt.max_current_a, phases=tuple(range(phases)))
                           for cid in rt.connector_ids()]
+        if grid_meter is None:
+            from drivers.configfile import ConfigError
+
+            raise ConfigError(rt.config.path, "load", "load management needs the site's draw: the board profile "
+                                                      "has no [grid_meter]", allowed="a board with a [grid_meter] "
+                                                                                    "table, e.g. sim-grid")
         if settings.phases is None:
             settings = dataclasses.replace(settings, phases=phases)
         self.settings = settings
