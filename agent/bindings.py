@@ -25,6 +25,7 @@ REGISTRY: tuple[tuple[str, str], ...] = (
     ("network", "protocols.mqtt.binding"),
     ("http", "protocols.http.binding"),
     ("ocpi", "protocols.ocpi.binding"),
+    ("load_share", "protocols.loadshare"),
 )
 
 

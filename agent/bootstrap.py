@@ -85,7 +85,8 @@ class open_runtime:
                 return Runtime(config=cfg, board=board, journal=self._journal, tariff=tariff, identity=identity,
                                clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
                                safety_settings=self.safety_settings, faults=self._faults,
-                               revocations=revocations, connector_id=connector_id)
+                               revocations=revocations, connector_id=connector_id,
+                               manage_load=not profile.connectors)
 
             if profile.connectors:
                 from agent.site import Site

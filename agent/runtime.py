@@ -65,6 +65,7 @@ from agent.core.tariff import LivePricer, Tariff
 from agent.identity import Identity
 from agent.journal import FaultStore, Journal
 from agent.latch import RuntimeLatch
+from agent.load.facade import LoadFacade
 from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
@@ -82,7 +83,8 @@ class RuntimeError_(AgentError):
     code = "runtime-error"
 
 
-class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, ChargerService):
+class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, LoadFacade,
+              ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -91,7 +93,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
                  safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
-                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID):
+                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID, manage_load: bool = True):
         self.config = config
         self.connector_id = connector_id  # one runtime per connector; a board with one has "1"
         self.revocations = revocations  # the agency's checked list, for the bindings
@@ -150,7 +152,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
         self.load = None  # the site's load manager (``[load]``), built once the board is known
-        if getattr(config, "load", None) is not None:
+        if manage_load and getattr(config, "load", None) is not None:  # a site's connectors share one
             from agent.load.runner import LoadRunner
 
             self.load = LoadRunner(self, config.load)

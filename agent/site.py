@@ -18,6 +18,7 @@ import dataclasses
 import logging
 
 from agent.aio import cancel_and_wait
+from agent.load.facade import LoadFacade
 from agent.load.manager import ConnectorSpec
 from agent.service import ChargerService, ServiceError, SessionView
 
@@ -74,7 +75,7 @@ class SiteBoards:
                 log.exception("closing a connector's board failed")
 
 
-class Site(ChargerService):
+class Site(LoadFacade, ChargerService):
     """The facade over one runtime per connector."""
 
     def __init__(self, *, runtimes: list, profile, config):
@@ -92,13 +93,16 @@ class Site(ChargerService):
         if getattr(config, "load", None) is not None:
             from agent.load.runner import LoadRunner
 
-            specs = []
-            for conn, rt in zip(profile.connectors, runtimes, strict=True):
-                pilot = bool(getattr(rt.board.pilot, "has_pilot", False))
-                specs.append(ConnectorSpec(connector_id=conn.connector_id, kind="pilot" if pilot else "socket",
-                                           max_current_a=rt.max_current_a, phases=conn.supply_phases))
-            self.load = LoadRunner(self, config.load, connectors=specs, grid_meter=runtimes[0].board.grid_meter,
-                                   phases=profile.phases)
+            self.load = LoadRunner(self, config.load, connectors=self._load_specs(),
+                                   grid_meter=runtimes[0].board.grid_meter, phases=profile.phases)
+
+    def _load_specs(self) -> list[ConnectorSpec]:
+        specs = []
+        for conn, rt in zip(self.profile.connectors, self.runtimes, strict=True):
+            pilot = bool(getattr(rt.board.pilot, "has_pilot", False))
+            specs.append(ConnectorSpec(connector_id=conn.connector_id, kind="pilot" if pilot else "socket",
+                                       max_current_a=rt.max_current_a, phases=conn.supply_phases))
+        return specs
 
     # --- life cycle ----------------------------------------------------------------------------
 

@@ -111,18 +111,28 @@ class LoadManager:
         self._minute_of_day = minute_of_day  # now_ms -> local minute of the day, for windows
         self._conns: dict[str, _Conn] = {}
         for spec in connectors:
-            if spec.connector_id in self._conns:
-                raise ValueError(f"connector {spec.connector_id!r} named twice")
-            if not spec.phases or any(p < 0 or p >= settings.phases for p in spec.phases):
-                raise ValueError(f"connector {spec.connector_id}: phases {spec.phases} not on a "
-                                 f"{settings.phases}-phase site")
-            self._conns[spec.connector_id] = _Conn(spec=spec)
+            self.add_connector(spec)
         self._grid_a: tuple[float, ...] = ()
         self._grid_w = 0.0
         self._grid_ms: int | None = None
         self._house_a: list[float] = []
         self._last_ms: int | None = None
         self.last: Shares | None = None
+
+    def add_connector(self, spec: ConnectorSpec) -> None:
+        """A connector of another board that follows this one (``agent.load.federation``)."""
+        if spec.connector_id in self._conns:
+            raise ValueError(f"connector {spec.connector_id!r} named twice")
+        if not spec.phases or any(p < 0 or p >= self.settings.phases for p in spec.phases):
+            raise ValueError(f"connector {spec.connector_id}: phases {spec.phases} not on a "
+                             f"{self.settings.phases}-phase site")
+        self._conns[spec.connector_id] = _Conn(spec=spec)
+
+    def has(self, connector_id: str) -> bool:
+        return connector_id in self._conns
+
+    def wants(self, connector_id: str) -> bool:
+        return self._conns[connector_id].wants
 
     # --- inputs --------------------------------------------------------------------------------
 

@@ -15,12 +15,21 @@ import dataclasses
 import logging
 from datetime import datetime, timezone
 
+from agent.load.federation import RemoteBoards
 from agent.load.manager import ConnectorSpec, LoadManager, Shares
 from agent.load.settings import LoadSettings
 
 log = logging.getLogger("urja.load")
 
 LOG_EVERY_S = 60  # the shares are logged on every change and at least this often (clock time)
+
+
+def runtime_specs(rt) -> list[ConnectorSpec]:
+    """A one-connector runtime's connector as the load manager sees it."""
+    board = rt.board
+    pilot = bool(getattr(board.pilot, "has_pilot", False))
+    return [ConnectorSpec(connector_id=cid, kind="pilot" if pilot else "socket", max_current_a=rt.max_current_a,
+                          phases=tuple(range(board.profile.phases))) for cid in rt.connector_ids()]
 
 
 class LoadRunner:
@@ -31,13 +40,9 @@ class LoadRunner:
         """``rt`` is a runtime (one connector) or an ``agent.site.Site`` (several, which names them)."""
         self.rt = rt
         if connectors is None:  # one runtime: its own board is the site's
-            board = rt.board
-            phases = board.profile.phases
-            grid_meter = board.grid_meter
-            pilot = bool(getattr(board.pilot, "has_pilot", False))
-            connectors = [ConnectorSpec(connector_id=cid, kind="pilot" if pilot else "socket",
-                                        max_current_a=rt.max_current_a, phases=tuple(range(phases)))
-                          for cid in rt.connector_ids()]
+            phases = rt.board.profile.phases
+            grid_meter = rt.board.grid_meter
+            connectors = runtime_specs(rt)
         if grid_meter is None:
             from drivers.configfile import ConfigError
 
@@ -54,6 +59,7 @@ class LoadRunner:
         self._sent: dict[str, float | None] = {c.connector_id: None for c in self.connectors}
         self._logged_s = -LOG_EVERY_S
         self._grid_ok: bool | None = None
+        self.remote: RemoteBoards | None = None
 
     def _minute(self, now_ms: int) -> int:
         from agent.config import utc_offset_s
@@ -69,7 +75,8 @@ class LoadRunner:
             return None
         return {"mode": last.mode, "site_limit_a": list(last.site_limit_a), "house_a": list(last.house_a),
                 "budget_a": list(last.budget_a), "shares_a": dict(last.limits_a),
-                "limit_kw": self.settings.limit_kw, "limit_a": self.settings.limit_a}
+                "limit_kw": self.settings.limit_kw, "limit_a": self.settings.limit_a,
+                "followers": [] if self.remote is None else self.remote.boards()}
 
     async def run(self) -> None:
         rt = self.rt
@@ -93,6 +100,9 @@ class LoadRunner:
             if seen is not None:
                 current, read_ms = seen
                 self.manager.connector_reading(cid, current, min(read_ms, now_ms))
+        if self.remote is not None:
+            for board_id in self.remote.expire(now_ms):
+                log.warning("board %s stopped reporting: its connectors leave the budget", board_id)
         grid = self.grid_meter
         shares = None
         if grid is not None:
@@ -111,10 +121,21 @@ class LoadRunner:
             shares = self.manager.tick(rt.clock.monotonic_ms())
         await self._apply(shares)
 
+    # --- followers on other boards (``agent.load.federation``, over ``protocols/loadshare``) ----
+
+    def remote_state(self, board_id: str, connectors: list[dict], timeout_ms: int) -> None:
+        if self.remote is None:
+            self.remote = RemoteBoards(self.manager, timeout_ms=timeout_ms)
+        self.remote.state(board_id, connectors, self.rt.clock.monotonic_ms())
+
+    def remote_shares(self, board_id: str) -> dict[str, float]:
+        return {} if self.remote is None else self.remote.shares(board_id)
+
     async def _apply(self, shares: Shares) -> None:
         rt = self.rt
         changed = False
-        for cid, share in shares.limits_a.items():
+        for cid in self._sent:  # this board's connectors; a follower's are sent by the binding
+            share = shares.limits_a[cid]
             if share != self._sent[cid]:
                 self._sent[cid] = share
                 changed = True
