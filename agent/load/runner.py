@@ -66,8 +66,8 @@ class LoadRunner:
 
         wall_s = self.rt.clock.wall_s()
         local = wall_s + utc_offset_s(self.rt.config.place.timezone, wall_s)
-        return int(datetime.fromtimestamp(local, timezone.utc).hour * 60
-                   + datetime.fromtimestamp(local, timezone.utc).minute)
+        moment = datetime.fromtimestamp(local, timezone.utc)
+        return moment.hour * 60 + moment.minute
 
     def status(self) -> dict | None:
         last = self.manager.last
