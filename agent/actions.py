@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from agent.core.errors import AgentError
-from agent.core.session import AuthGranted, LocalReset, RelayFeedback, StopRequested
+from agent.core.session import AuthGranted, CurrentLimit, LocalReset, RelayFeedback, StopRequested
 from agent.service import ConnectorView, ServiceError, SessionView
-from agent.session_meta import CONNECTOR_ID, SessionMeta
+from agent.session_meta import SessionMeta
 
 log = logging.getLogger("urja.runtime")
 
@@ -28,8 +28,8 @@ class RuntimeActions:
 
     def _check_startable(self, connector_id: str | None) -> None:
         """Refusals every start shares, checked before anything is asked or granted."""
-        if connector_id not in (None, CONNECTOR_ID):
-            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {CONNECTOR_ID})",
+        if connector_id not in (None, self.connector_id):
+            raise ServiceError(f"unknown connector {connector_id!r} (this charger has {self.connector_id})",
                                code=ServiceError.UNKNOWN_CONNECTOR)
         if self._shutting_down:
             raise ServiceError("the charger is shutting down", code=ServiceError.INOPERATIVE)
@@ -135,7 +135,7 @@ class RuntimeActions:
 
     async def reserve(self, *, reservation_id: str, connector_id: str | None, expires_s: float,
                       token: str | None = None) -> ConnectorView:
-        if connector_id not in (None, CONNECTOR_ID):
+        if connector_id not in (None, self.connector_id):
             raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
         if self.safety.latched_fault is not None:
             raise ServiceError("charger faulted", code=ServiceError.INOPERATIVE)
@@ -162,7 +162,7 @@ class RuntimeActions:
             self._refresh_connector()
 
     async def unlock(self, connector_id: str) -> None:
-        if connector_id != CONNECTOR_ID:
+        if connector_id != self.connector_id:
             raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
         raise ServiceError("this socket has no cable lock to release", code=ServiceError.NOT_SUPPORTED)
 
@@ -186,3 +186,15 @@ class RuntimeActions:
             await self.post_and_wait(lambda t: LocalReset(t))
         finally:
             self._refresh_connector()
+
+    async def set_current_limit(self, limit_a: float, *, connector_id: str | None = None) -> None:
+        """The site's share for a connector (amps per phase), from the load manager.
+
+        The core applies it (offer, pause below 6 A, a socket outlet off) and the gate enforces
+        it; this only queues it and logs a change, so the log shows what limit was in force.
+        """
+        if connector_id is not None and connector_id != self.connector_id:
+            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
+        if limit_a != self.safety.limit_a:
+            log.info("current limit %.1f A", limit_a)
+        await self.post_and_wait(lambda t, a=limit_a: CurrentLimit(a, t))

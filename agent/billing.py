@@ -66,13 +66,16 @@ class RuntimeBilling:
         model = self.board.meter.model
         serial = rec.meter_serial or "unknown"
         offset_min = utc_offset_s(self.config.place.timezone, rec.start_time_s) // 60
+        # A charger with several connectors names the one (a single connector's receipts stay as they were).
+        evse = ({"uid": f"{self.config.site_id}-{rec.connector_id}", "connector_id": str(rec.connector_id)}
+                if getattr(self, "several_connectors", False) else None)
         ocmf = build_ocmf(metering_key=entry.metering_key, gateway_id=self.config.site_id,
                           gateway_serial=self.config.site_id, gateway_version="urja-0.1", pagination=1,
                           meter_vendor=_vendor(model), meter_model=model, meter_serial=serial,
                           identification=auth.get("token") or auth.get("reference"),
                           readings=[OcmfReading(rec.start_time_s, "B", int(rec.start_wh)),
                                     OcmfReading(rec.stop_time_s or now_s, "E", int(rec.stop_wh))],
-                          utc_offset_min=offset_min)
+                          utc_offset_min=offset_min, charge_point_id=evse["uid"] if evse else None)
         receipt = build_receipt(
             signer=self.identity.signer(now_s), certificate=self.identity.certificate,
             receipt_id=f"rcpt-{rec.session_id}", order_id=auth.get("reference") or rec.session_id,
@@ -89,7 +92,7 @@ class RuntimeBilling:
             paid_paise=paid if isinstance(paid, int) and not isinstance(paid, bool) and paid >= 0 else 0,
             issued_s=now_s, currency=self._tariff.currency, ocmf=ocmf,
             waived_paise=max(0, cost.uncapped_paise - cost.total_paise),
-            charging_periods=_receipt_periods(rec, periods))
+            charging_periods=_receipt_periods(rec, periods), evse=evse)
         return json.dumps(receipt, sort_keys=True)
 
     def _cost_paise(self, energy_wh: int, elapsed_ms: int, idle_ms: int) -> int:

@@ -26,6 +26,7 @@ REGISTRY: tuple[tuple[str, str], ...] = (
     ("http", "protocols.http.binding"),
     ("ocpi", "protocols.ocpi.binding"),
     ("owner_page", "protocols.owner.binding"),
+    ("load_share", "protocols.loadshare"),
 )
 
 

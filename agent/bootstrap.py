@@ -69,16 +69,33 @@ class open_runtime:
         self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
         try:
             self._faults = FaultStore.open(fault_store_path(journal_path))
-            self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
+            profile = _profile(self.board_profile)
+            if profile.connectors:  # several connectors: a board and a runtime each (``agent.site``)
+                from agent.site import SiteBoards
+
+                self._board_ctx = SiteBoards(profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
+            else:
+                self._board_ctx = build_board(profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
             board = await self._board_ctx.__aenter__()
         except BaseException:
             self._close_stores()
             raise
         try:
-            self.runtime = Runtime(config=cfg, board=board, journal=self._journal, tariff=tariff, identity=identity,
-                                   clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
-                                   safety_settings=self.safety_settings, faults=self._faults,
-                                   revocations=revocations)
+            def make(board, connector_id: str = "1") -> Runtime:
+                return Runtime(config=cfg, board=board, journal=self._journal, tariff=tariff, identity=identity,
+                               clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
+                               safety_settings=self.safety_settings, faults=self._faults,
+                               revocations=revocations, connector_id=connector_id,
+                               manage_load=not profile.connectors)
+
+            if profile.connectors:
+                from agent.site import Site
+
+                self.runtime = Site(runtimes=[make(b, c.connector_id) for b, c in zip(board, profile.connectors,
+                                                                                       strict=True)],
+                                    profile=profile, config=cfg)
+            else:
+                self.runtime = make(board)
             await self.runtime.start()
             if self.bindings:
                 await self._start_bindings(self.runtime)
@@ -140,3 +157,9 @@ class open_runtime:
 
     async def __aexit__(self, *exc) -> None:
         await self._shut_down(*exc)
+
+
+def _profile(profile):
+    from board.profile import BoardProfile, load_profile
+
+    return profile if isinstance(profile, BoardProfile) else load_profile(profile)

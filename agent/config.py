@@ -53,7 +53,7 @@ def _resolve(base: Path, value: str | None) -> Path | None:
 
 SOCKET_KEYS = ("plug_current_a", "plug_hold_ms", "finish_current_a", "finish_hold_ms")
 SAFETY_KEYS = ("overcurrent_margin_pct", "overcurrent_extra_a", "overcurrent_hold_ms", "weld_settle_ms",
-               "weld_current_a")
+               "weld_current_a", "ev_reaction_ms")
 
 
 def _check_socket(values: dict) -> None:
@@ -175,6 +175,13 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     socket_settings = _bounded_table(root, "socket", SOCKET_KEYS, _check_socket)
     safety_settings = _bounded_table(root, "safety", SAFETY_KEYS, _check_safety)
 
+    # The site's sanctioned load and how its connectors share it (``agent.load``).
+    load = None
+    if root.has("load"):
+        from agent.load.settings import parse_load
+
+        load = parse_load(root.section("load"))
+
     # The bindings' tables (``agent.bindings``): each parsed by its binding now, so a typo in
     # any of them stops the agent before anything starts. ``extra`` keeps the raw tables for
     # readers of keys shared between bindings.
@@ -212,6 +219,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         bindings=binding_settings,
         socket_settings=socket_settings,
         safety_settings=safety_settings,
+        load=load,
     )
 
 

@@ -65,6 +65,7 @@ from agent.core.tariff import LivePricer, Tariff
 from agent.identity import Identity
 from agent.journal import FaultStore, Journal
 from agent.latch import RuntimeLatch
+from agent.load.facade import LoadFacade
 from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
@@ -84,6 +85,7 @@ class RuntimeError_(AgentError):
 
 
 class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, RuntimeUpkeep,
+              LoadFacade,
               ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
@@ -93,8 +95,9 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
                  safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
-                 revocations: dict | None = None):
+                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID, manage_load: bool = True):
         self.config = config
+        self.connector_id = connector_id  # one runtime per connector; a board with one has "1"
         self.revocations = revocations  # the agency's checked list, for the bindings
         self.board = board
         self.journal = journal
@@ -150,6 +153,11 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._stopping = False
         self._shutting_down = False  # set when the running session is closed for a shutdown: no new one starts
         self.relay_commands = 0
+        self.load = None  # the site's load manager (``[load]``), built once the board is known
+        if manage_load and getattr(config, "load", None) is not None:  # a site's connectors share one
+            from agent.load.runner import LoadRunner
+
+            self.load = LoadRunner(self, config.load)
         self.on_relay_command: Callable[[Any, int], None] | None = None
         # Watchdog pings ride on the dispatcher (``agent.notify``): a stuck loop stops them.
         self.heartbeat: Callable[[], None] | None = None
@@ -163,7 +171,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         reading = await self._read_meter_for_boot()
         if reading is not None:
             self._reconcile_with(reading, notify=False)
-        elif self.journal.open_sessions():
+        elif any(r.connector_id == int(self.connector_id) for r in self.journal.open_sessions()):
             log.error("meter unreadable at boot: unfinished sessions stay open until it answers")
             self._reconcile_pending = True
         pilot = self.board.pilot
@@ -177,6 +185,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._spawn("urja-housekeeping", self._housekeeping_loop())
         if self.faults is not None:
             self._spawn("urja-fault-reset", self._fault_reset_loop())
+        if self.load is not None:
+            self._spawn("urja-load", self.load.run())
         self._refresh_connector()
         log.info("started: site %s, board %s, %s mode, max %s A, tariff %s", self.config.site_id,
                  self.board.profile.name, self.core.settings.mode, self.max_current_a,
@@ -189,7 +199,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         later, the bindings are running and are told of each receipt as of a live end.
         """
         closed = self.journal.reconcile(reading.energy_import_wh, self.clock.wall_s(),
-                                        make_receipt=self._receipt_for_record,
+                                        make_receipt=self._receipt_for_record, connector_id=int(self.connector_id),
                                         meter_serial=reading.serial or self._meter_serial())
         for rec in closed:
             log.warning("recovered session %s after restart: %s Wh billed (reason %s)",
@@ -557,7 +567,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         meta.pricer.reading(int(now_s), start_wh, charging=False)
         auth = self.core.authorization
         self.journal.start_session(
-            sid, connector_id=int(CONNECTOR_ID),
+            sid, connector_id=int(self.connector_id),
             auth={"source": meta.source, "reference": meta.reference, "token": meta.token,
                   "auth_id": auth.auth_id if auth else None, "paid_paise": meta.paid_paise,
                   "acceptance_digest": meta.acceptance_digest,

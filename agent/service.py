@@ -198,6 +198,27 @@ class ChargerService:
         """The charger's wall clock (injected; tests and simulations control it)."""
         raise NotImplementedError
 
+    def load_status(self) -> dict | None:
+        """The site's limit and each connector's share (``[load]``); None where there is no load manager."""
+        return None
+
+    # --- several boards sharing one site's limit (``protocols/loadshare``) -------------------
+    def load_connectors(self) -> list[dict]:
+        """This board's connectors as a follower reports them to the site's load manager."""
+        raise NotImplementedError
+
+    async def apply_load_shares(self, shares: dict[str, float]) -> None:
+        """The shares the site's load manager (or the safe share) gives this board's connectors."""
+        raise NotImplementedError
+
+    def load_remote_state(self, board_id: str, connectors: list[dict], *, timeout_ms: int) -> None:
+        """On the site's load manager: a follower board's report. ``ServiceError`` on any other board."""
+        raise NotImplementedError
+
+    def load_remote_shares(self, board_id: str) -> dict[str, float]:
+        """On the site's load manager: what its last decision gives a follower's connectors."""
+        raise NotImplementedError
+
     # --- actions -------------------------------------------------------------------------
     async def start_session(self, *, source: str, reference: str, token: str | None = None,
                             connector_id: str | None = None, energy_limit_wh: int | None = None,

@@ -11,7 +11,7 @@ import logging
 
 from agent.core.tariff import capped
 from agent.service import ConnectorView, SessionView
-from agent.session_meta import CONNECTOR_ID, MAX_FINISHED_VIEWS, SessionMeta
+from agent.session_meta import MAX_FINISHED_VIEWS, SessionMeta
 
 log = logging.getLogger("urja.runtime")
 
@@ -44,7 +44,7 @@ class RuntimeViews:
         if status != self._connector_status:
             self._connector_status = status
             self._connector_updated_s = self.clock.wall_s()
-            log.info("connector %s is %s", CONNECTOR_ID, status)
+            log.info("connector %s is %s", self.connector_id, status)
             self._notify("connector", self.connectors()[0])
 
     def connectors(self) -> list[ConnectorView]:
@@ -53,7 +53,7 @@ class RuntimeViews:
         voltage = 230  # OCPI max_voltage is line to neutral, for three-phase connectors too
         pilot_mode = self.core.pilot_mode
         return [ConnectorView(
-            connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            connector_id=self.connector_id, evse_uid=f"{self.config.site_id}-{self.connector_id}",
             standard="IEC_62196_T2" if pilot_mode else "DOMESTIC_M",
             format="SOCKET", power_type="AC_3_PHASE" if phases == 3 else "AC_1_PHASE",
             max_voltage_v=voltage, max_current_a=self.max_current_a,
@@ -61,6 +61,27 @@ class RuntimeViews:
             status=self._connector_status or self._status(), last_updated_s=self._connector_updated_s,
             session_id=self.core.session_id, pilot_state=self.core.pilot,
             reservation_id=self._reservation[0] if self._reservation else None)]
+
+    # --- what the load manager reads (``agent.load.runner``) -----------------------------------
+
+    def connector_ids(self) -> list[str]:
+        return [self.connector_id]
+
+    def connector_wants_power(self, connector_id: str) -> bool:
+        """A session is authorized to draw on the connector (it needs a share to be offered one)."""
+        return connector_id == self.connector_id and self.core.active_auth_id is not None
+
+    def connector_current_a(self, connector_id: str) -> tuple[tuple[float, ...], int] | None:
+        """What the connector's own meter showed last, per phase, and when it was read (clock ms)."""
+        reading = self._last_reading
+        if reading is None or connector_id != self.connector_id:
+            return None
+        return tuple(reading.current_a), int(reading.meter_time_s * 1000)
+
+    def load_status(self) -> dict | None:
+        """The site's limit, the house's draw and each connector's share, or None without ``[load]``."""
+        runner = getattr(self, "load", None)
+        return None if runner is None else runner.status()
 
     def _update_view(self, sid: str, final: bool = False) -> SessionView:
         """Rebuild the session's view and tell the listeners."""
@@ -79,7 +100,7 @@ class RuntimeViews:
         energy = cost.energy_wh if cost is not None else 0
         rec = self.journal.session(sid) if final else None
         return SessionView(
-            session_id=sid, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            session_id=sid, connector_id=self.connector_id, evse_uid=f"{self.config.site_id}-{self.connector_id}",
             auth_id=meta.auth_id, source=meta.source, token=meta.token, reference=meta.reference,
             status="ACTIVE" if live else "COMPLETED", state=self.core.state if live else "finished",
             start_s=meta.start_s, stop_s=rec.stop_time_s if rec else None, start_wh=start_wh,
@@ -111,7 +132,8 @@ class RuntimeViews:
         auth = rec.auth or {}
         cost, periods = self._priced(rec, None) if rec.stop_wh is not None else (None, [])
         return SessionView(
-            session_id=rec.session_id, connector_id=CONNECTOR_ID, evse_uid=f"{self.config.site_id}-1",
+            session_id=rec.session_id, connector_id=str(rec.connector_id),
+            evse_uid=f"{self.config.site_id}-{rec.connector_id}",
             auth_id=auth.get("auth_id"), source=auth.get("source"), token=auth.get("token"), reference=auth.get("reference"),
             status="COMPLETED" if rec.stop_wh is not None else "ACTIVE", state="finished",
             start_s=rec.start_time_s, stop_s=rec.stop_time_s, start_wh=int(rec.start_wh),

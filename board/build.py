@@ -34,6 +34,8 @@ class Board:
         self.meter = None
         self.relay = None
         self.pilot = None
+        self.grid_meter = None  # the site's whole draw, when the profile names one
+        self.grid_sim = None
         self.sim: SimParts | None = None
         self._sim_server = None
 
@@ -57,10 +59,22 @@ class Board:
 
         try:
             self.meter = await _build("meter", profile.meter, parts)
+            if profile.grid_meter is not None:
+                self.grid_meter = await self._build_grid(profile.grid_meter, parts)
         finally:  # a simulated meter's server is stopped by close() even after a failed build
-            self.sim, self._sim_server = parts.sim, parts.sim_server
+            self.sim, self._sim_server, self.grid_sim = parts.sim, parts.sim_server, parts.grid_sim
         if connect_meter:
             await self.meter.connect()
+
+    async def _build_grid(self, settings: DriverSettings, parts: BuildParts):
+        from drivers.meter.grid import build_grid_meter
+
+        server = parts.sim_server
+
+        def draws() -> list[float]:  # what the simulated connectors draw, on the grid meter too
+            return list(server.current_a) if server is not None else []
+
+        return await build_grid_meter(settings.backend, settings.options, parts, meter=self.meter, draws=draws)
 
     async def close(self) -> None:
         """Open the relay, stop everything, release the relay last; every step is attempted."""
@@ -79,6 +93,10 @@ class Board:
             await attempt("releasing the pilot", self.pilot.release)
         if self.sim is not None and hasattr(self.sim.car, "detach"):
             self.sim.car.detach()
+        if self.grid_meter is not None:
+            await attempt("closing the grid meter", self.grid_meter.close)
+        if self.grid_sim is not None:
+            await attempt("stopping the simulated grid meter", self.grid_sim.server.stop)
         if self.meter is not None:
             await attempt("closing the meter", self.meter.close)
         if self._sim_server is not None:

@@ -2,7 +2,17 @@
 
 A profile is a TOML file with four tables, ``[board]``, ``[meter]``, ``[relay]`` and
 ``[pilot]``; each driver table names a ``backend`` and the keys that backend needs (the
-backends and their readers are registered in ``board/backends.py``). Built-in
+backends and their readers are registered in ``board/backends.py``). An optional
+``[grid_meter]`` names the meter of the site's whole draw, for the load manager
+(``drivers.meter.grid``).
+
+A board with several connectors (a Bharat AC-001 point: three socket outlets on one controller;
+a twin Type 2 post) writes one ``[[connector]]`` table per connector instead of the three device
+tables: its ``id``, its ``max_current_a``, the supply ``phase`` it is wired to (1 to 3; left out,
+all of the board's phases) and its own ``meter``, ``relay`` and ``pilot`` sub-tables, read by the
+same backends. Each connector becomes a ``BoardProfile`` of its own (``connectors``), built and
+run as one charger by the runtime; the board's ``meter``, ``relay`` and ``pilot`` are then the
+first connector's. Built-in
 profiles live in ``board/profiles/<name>.toml``; a site can also point at its own file.
 
 Everything is checked on load, with errors naming the file, the dotted key and the allowed
@@ -53,6 +63,8 @@ class BoardProfile:
     relay: DriverSettings
     pilot: DriverSettings
     watchdog: str | None = None  # the board's hardware watchdog device, pinged by the agent
+    grid_meter: DriverSettings | None = None
+    connectors: tuple["ConnectorProfile", ...] = ()
 
     @property
     def fail_safe(self) -> str:
@@ -75,7 +87,32 @@ class BoardProfile:
         ]
         if self.watchdog:
             rows.append(("watchdog", self.watchdog))
+        if self.grid_meter is not None:
+            rows.append(("grid meter", f"{self.grid_meter.backend}: " + _opts(self.grid_meter.options)))
+        for conn in self.connectors:
+            rows.append((f"connector {conn.connector_id}",
+                         f"max {conn.board.max_current_a:g} A on {_phase_text(conn.phase, self.phases)}, "
+                         f"meter {conn.board.meter.backend} {conn.board.meter.options.get('model')}, "
+                         f"relay {conn.board.relay.backend}, pilot {conn.board.pilot.backend}"))
         return rows
+
+
+@dataclass(frozen=True)
+class ConnectorProfile:
+    """One connector of a several-connector board: its id, the supply phase it is on, its drivers."""
+
+    connector_id: str
+    phase: int | None  # 1 to 3, or None: all of the board's phases
+    board: BoardProfile
+
+    @property
+    def supply_phases(self) -> tuple[int, ...]:
+        """The site phases (0-based) this connector draws from."""
+        return (self.phase - 1,) if self.phase is not None else tuple(range(self.board.phases))
+
+
+def _phase_text(phase: int | None, phases: int) -> str:
+    return f"phase L{phase}" if phase is not None else f"{phases} phase(s)"
 
 
 def _opts(options: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
@@ -123,14 +160,66 @@ def parse_profile(data: dict, path: str | Path) -> BoardProfile:
     board.finish()
 
     facts = BoardFacts(max_current_a=max_current_a, phases=phases)
+    grid_meter = _grid_meter(root.section("grid_meter"), facts) if root.has("grid_meter") else None
+    if root.has("connector"):
+        for table in ("meter", "relay", "pilot"):
+            if root.has(table):
+                raise root.error(table, "a board with [[connector]] tables gives each connector its own "
+                                        f"{table}", "[connector.meter], [connector.relay], [connector.pilot]")
+        connectors = _connectors(root, name, path, description, max_current_a, phases)
+        root.finish()
+        first = connectors[0].board
+        return BoardProfile(name=name, path=path, description=description, max_current_a=max_current_a,
+                            phases=phases, meter=first.meter, relay=first.relay, pilot=first.pilot,
+                            grid_meter=grid_meter, connectors=tuple(connectors))
     meter = _driver("meter", root.section("meter", required=True), facts)
     relay = _driver("relay", root.section("relay", required=True), facts)
     pilot = _driver("pilot", root.section("pilot", required=True), facts)
     root.finish()
     return BoardProfile(
         name=name, path=path, description=description, max_current_a=max_current_a, phases=phases,
-        meter=meter, relay=relay, pilot=pilot, watchdog=watchdog,
+        meter=meter, relay=relay, pilot=pilot, watchdog=watchdog, grid_meter=grid_meter,
     )
+
+
+MAX_CONNECTORS = 8
+
+
+def _connectors(root: Section, name: str, path: Path, description: str, board_max_a: float,
+                phases: int) -> list[ConnectorProfile]:
+    tables = root.sections("connector")
+    if not 1 <= len(tables) <= MAX_CONNECTORS:
+        raise root.error("connector", f"{len(tables)} connectors", f"1 to {MAX_CONNECTORS} [[connector]] tables")
+    out: list[ConnectorProfile] = []
+    for sec in tables:
+        cid = sec.str("id")
+        if not cid.isdigit() or int(cid) < 1 or any(c.connector_id == cid for c in out):
+            raise sec.error("id", f"connector id {cid!r} is not a new number", "1, 2, 3 ... each once")
+        max_a = sec.float("max_current_a", board_max_a, min=1.0, max=board_max_a)
+        phase = sec.int("phase", None, min=1, max=phases)
+        conn_phases = 1 if phase is not None else phases
+        facts = BoardFacts(max_current_a=max_a, phases=conn_phases)
+        meter = _driver("meter", sec.section("meter", required=True), facts)
+        relay = _driver("relay", sec.section("relay", required=True), facts)
+        pilot = _driver("pilot", sec.section("pilot", required=True), facts)
+        sec.finish()
+        board = BoardProfile(name=f"{name}#{cid}", path=path, description=description, max_current_a=max_a,
+                             phases=conn_phases, meter=meter, relay=relay, pilot=pilot)
+        out.append(ConnectorProfile(connector_id=cid, phase=phase, board=board))
+    return out
+
+
+def _grid_meter(sec: Section, facts: BoardFacts) -> DriverSettings:
+    """The site's meter: any meter backend, the simulated one serving a household."""
+    from drivers.meter.grid import parse_sim
+
+    backend = sec.str("backend", choices=backends.names("meter"))
+    if backend == "sim":
+        options = parse_sim(sec, facts)
+    else:
+        options = backends.spec("meter", backend).parse(sec, facts)
+    sec.finish()
+    return DriverSettings(backend, _frozen(options))
 
 
 def _driver(kind: str, sec: Section, facts: BoardFacts) -> DriverSettings:

@@ -56,6 +56,7 @@ class BuildParts:
         self.pilot = None
         self.sim = None
         self.sim_server = None
+        self.grid_sim = None  # the simulated grid meter's world (``drivers.meter.grid``)
 
 
 Parse = Callable[[Section, BoardFacts], dict]

@@ -62,18 +62,30 @@ def run_handler(args: argparse.Namespace) -> int:
     from agent.config import DEFAULT_CONFIG_PATH, load_config
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
-    if not path.exists() and args.config is None and args.board in ("sim", None):
+    if not path.exists() and args.config is None and (args.board is None or _simulated(args.board)):
         from tools.provision import provision_site
 
         folder = Path(tempfile.mkdtemp(prefix="urja-sim-"))
         log.warning("no configuration at %s: running a temporary simulated site in %s", path, folder)
         path = provision_site(folder, site_id="in.local.sim-1", name="Simulated charger", lat=12.9352,
-                              lon=77.6245, default_limit_wh=500)
+                              lon=77.6245, default_limit_wh=500, extra_toml=_sim_load(args.board or "sim"))
     config = load_config(path)
     if (args.sim_car or args.speed != 1.0) and not _simulated(args.board or config.board_profile):
         print("urja run: --sim-car and --speed need a simulated board (--board sim or sim-socket)", file=sys.stderr)
         return 2
     return asyncio.run(_run(config, args))
+
+
+SIM_SANCTIONED_KW = 3.3  # a small site's sanctioned load, shared with its household
+
+
+def _sim_load(board) -> str:
+    """A temporary simulated site whose board has a grid meter shares a small sanctioned load."""
+    from board.profile import load_profile
+
+    if load_profile(board).grid_meter is None:
+        return ""
+    return f'\n[load]\nlimit_kw = {SIM_SANCTIONED_KW}\nfairness = "equal_share"\nrotation_s = 300\n'
 
 
 def _simulated(board) -> bool:
@@ -139,17 +151,26 @@ async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
     """
     from tools.sim_site import SimDriver
 
-    driver = SimDriver(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))
-
     def show(receipt: dict) -> None:
         print(json.dumps(receipt, indent=2), flush=True)
 
-    if args.token is not None or rt.config.auth_mode == "free_vend":
-        show(await driver.visit())
-        if args.duration_s is None:
-            stop.set()
-            return
-    await driver.serve(on_receipt=show)
+    runtimes = getattr(rt, "runtimes", None)
+
+    async def drive(one, label: str) -> None:
+        driver = SimDriver(one, token=args.token, tell=lambda t: log.info("sim car%s: %s", label, t),
+                           charge_kw=1.0 / len(runtimes or [one]))
+        if args.token is not None or one.config.auth_mode == "free_vend":
+            show(await driver.visit())
+            if args.duration_s is None:
+                return
+        await driver.serve(on_receipt=show)
+
+    if runtimes is None:
+        await drive(rt, "")
+    else:  # a car at every connector of a several-connector board
+        await asyncio.gather(*(drive(one, f" at connector {one.connector_id}") for one in runtimes))
+    if args.duration_s is None:
+        stop.set()
 
 
 def demo_handler(args: argparse.Namespace) -> int:

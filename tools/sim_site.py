@@ -46,7 +46,7 @@ class SimDriver:
     """
 
     def __init__(self, rt, *, park_s: float = 180, token: str | None = None,
-                 tell: Callable[[str], None] = _say, error=SystemExit):
+                 tell: Callable[[str], None] = _say, error=SystemExit, charge_kw: float = 1.0):
         car = rt.board.sim.car if rt.board.sim is not None else None
         if car is None:
             raise ValueError("the simulated driver needs a simulated board with a car (board sim or sim-socket)")
@@ -57,6 +57,7 @@ class SimDriver:
         self._tell = tell
         self._error = error
         self._pilot = bool(getattr(rt.board.pilot, "has_pilot", False))
+        self.charge_kw = charge_kw  # the least it charges at, for how long a charge may take
         self._receipts: dict[str, dict] = {}
         self.visits = 0
 
@@ -119,7 +120,8 @@ class SimDriver:
         return self._receipts.pop(sid)
 
     def _charge_bound_s(self, limits: dict, *, ordered: bool) -> float | None:
-        """Real seconds a charge may take, from its energy limit at no less than 1 kW.
+        """Real seconds a charge may take, from its energy limit at no less than ``charge_kw``
+        (1 kW; less where connectors share a site's limit).
 
         A buyer's session without an energy limit ends by money, time or the buyer's stop,
         whenever that is; a scripted arrival is a test or a demo and is always bounded.
@@ -129,7 +131,7 @@ class SimDriver:
             if ordered:
                 return None
             energy_limit = 1000
-        return 60 + 3600 * energy_limit / 1000 / self._rt.clock.speed
+        return 60 + 3600 * energy_limit / 1000 / self.charge_kw / self._rt.clock.speed
 
 
 async def charge_one_car(rt, *, token: str | None = None, park_s: float = 180, tell=_say) -> dict:

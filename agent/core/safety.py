@@ -22,12 +22,30 @@ latch is journaled with a ``detail`` line for the technician. Current above the 
 current + ``overcurrent_margin_pct`` + ``overcurrent_extra_a`` for ``overcurrent_hold_ms`` stops the
 session (not latched: the next car may be fine).
 
+The site's share (``CurrentLimit``, from the load manager) is enforced here too, not only in the
+session: an offered current above the share is cut down to it, and overcurrent is judged against
+the ceiling in force, which after a reduction stays at the former offer for ``ev_reaction_ms``
+(IEC 61851-1 gives the car 5 s to follow a new duty cycle), so a car that obeys is never stopped
+and one that does not is stopped ``overcurrent_hold_ms`` later. Below 6 A power may not flow: a
+socket outlet opens at once, a pilot connector once the car has had its reaction time to stop
+drawing (a contactor opened under load wears; the pilot offers nothing meanwhile).
+
 Whatever the supervisor was told before, the first command it ever returns is ``OpenRelay("boot")``:
 after a restart nobody knows what state the contactor was left in.
 """
 
 from agent.core.errors import AgentError
-from agent.core.session import CloseRelay, Fault, GateChanged, JournalRecord, LimitReached, OpenRelay, Session
+from agent.core.session import (
+    CloseRelay,
+    Fault,
+    GateChanged,
+    JournalRecord,
+    LimitReached,
+    OpenRelay,
+    Session,
+    SetOfferedCurrent,
+)
+from agent.core.session_current import offer_for
 
 
 class SafetyConfigError(AgentError):
@@ -57,11 +75,12 @@ class SafetySettings:
 
     The ranges: a meter silent for more than 10 s cannot be trusted to see an overload; an
     overload tolerance beyond +20 % + 2 A or 10 s outlasts what cables are rated for; a weld check
-    needs at least 50 ms for the contacts to part and should not wait more than 5 s to shout.
+    needs at least 50 ms for the contacts to part and should not wait more than 5 s to shout; a
+    car is given at most the 5 s IEC 61851-1 allows it to follow a lower offer.
     """
 
     __slots__ = ("meter_timeout_ms", "overcurrent_margin_pct", "overcurrent_extra_a", "overcurrent_hold_ms",
-                 "weld_settle_ms", "weld_current_a")
+                 "weld_settle_ms", "weld_current_a", "ev_reaction_ms")
 
     RANGES = {
         "meter_timeout_ms": (500, 10000, True),
@@ -70,10 +89,11 @@ class SafetySettings:
         "overcurrent_hold_ms": (1000, 10000, True),
         "weld_settle_ms": (50, 5000, True),
         "weld_current_a": (0.2, 5, False),
+        "ev_reaction_ms": (1000, 5000, True),
     }
 
     def __init__(self, *, meter_timeout_ms=5000, overcurrent_margin_pct=10, overcurrent_extra_a=0.5,
-                 overcurrent_hold_ms=7000, weld_settle_ms=2000, weld_current_a=1.0):
+                 overcurrent_hold_ms=7000, weld_settle_ms=2000, weld_current_a=1.0, ev_reaction_ms=5000):
         ranges = self.RANGES
         self.meter_timeout_ms = _bounded("meter_timeout_ms", meter_timeout_ms, *ranges["meter_timeout_ms"])
         self.overcurrent_margin_pct = _bounded("overcurrent_margin_pct", overcurrent_margin_pct,
@@ -84,6 +104,7 @@ class SafetySettings:
                                             *ranges["overcurrent_hold_ms"])
         self.weld_settle_ms = _bounded("weld_settle_ms", weld_settle_ms, *ranges["weld_settle_ms"])
         self.weld_current_a = _bounded("weld_current_a", weld_current_a, *ranges["weld_current_a"])
+        self.ev_reaction_ms = _bounded("ev_reaction_ms", ev_reaction_ms, *ranges["ev_reaction_ms"])
 
     @classmethod
     def from_dict(cls, values, source="safety settings"):
@@ -125,6 +146,10 @@ class SafetySupervisor:
         self.latched_detail = None
         self._over_since_ms = None
         self._offered_a = session.settings.max_current_a
+        # Former, higher offers still in force: [until_ms, current_a] while the car adjusts.
+        self._former_offers = []
+        self._limit_a = None
+        self._paused_since_ms = None
         self._auth = None
         self._first_close_ms = None
         self._gate_told = True
@@ -170,6 +195,12 @@ class SafetySupervisor:
         elif kind == "fault":
             if event.latch and self.latched_fault is None:
                 self._latch(event.code, event.detail or "reported by the charger: " + event.code, now, out)
+        elif kind == "current_limit":
+            self._limit_a = event.limit_a
+            if offer_for(event.limit_a, session.settings.max_current_a) > 0:
+                self._paused_since_ms = None
+            elif self._paused_since_ms is None:
+                self._paused_since_ms = now
         elif kind == "local_reset":
             if self.latched_fault is not None:
                 out.append(JournalRecord("fault_reset", {"code": self.latched_fault, "time_ms": now}))
@@ -223,12 +254,19 @@ class SafetySupervisor:
             return False, "pilot_" + str(self._pilot)
         if self._meter_stale(now_ms):
             return False, "meter_timeout"
+        if self._paused_for_site(now_ms):
+            return False, "current_limit"
         session = self.session
         if self._auth is None or session.active_auth_id != self._auth.auth_id:
             return False, "not_authorized"
         if self._own_limit_due(now_ms) is not None or session.limit_due(now_ms) is not None:
             return False, "limit"
         return True, None
+
+    @property
+    def limit_a(self):
+        """The site's share in force for this connector (amps), or None when none was given."""
+        return self._limit_a
 
     def status(self, now_ms):
         ok, reason = self.permitted(now_ms)
@@ -240,6 +278,8 @@ class SafetySupervisor:
             "latched_detail": self.latched_detail,
             "pilot": self._pilot,
             "meter_age_ms": None if self._reading_ms is None else now_ms - self._reading_ms,
+            "limit_a": self._limit_a,
+            "ceiling_a": self._ceiling_a(now_ms),
         }
 
     # --- mechanics --------------------------------------------------------------------------
@@ -295,9 +335,43 @@ class SafetySupervisor:
     def _meter_stale(self, now):
         return self._reading_ms is None or now - self._reading_ms > self.settings.meter_timeout_ms
 
-    def _overcurrent_limit_a(self):
+    def _ceiling_a(self, now):
+        """The offer the car must keep to now: the current one, or a former higher one still in force."""
+        ceiling = self._offered_a
+        keep = []
+        for entry in self._former_offers:
+            if entry[0] > now:
+                keep.append(entry)
+                if entry[1] > ceiling:
+                    ceiling = entry[1]
+        self._former_offers = keep
+        return ceiling
+
+    def _overcurrent_limit_a(self, now):
         settings = self.settings
-        return self._offered_a * (100 + settings.overcurrent_margin_pct) / 100 + settings.overcurrent_extra_a
+        return self._ceiling_a(now) * (100 + settings.overcurrent_margin_pct) / 100 + settings.overcurrent_extra_a
+
+    def _offer(self, command, now):
+        """Cut an offer down to the site's share, and keep the former one in force while the car adjusts."""
+        current = command.current_a
+        if self.pilot_present and self._limit_a is not None:
+            allowed = offer_for(self._limit_a, self.session.settings.max_current_a)
+            if current > allowed:
+                current = allowed
+                command = SetOfferedCurrent(allowed)
+        if current < self._offered_a:
+            self._former_offers.append([now + self.settings.ev_reaction_ms, self._offered_a])
+        self._offered_a = current
+        return command
+
+    def _paused_for_site(self, now):
+        """Power withheld for the site: at once, except a pilot car already drawing gets its reaction time."""
+        since = self._paused_since_ms
+        if since is None:
+            return False
+        if not self.pilot_present or not self.relay_closed:
+            return True
+        return now - since >= self.settings.ev_reaction_ms
 
     def _on_reading(self, event, now):
         latched = None
@@ -310,7 +384,7 @@ class SafetySupervisor:
         self._current_a = event.max_current_a
         read_ms = event.read_ms
         self._current_read_ms = now if read_ms is None or read_ms > now else read_ms
-        if self.relay_closed and self._current_a > self._overcurrent_limit_a():
+        if self.relay_closed and self._current_a > self._overcurrent_limit_a(now):
             if self._over_since_ms is None:
                 self._over_since_ms = now
         else:
@@ -351,7 +425,7 @@ class SafetySupervisor:
             if now - self._over_since_ms >= self.settings.overcurrent_hold_ms:
                 self._over_since_ms = None
                 out.append(JournalRecord("fault", {"code": "overcurrent", "time_ms": now, "latched": False,
-                                                   "limit_a": self._overcurrent_limit_a(),
+                                                   "limit_a": self._overcurrent_limit_a(now),
                                                    "current_a": self._current_a}))
                 session_out.extend(session.handle(Fault("overcurrent", now, latch=False)))
         if session.active_auth_id is not None:
@@ -369,7 +443,7 @@ class SafetySupervisor:
             if command.kind == "close_relay" or command.kind == "open_relay":
                 continue
             if command.kind == "set_offered_current":
-                self._offered_a = command.current_a
+                command = self._offer(command, now)
             out.append(command)
         ok, reason = self.permitted(now)
         want = ok and session.relay_requested

@@ -87,9 +87,11 @@ from agent.core.session_commands import (
     ScheduleTimer,
     SetOfferedCurrent,
 )
+from agent.core.session_current import CurrentControl
 from agent.core.session_events import (
     AuthGranted,
     AuthRevoked,
+    CurrentLimit,
     Event,
     Fault,
     GateChanged,
@@ -127,13 +129,14 @@ __all__ = [
     "AUTHORIZED_WAITING_FOR_CAR", "CHARGING", "FAULTED", "FINISHED", "FINISHING", "FINISH_HOLD_TIMER", "IDLE",
     "LIMIT_TIMER", "MODES", "PILOT_STATES", "PLUGGED_WAITING_FOR_AUTH", "PLUG_HOLD_TIMER", "STATES",
     "SUSPENDED_EV", "SUSPENDED_EVSE", "AuthGranted", "AuthRevoked", "CancelTimer", "CloseRelay", "Command",
+    "CurrentLimit",
     "Event", "Fault", "GateChanged", "JournalRecord", "LimitReached", "LocalReset", "MeterReading", "OpenRelay",
     "PilotChanged", "PublishStatus", "RelayFeedback", "ScheduleTimer", "Session", "SessionError",
     "SessionSettings", "SetOfferedCurrent", "StopRequested", "TimerFired",
 ]
 
 
-class Session(SessionLimits, SocketDetection):
+class Session(SessionLimits, SocketDetection, CurrentControl):
     """One connector's sessions, one after another.
 
     ``cost`` is the tariff engine's ``cost_paise(energy_wh, elapsed_ms, idle_ms) -> int`` (or an
@@ -166,6 +169,7 @@ class Session(SessionLimits, SocketDetection):
         self._energy_wh = None
         self._power_w = 0
         self._current_a = 0.0
+        self._init_current()
         self._clear_session()
 
     def _next_counter_id(self):
@@ -319,11 +323,11 @@ class Session(SessionLimits, SocketDetection):
                                                 "limits": auth.limits()}))
         if not self.pilot_mode:
             self.state = AUTHORIZED_WAITING_FOR_CAR
-            out.append(SetOfferedCurrent(self.settings.max_current_a))
+            out.append(SetOfferedCurrent(self.offered_a()))
             self._open(now, out)
             return
         if self.pilot in ("B", "C", "D"):
-            out.append(SetOfferedCurrent(self.settings.max_current_a))
+            out.append(SetOfferedCurrent(self.offered_a()))
         if self.pilot in ("C", "D"):
             self._start_charging(now, out)
         else:
@@ -374,7 +378,7 @@ class Session(SessionLimits, SocketDetection):
         self._gate_ok = event.permitted
         if not event.permitted and self.state == CHARGING:
             self.state = SUSPENDED_EVSE
-        elif event.permitted and self.state == SUSPENDED_EVSE:
+        elif event.permitted and self.state == SUSPENDED_EVSE and not self.load_paused:
             self.state = CHARGING
 
     def _on_pilot_changed(self, event, out):
@@ -402,7 +406,7 @@ class Session(SessionLimits, SocketDetection):
         if state in (IDLE, FINISHED):
             self.state = PLUGGED_WAITING_FOR_AUTH
         elif state == AUTHORIZED_WAITING_FOR_CAR:
-            out.append(SetOfferedCurrent(self.settings.max_current_a))
+            out.append(SetOfferedCurrent(self.offered_a()))
             if new in ("C", "D"):
                 self._start_charging(now, out)
         elif state in (CHARGING, SUSPENDED_EVSE) and new == "B":
@@ -469,7 +473,7 @@ class Session(SessionLimits, SocketDetection):
         elif not self.relay_requested:
             self.relay_requested = True
             out.append(CloseRelay("ev_resumed"))
-        self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
+        self.state = self._running_state()
         self._update_idle(now)
 
     def _drop_power(self, out):
@@ -533,7 +537,7 @@ class Session(SessionLimits, SocketDetection):
             out.append(ScheduleTimer(timer_id, at_ms))
 
     def _is_idle(self):
-        if self._start_ms is None or not self._has_drawn:
+        if self._start_ms is None or not self._has_drawn or self.load_paused:
             return False
         if not self.relay_requested or self.state == SUSPENDED_EVSE:
             return True

@@ -233,3 +233,27 @@ class GateChanged(Event):
 
     def fields(self):
         return (self.permitted, self.reason, self.time_ms)
+
+
+class CurrentLimit(Event):
+    """The current this connector may draw from now on, per phase, in amps (the load manager's share).
+
+    ``limit_a`` is what the site can spare, not what the car is offered: a pilot connector offers
+    the lower of it and its own maximum (IEC 61851 PWM cannot say less than 6 A, so below that the
+    session pauses), a socket outlet, which cannot be modulated, is switched on at 6 A or more and
+    off below.
+    """
+
+    __slots__ = ("limit_a",)
+    kind = "current_limit"
+
+    def __init__(self, limit_a, time_ms):
+        limit_a = _number_field("CurrentLimit", "limit_a", limit_a)
+        if limit_a < 0 or limit_a > 1000:
+            raise SessionError("CurrentLimit: limit_a must be in [0, 1000] A, got %r" % (limit_a,),
+                               code="bad-event", field="limit_a")
+        self.limit_a = limit_a
+        self.time_ms = _int_field("CurrentLimit", "time_ms", time_ms, 0)
+
+    def fields(self):
+        return (self.limit_a, self.time_ms)

@@ -13,7 +13,6 @@ from agent.core.session_states import (
     FINISH_HOLD_TIMER,
     PLUG_HOLD_TIMER,
     SUSPENDED_EV,
-    SUSPENDED_EVSE,
 )
 
 
@@ -30,7 +29,7 @@ class SocketDetection:
                 if now - self._above_since_ms >= settings.plug_hold_ms:
                     self._cancel(PLUG_HOLD_TIMER, out)
                     self._has_drawn = True
-                    self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
+                    self.state = self._running_state()
                     out.append(JournalRecord("ev_detected", {"session_id": self.session_id, "time_ms": now}))
                     self._plan_limits(now, out)
                 else:
@@ -51,4 +50,4 @@ class SocketDetection:
             else:
                 self._below_since_ms = None
                 self._cancel(FINISH_HOLD_TIMER, out)
-                self.state = CHARGING if self._gate_ok else SUSPENDED_EVSE
+                self.state = self._running_state()

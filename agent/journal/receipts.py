@@ -69,7 +69,8 @@ class JournalReceipts:
     # ---------------------------------------------------------- reconciliation
 
     def reconcile(self, meter_wh_now, now_s, *, make_receipt: Callable[[SessionRecord], bytes | str] | None = None,
-                  meter_serial: str | None = None, receipt_topic: str | None = None) -> list[SessionRecord]:
+                  meter_serial: str | None = None, receipt_topic: str | None = None,
+                  connector_id: int | None = None) -> list[SessionRecord]:
         """Close every session a crash left open, issue missing receipts; return the sessions closed now.
 
         Each open session is closed at ``meter_wh_now`` (the relay was forced open before this
@@ -79,7 +80,8 @@ class JournalReceipts:
         that says so: energy is neither invented nor silently dropped. Then every closed
         session without a receipt gets one from ``make_receipt`` (stored exactly once, queued
         to ``receipt_topic`` when given). Outbox entries are left queued: ``due()`` returns
-        them until they are acked.
+        them until they are acked. With ``connector_id`` only that connector's sessions are closed
+        (each connector has its own meter, so another's register says nothing of them).
         """
         require_number("meter_wh_now", meter_wh_now, minimum=0)
         require_number("now_s", now_s)
@@ -88,6 +90,8 @@ class JournalReceipts:
         def close_all(conn):
             closed = []
             for record in self.open_sessions():
+                if connector_id is not None and record.connector_id != connector_id:
+                    continue
                 if meter_serial is not None and meter_serial != record.meter_serial:
                     stop_wh, reason = record.last_wh, "recovered-meter-replaced"
                 elif meter_wh_now < record.last_wh:

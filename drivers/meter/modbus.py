@@ -124,6 +124,11 @@ class ModbusMeter(EnergyMeter):
     def unit_id(self) -> int:
         return self._unit_id
 
+    @property
+    def bus(self) -> ModbusBus:
+        """The link this meter talks over, which another unit id on it (a grid meter) shares."""
+        return self._bus
+
     async def connect(self) -> None:
         if self._connected:
             return

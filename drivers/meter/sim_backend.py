@@ -1,7 +1,9 @@
 """The ``sim`` meter backend: a simulated meter served on loopback, read by the real Modbus client.
 
 Building it builds the simulated world around the board's drivers (``drivers.simworld``): the
-car behind the relay draws current that the simulated meter measures.
+car behind the relay draws current that the simulated meter measures. On a socket outlet
+``socket_load_a`` is what the vehicle behind it draws (default: the outlet's maximum), so a
+simulated site can have an e-rickshaw on one outlet and a scooter on the next.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
     register_file = sec.str("register_file", None)
     if register_file is not None:
         opts["register_file"] = register_file
+    load_a = sec.float("socket_load_a", None, min=0.5, max=facts.max_current_a)
+    if load_a is not None:
+        opts["socket_load_a"] = load_a
     opts.update(read_link_limits(sec))
     return opts
 
@@ -35,7 +40,8 @@ async def build(settings: Mapping[str, Any], parts: BuildParts):
                        max_current_a=parts.max_current_a)
     parts.sim = SimParts(server=server, relay=parts.relay, pilot=parts.pilot,
                          car=socket_car(relay=parts.relay, pilot=parts.pilot,
-                                        max_current_a=parts.max_current_a, phases=parts.phases))
+                                        max_current_a=settings.get("socket_load_a", parts.max_current_a),
+                                        phases=parts.phases))
     couple(parts.sim)
     return meter
 

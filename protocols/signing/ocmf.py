@@ -98,8 +98,13 @@ def build_ocmf(
     readings: list[OcmfReading],
     utc_offset_min: int = 330,
     time_sync: str = "S",
+    charge_point_id: str | None = None,
 ) -> str:
-    """Sign readings (start ``B`` ... stop ``E``) as one OCMF document."""
+    """Sign readings (start ``B`` ... stop ``E``) as one OCMF document.
+
+    ``charge_point_id`` (OCMF ``CI``, of type ``CT`` = ``EVSEID``) names the connector the readings
+    are of, where one gateway serves several.
+    """
     if not readings:
         raise SignatureError("ocmf-malformed", "at least one reading is needed")
     if any("|" in s for s in (gateway_id, gateway_serial, gateway_version, meter_vendor, meter_model,
@@ -122,6 +127,11 @@ def build_ocmf(
                "IS": identified, "IT": identification_type}
     if identification is not None:
         payload["ID"] = identification
+    if charge_point_id is not None:
+        if "|" in charge_point_id:
+            raise SignatureError("ocmf-malformed", "OCMF fields must not contain '|'")
+        payload["CT"] = "EVSEID"
+        payload["CI"] = charge_point_id
     payload["RD"] = rd
     payload_text = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
     der = metering_key.sign(payload_text.encode("ascii"), ec.ECDSA(hashes.SHA256()))

@@ -78,6 +78,7 @@ def build_receipt(
     ocmf: str | None = None,
     waived_paise: int = 0,
     charging_periods: list[dict] | None = None,
+    evse: dict | None = None,
 ) -> dict:
     """Assemble and sign a receipt; refuses numbers that do not add up.
 
@@ -86,6 +87,7 @@ def build_receipt(
     can see that the cost lines are the tariff's price held to their limit.
     ``charging_periods`` (``{"start", "energy_wh", "time_s", "parking_s"}`` each, in time order)
     are what the cost was priced from; their energy must be the receipt's.
+    ``evse`` (``{"uid", "connector_id"}``) names the connector, where a charger has several.
     """
     _amount(start_wh, "start_wh")
     _amount(waived_paise, "waived_paise")
@@ -118,6 +120,8 @@ def build_receipt(
     }
     if waived_paise:
         receipt["waived_paise"] = waived_paise
+    if evse is not None:
+        receipt["evse"] = {"uid": str(evse["uid"]), "connector_id": str(evse["connector_id"])}
     if ocmf is not None:
         receipt["ocmf"] = ocmf
     if charging_periods is not None:
