@@ -7,7 +7,6 @@ without, catalog changes are only logged.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -67,10 +66,14 @@ def handle_run(args) -> int:
         from dataclasses import replace
 
         settings = replace(settings, listen_port=args.port)
+    import asyncio
+
     return asyncio.run(_run(settings, keyring))
 
 
 async def _run(settings, keyring) -> int:
+    import asyncio
+
     import aiohttp
 
     from protocols.bridge.cds_sink import CatalogServiceSink
