@@ -157,10 +157,11 @@ class DediRegistryClient:
     ``registry-unavailable``: the message is refused, never accepted unverified.
     """
 
-    def __init__(self, *, session: aiohttp.ClientSession, base_url: str, clock: Callable[[], float],
+    def __init__(self, *, session: aiohttp.ClientSession | None, base_url: str, clock: Callable[[], float],
                  network: NetworkId | str | None = None, cache_ttl_s: float = 300.0,
                  negative_ttl_s: float = 30.0, max_entries: int = 1024, timeout_s: float = 5.0):
-        self.session = session
+        self.session = session  # None: one of its own, made on the first lookup and ended by ``close()``
+        self._own_session = session is None
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self.network = NetworkId.parse(network) if isinstance(network, str) else network
@@ -248,7 +249,14 @@ class DediRegistryClient:
             raise SignatureError("registry-malformed", "registry answer has no data object")
         return answer["data"]
 
+    async def close(self) -> None:
+        if self._own_session and self.session is not None:
+            await self.session.close()
+            self.session = None
+
     async def _fetch(self, url: str) -> tuple[int, bytes]:
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
         async with self.session.get(url) as resp:
             raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
             if len(raw) > MAX_RESPONSE_BYTES:
