@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 
 import aiohttp
 import pytest
@@ -143,3 +144,63 @@ async def test_a_charger_on_mqtt_only_publishes_without_a_callback_and_takes_the
             assert network.publisher is not None and network.publisher.publisher.bpp_uri is None
             await _follows_changes(rt, world, cfg.site_id, network.publisher.publisher)
             assert world.cds.counters.get("catalog/on_publish_sent") is None  # no callback: the answer was it
+
+
+@pytest.mark.runtime
+async def test_a_buyer_without_a_certificate_is_known_by_the_dedi_registry_and_one_of_another_network_is_not(
+        tmp_path, world):
+    from protocols.beckn import messages as m
+    from protocols.beckn2 import codec
+    from protocols.http.bap import BapReceiver
+    from protocols.signing.beckn import sign_body
+
+    outsider = signer("outsider.test", "o1", 9)
+    world.registry.add(record_from_subscription(
+        {"subscriber_id": outsider.subscriber_id, "unique_key_id": outsider.key_id,
+         "signing_public_key": b64encode(outsider.public_key_bytes), "valid_from": format_time(0),
+         "valid_until": format_time(world.clock.wall_s() + 86_400)},
+        network=NetworkId.parse("elsewhere.org/other-net"), url="http://127.0.0.1/", now_s=world.clock.wall_s()))
+    cfg = sim_config(tmp_path, auth="network", extra_toml=(
+        f'\n[http]\nlisten = "127.0.0.1:0"\nprofile = "beckn-2.0"\ndedi_url = "{world.registry_url}"\n'))
+    async with open_runtime(cfg, clock=world.clock) as rt:
+        http = rt.bindings["http"]
+        assert http.publisher is None  # no catalog services named: nothing to publish to
+        receiver = BapReceiver(profile="beckn-2.0", signer=NODE_KEY, clock=rt.now_s)
+        port = await receiver.start()
+
+        async def select(buyer) -> tuple[int, dict, dict]:
+            ctx = m.new_context(action="select", bap_id=buyer.subscriber_id, bap_uri=f"http://127.0.0.1:{port}/",
+                                transaction_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()),
+                                timestamp_s=rt.now_s(), bpp_id=cfg.site_id, bpp_uri=http.bpp.bpp_uri)
+            doc = codec.request_v2(m.select(ctx, provider_id=cfg.site_id, energy_wh=1000), network_id=NETWORK)
+            body = m.encode(doc)
+            now = int(rt.now_s())
+            async with aiohttp.ClientSession() as client:
+                async with client.post(f"http://127.0.0.1:{http.port}/select", data=body, headers={
+                        "Authorization": sign_body(body, buyer, created_s=now, expires_s=now + 60)}) as r:
+                    return r.status, await r.json(), doc
+        try:
+            status, ack, doc = await select(NODE_KEY)
+            assert status == 200 and ack["status"] == "ACK", ack
+            await receiver.wait_for("on_select", transaction_id=doc["context"]["transactionId"], timeout_s=10)
+            status, ack, _ = await select(outsider)
+            assert status == 401 and ack["status"] == "NACK"
+            assert "not a member of network" in str(ack["error"]), ack
+        finally:
+            await receiver.close()
+
+
+def test_dedi_url_is_checked_in_one_line_naming_the_key():
+    from drivers.configfile import ConfigError
+    from protocols.http.binding import parse_table
+    from protocols.mqtt.stack import NetworkConfig
+
+    cfg = NetworkConfig.from_table({"dedi_url": "https://dedi.example/dedi", "network_id": NETWORK}, "site.toml")
+    assert cfg.dedi_url == "https://dedi.example/dedi"
+    assert parse_table({"dedi_url": "http://127.0.0.1:9/dedi"}, "site.toml").dedi_url == "http://127.0.0.1:9/dedi"
+    for table, where in (({"dedi_url": "dedi.example"}, "network.dedi_url"),
+                         ({"dedi_url": "https://d.example", "registry_url": "https://r.example"}, "network.dedi_url"),
+                         ({"dedi_url": "https://d.example", "network_id": "acme/net/x"}, "network.network_id")):
+        with pytest.raises(ConfigError) as e:
+            NetworkConfig.from_table(table, "site.toml")
+        assert where in str(e.value) and "site.toml" in str(e.value) and "\n" not in str(e.value)
