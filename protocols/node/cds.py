@@ -57,6 +57,8 @@ async def _charger(node, catalog: dict, near: tuple[float, float], now_s: float)
         key, cert = await _offer_key(node, catalog, certs, offers, now_s)
         for offer in offers:
             verify_object(offer, key.signing_public_key, expected_key_id=(key.subscriber_id, key.key_id))
+        if cert is not None and key.subscriber_id == catalog.get("bppId"):
+            node.certs.add(cert)  # the charger's answers to this node verify by it, with no lookup
     except SignatureError as exc:
         node.last_rejection = f"catalog {catalog.get('id')!r}: {exc}"
         return None
