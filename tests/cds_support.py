@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from protocols.signing.keys import Ed25519Signer, PublicKeyRecord
+# the Beckn tests' keys, clock and spec folder, shared by these tests
+from tests.test_beckn_fakes import NOW_S, SPECS, Clock, record, signer  # noqa: F401
 
-SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
-NOW_S = 1_790_000_000.0
 EV_CONTEXT = ("https://raw.githubusercontent.com/beckn/protocol-specifications-new/refs/heads/main/schema/"
               "EvChargingService/v1/context.jsonld")
-
-
-def signer(subscriber_id: str, key_id: str, seed: int) -> Ed25519Signer:
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
-    return Ed25519Signer(subscriber_id=subscriber_id, key_id=key_id, private_key=key)
-
-
-def record(s: Ed25519Signer) -> PublicKeyRecord:
-    return PublicKeyRecord(s.subscriber_id, s.key_id, s.public_key_bytes, 0, 4_000_000_000)
-
-
-class Clock:
-    def __init__(self, t_s: float = NOW_S):
-        self.t_s = t_s
-
-    def __call__(self) -> float:
-        return self.t_s
 
 
 def ev_catalog(bpp_id: str, lat: float, lon: float, *, connector: str = "CCS2", status: str = "Available",

@@ -27,6 +27,9 @@ def test_network_demo_buys_the_cheapest_charge_and_the_receipt_verifies(tmp_path
     assert f"cheapest for 1.5 kWh: {chosen.name}, Rs " in text
     assert "[simulated car] plugs in" in text and "upi://pay?" in text and "simulated time runs 60x" in text
     assert all(s.site_id in text for s in CHARGERS)
+    # on Beckn 2.0: the chargers publish to the network's catalog service and the app asks it
+    assert "published its signed catalog" in text and "The app asks the catalog service" in text
+    assert "beckn-2.0" in text and "/dedi" in text
     # the command the demo prints checks the file again, offline
     command = next(line.split("urja ", 1)[1] for line in text.splitlines() if "urja verify" in line)
     capsys.readouterr()

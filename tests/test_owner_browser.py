@@ -88,6 +88,10 @@ def energy_prices(node) -> list[str]:
         price = node.get("price")
         if isinstance(price, dict) and price.get("currency") == "INR/kWh":
             found.append(price.get("value"))
+        # Beckn 2.0 (what sites are provisioned with): a PriceSpecification per kWh
+        if (node.get("@type") == "PriceSpecification" and node.get("currency") == "INR"
+                and (node.get("applicableQuantity") or {}).get("unitCode") == "KWH"):
+            found.append(f"{node.get('value'):.2f}")
         for value in node.values():
             found += energy_prices(value)
     elif isinstance(node, list):

@@ -60,8 +60,12 @@ async def run(args, *, clock=time.time) -> list:
     if cds_url is not None:  # a 2.0 network's catalog discovery service answers for every charger
         from protocols.node.cds import discover_via_cds
 
-        return await discover_via_cds(node, cds_url, lat, lon, args.radius_km, connector_type=args.connector,
-                                      timeout_s=args.timeout)
+        try:
+            return await discover_via_cds(node, cds_url, lat, lon, args.radius_km, connector_type=args.connector,
+                                          timeout_s=args.timeout)
+        finally:
+            if node.registry is not None:
+                await node.registry.close()
     async with node:
         if node.certificate is not None and not args.retained:
             return await node.discover(lat, lon, args.radius_km, connector_type=args.connector,

@@ -96,8 +96,10 @@ async def _until(predicate, timeout_s: float, what: str) -> None:
     await wait_until(predicate, timeout_s, what, error=DemoFailed)
 
 
-def provision_network(folder: Path, broker_url: str) -> tuple[list, object]:
-    """The agency, three chargers and the app, as files on disk; returns (site configs, app files)."""
+def provision_network(folder: Path, broker_url: str, services=None) -> tuple[list, object]:
+    """The agency, three chargers and the app, as files on disk; returns (site configs, app files).
+    With ``services`` (``demo_services.DemoServices``) each key is listed in the registry, the
+    chargers publish to the catalog service and the app discovers through it."""
     from agent.config import load_config
     from tools.provision import ensure_agency, provision_app, provision_site
 
@@ -108,8 +110,12 @@ def provision_network(folder: Path, broker_url: str) -> tuple[list, object]:
         path = provision_site(folder / spec.site_id, site_id=spec.site_id, name=spec.name, lat=spec.lat,
                               lon=spec.lon, address=spec.address, tariff=spec.tariff, auth="network",
                               agency_dir=agency_dir, upi_vpa=spec.upi_vpa, broker_url=broker_url)
+        if services is not None:
+            services.join(path, folder / spec.site_id / "keys")
         configs.append(load_config(path))
     app = provision_app(folder / "app", subscriber_id=APP_ID, agency_dir=agency_dir, broker_url=broker_url)
+    if services is not None:
+        services.join_app(app.config, app.key_dir)
     return configs, app
 
 
@@ -152,7 +158,7 @@ def _print_receipt(screen: Screen, receipt: dict, check, spec: ChargerSpec) -> N
                 + (f"; balance due {_rupees(due)}" if due else ""))
 
 
-async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, energy_wh: int = 5000,  # noqa: C901
+async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, energy_wh: int = 5000,
                         keep_running: bool = False, screen: Screen | None = None, clock=None,
                         stop: asyncio.Event | None = None) -> Path:
     """Run the whole story on a broker that is already up; returns the verified receipt's file.
@@ -160,13 +166,8 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     ``clock`` is the one clock of chargers and app (a ``Clock`` at ``speed`` unless given);
     with ``keep_running`` the chargers stay up until ``stop`` is set (Ctrl-C without one).
     """
-    from agent.aio import within
     from agent.clock import Clock
-    from protocols.node.charge import ChargeFlow
-    from protocols.node.setup import build_node
-    from protocols.signing.agency import read_agency_public_key, verify_certificate
-    from protocols.signing.errors import SignatureError
-    from protocols.signing.receipt import verify_receipt
+    from tools.demo_services import DemoServices
 
     screen = screen or Screen()
     clock = clock or Clock(speed=speed)
@@ -176,14 +177,35 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
     screen.line(f"simulated time runs {speed:g}x faster than real time: a {minutes:.0f}-minute charge "
                 f"takes about {minutes * 60 / speed:.0f} s here; clock times below are simulated (IST)")
 
+    async with DemoServices(folder / "network", clock=clock.wall_s) as services:
+        return await _story(folder, broker_url, services, screen=screen, clock=clock, energy_wh=energy_wh,
+                            minutes=minutes, keep_running=keep_running, stop=stop)
+
+
+async def _story(folder: Path, broker_url: str, services, *, screen: Screen, clock, energy_wh: int,  # noqa: C901
+                 minutes: float, keep_running: bool, stop) -> Path:
+    from agent.aio import within
+    from protocols.node.cds import discover_via_cds
+    from protocols.node.charge import ChargeFlow
+    from protocols.node.setup import build_node
+    from protocols.signing.agency import read_agency_public_key, verify_certificate
+    from protocols.signing.errors import SignatureError
+    from protocols.signing.receipt import verify_receipt
+
+    speed = clock.speed
+    screen.line(f"the network's registry (who holds which key): {services.registry_url}")
+    screen.line(f"the network's catalog discovery service (where chargers list themselves): {services.cds_url}")
+    screen.line("both are small reference versions that run inside this demo, not production services")
+
     screen.step("A nodal agency certifies three chargers in Bengaluru and one app")
-    configs, app = provision_network(folder, broker_url)
+    configs, app = provision_network(folder, broker_url, services)
     agency_pub = folder / "agency" / "agency.pub"
     agency_key = read_agency_public_key(agency_pub)
     for spec in CHARGERS:
         screen.line(f"{spec.name:<27} {spec.site_id:<22} tariff {spec.tariff}: {spec.tariff_words}, + 18 % GST")
     screen.line(f"{'the app':<27} {APP_ID:<22} certified as a buyer (BAP): {app.certificate}")
     screen.line(f"each has its own Ed25519 key, the chargers an ECDSA meter key too; files in {folder}")
+    screen.line("each key is also listed in the network's registry, so anyone on the network can look it up")
 
     screen.step("The chargers start: the real runtime on a simulated board each, joining the network")
     async with _Chargers(configs, clock) as runtimes, _Drivers(runtimes, screen) as drivers:
@@ -193,18 +215,21 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             screen.line(f"{spec.area:<12} board '{rt.board.profile.name}', meter {meter.model} over Modbus TCP, "
                         f"connector {rt.connectors()[0].status.lower()}, MQTT {broker_url}, {protocol}")
         by_id = {spec.site_id: (spec, rt) for spec, rt in zip(CHARGERS, runtimes, strict=True)}
+        await _published(runtimes, screen)
 
         node = build_node(argparse.Namespace(config=str(app.config), broker=[], agency_key=None,
                                              node_subscriber_id=None, key_dir=None, certificate=None,
                                              agency_dir=None), clock=clock.wall_s)
         async with node:
             where, lat, lon = USER_PLACE
-            screen.step(f"The app searches for chargers within {SEARCH_RADIUS_KM:g} km of you "
+            screen.step(f"The app asks the catalog service for chargers within {SEARCH_RADIUS_KM:g} km of you "
                         f"({where}, {lat:.4f},{lon:.4f}) at {_ist(clock)} IST")
-            found = await node.discover(lat, lon, SEARCH_RADIUS_KM, timeout_s=10, expect=len(CHARGERS))
+            found = await discover_via_cds(node, node.cds_url, lat, lon, SEARCH_RADIUS_KM, timeout_s=10)
             if len(found) < len(CHARGERS):
-                raise DemoFailed(f"only {len(found)} of {len(CHARGERS)} chargers answered the search "
+                raise DemoFailed(f"the catalog service listed only {len(found)} of {len(CHARGERS)} chargers "
                                  f"(last rejection: {node.last_rejection})")
+            screen.line("the service's answer is signed with its key, which the app looked up in the registry;")
+            screen.line("each charger's listing carries its agency certificate and signed prices, checked by the app")
             quotes = await asyncio.gather(*(_quote(node, c, energy_wh, agency_key) for c in found))
             screen.line(f"{'charger':<26} {'distance':>8}  {'free':>4}  {'listed/kWh':>10}  "
                         f"{f'quote {energy_wh / 1000:g} kWh':>12}  identity, verified offline")
@@ -291,6 +316,24 @@ async def network_story(folder: Path, broker_url: str, *, speed: float = 60.0, e
             await _keep_running(screen, broker_url, app, clock, charger_id=spec.site_id, energy_wh=energy_wh,
                                 drivers=drivers, stop=stop)
     return path
+
+
+async def _published(runtimes, screen: Screen) -> None:
+    """Every charger's catalog taken by the catalog service (the first publish after start)."""
+    for spec, rt in zip(CHARGERS, runtimes, strict=True):
+        publisher = rt.bindings["network"].network.publisher
+        if publisher is None:
+            raise DemoFailed(f"{spec.site_id} has no catalog service to publish to")
+        try:
+            await publisher.publisher.wait_for(
+                lambda services: all(s.state == "accepted" for s in services.values()), 30)
+        except asyncio.TimeoutError:
+            errors = "; ".join(s.last_error for s in publisher.publisher.services.values() if s.last_error)
+            raise DemoFailed(f"{spec.site_id} could not publish its catalog: {errors or 'no answer'}") from None
+    screen.line("each charger published its signed catalog (place, connectors, availability, prices) to the "
+                "catalog service;")
+    screen.line("on MQTT alone a charger cannot be called back, so the service answered each publish at once; "
+                "they publish again whenever availability or price changes")
 
 
 def _issued_s(receipt: dict) -> float:

@@ -31,23 +31,41 @@ def registry_url(sec) -> str | None:
     return url
 
 
-def buyer_lookup(rt, url: str | None) -> tuple[Any, Any]:
-    """How a binding looks up buyers that carry no agency certificate: ``(lookup, session)``.
+def dedi_url(sec) -> str | None:
+    """A table's ``dedi_url``: the DeDi host's lookup API the network's ``network_id`` names a
+    namespace and registry on (None when keys are not looked up the DeDi way). A table names one
+    registry: ``registry_url`` (a Beckn 1.1 registry) or ``dedi_url``, not both."""
+    url = sec.str("dedi_url", None)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise sec.error("dedi_url", f"not an http(s) URL: {url!r}", "https://dedi.example/dedi")
+    if url is not None and sec.str("registry_url", None) is not None:
+        raise sec.error("dedi_url", "names a second registry beside registry_url", "one of registry_url, dedi_url")
+    return url
+
+
+def buyer_lookup(rt, url: str | None, *, dedi: str | None = None, network_id: str | None = None) -> tuple[Any, Any]:
+    """How a binding looks up participants that carry no agency certificate: ``(lookup, session)``.
 
     With a registry ``url`` the network's Beckn registry is asked (``/lookup``, answers
-    cached; ``session`` is the HTTP session the binding must close); without one no such buyer
-    is known and only certificate-carrying buyers can transact.
+    cached); with ``dedi`` the DeDi host's lookup API, a participant counting only as a member
+    of ``network_id`` (``protocols.beckn2.dedi``); ``session`` is the HTTP session the binding
+    must close. Without either no such participant is known and only certificate-carrying
+    buyers can transact.
     """
     from protocols.signing.keys import StaticKeyLookup
 
-    if url is None:
+    if url is None and dedi is None:
         return StaticKeyLookup(), None
     import aiohttp
 
+    session = aiohttp.ClientSession()
+    if dedi is not None:
+        from protocols.beckn2.dedi import DediRegistryClient
+
+        return DediRegistryClient(session=session, base_url=dedi, clock=rt.now_s, network=network_id), session
     from protocols.signing.keys import signer_at
     from protocols.signing.registry import RegistryClient
 
-    session = aiohttp.ClientSession()
     return RegistryClient(session=session, base_url=url, clock=rt.now_s, signer_factory=signer_at(rt.identity)), session
 
 

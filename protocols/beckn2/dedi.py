@@ -30,7 +30,6 @@ import asyncio
 import json
 import logging
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,6 +42,7 @@ from protocols.errors import ProtocolError
 from protocols.signing._codec import b64decode, format_time, parse_time
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import PublicKeyRecord
+from protocols.signing.registry import MISS, AnswerCache
 
 log = logging.getLogger("urja.dedi")
 
@@ -157,10 +157,11 @@ class DediRegistryClient:
     ``registry-unavailable``: the message is refused, never accepted unverified.
     """
 
-    def __init__(self, *, session: aiohttp.ClientSession, base_url: str, clock: Callable[[], float],
+    def __init__(self, *, session: aiohttp.ClientSession | None, base_url: str, clock: Callable[[], float],
                  network: NetworkId | str | None = None, cache_ttl_s: float = 300.0,
                  negative_ttl_s: float = 30.0, max_entries: int = 1024, timeout_s: float = 5.0):
-        self.session = session
+        self.session = session  # None: one of its own, made on the first lookup and ended by ``close()``
+        self._own_session = session is None
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self.network = NetworkId.parse(network) if isinstance(network, str) else network
@@ -169,7 +170,7 @@ class DediRegistryClient:
         self.max_entries = max_entries
         self.timeout_s = timeout_s
         self.requests_sent = 0
-        self._cache: OrderedDict[tuple[str, str], tuple[float, Participant | None]] = OrderedDict()
+        self._cache = AnswerCache(clock=clock, max_entries=max_entries)
 
     async def lookup(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
         participant = await self.participant(subscriber_id, key_id)
@@ -186,16 +187,12 @@ class DediRegistryClient:
         now_s = self.clock()
         cache_key = (subscriber_id, key_id)
         hit = self._cache.get(cache_key)
-        if hit is not None and hit[0] > now_s:
-            self._cache.move_to_end(cache_key)
-            return hit[1]
+        if hit is not MISS:
+            return hit
         data = await self._get(self._record_url(subscriber_id, key_id))
         participant = None if data is None else participant_from_data(data, subscriber_id, key_id)
         ttl_s = self.negative_ttl_s if participant is None else self._ttl_s(data, participant, now_s)
-        self._cache[cache_key] = (now_s + ttl_s, participant)
-        self._cache.move_to_end(cache_key)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(cache_key, participant, ttl_s)
         return participant
 
     async def registry_meta(self, network: NetworkId | None = None) -> dict:
@@ -213,7 +210,7 @@ class DediRegistryClient:
         return meta
 
     def forget(self, subscriber_id: str, key_id: str) -> None:
-        self._cache.pop((subscriber_id, key_id), None)
+        self._cache.forget((subscriber_id, key_id))
 
     def _record_url(self, subscriber_id: str, key_id: str) -> str:
         for name, value in (("subscriber id", subscriber_id), ("key id", key_id)):
@@ -248,7 +245,14 @@ class DediRegistryClient:
             raise SignatureError("registry-malformed", "registry answer has no data object")
         return answer["data"]
 
+    async def close(self) -> None:
+        if self._own_session and self.session is not None:
+            await self.session.close()
+            self.session = None
+
     async def _fetch(self, url: str) -> tuple[int, bytes]:
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
         async with self.session.get(url) as resp:
             raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
             if len(raw) > MAX_RESPONSE_BYTES:

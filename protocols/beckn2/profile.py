@@ -17,6 +17,7 @@ from protocols.beckn.tags import signed_tag
 from protocols.beckn.vocabulary import TAG_CERTIFICATE
 from protocols.beckn2 import vocabulary as v
 from protocols.beckn2.ack import counter_sign, onix_ack_signature
+from protocols.beckn2.cds_wire import message_id_of
 from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, V2_KEYS, callback_v2, error_v2, request_v1
 from protocols.signing.beckn import body_digest
 from protocols.signing.detached import load_json
@@ -111,14 +112,9 @@ class Beckn2Profile(Beckn11Profile):
 
 
 def request_message_id(body: bytes) -> str:
-    """The request's ``context.messageId`` when it can be read, else empty."""
-    try:
-        doc = load_json(bytes(body), max_bytes=len(body) + 1)
-    except (SignatureError, TypeError, ValueError):
-        return ""
-    ctx = doc.get("context") if isinstance(doc, dict) else None
-    mid = ctx.get("messageId") if isinstance(ctx, dict) else None
-    return mid if isinstance(mid, str) and len(mid) <= 128 and "\n" not in mid else ""
+    """The request's ``context.messageId`` when it can be named in a counter-signature, else
+    empty (``cds_wire.message_id_of``, what the catalog service and publisher name too)."""
+    return message_id_of(bytes(body))
 
 
 def profile_for(policy, *, bpp_id: str, bpp_uri: str):

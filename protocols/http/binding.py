@@ -11,11 +11,18 @@ from the MQTT binding's, so they survive a restart (``protocols.beckn.orders``).
     listen = "0.0.0.0:8080"                 # host:port to bind
     public_url = "https://charger.example"  # what buyers call (bpp_uri); a proxy may sit between
     registry_url = "https://registry.example"  # optional: a Beckn registry to look up buyers in
+    dedi_url = "https://dedi.example/dedi"     # or the DeDi host of [network] network_id's registry
+    catalog_services = ["https://cds.example.in"]  # Beckn 2.0: publish the catalog here
 
 The protocol is the site's: ``[network] profile = "beckn-2.0"`` serves Beckn 2.0 LTS
 (``/discover`` ... ``/rate``, counter-signed Acks), ``"beckn-1.1"`` (or no key) Beckn 1.1;
 ``[http] profile`` overrides it for a site that serves HTTP only (a ``[network]`` table also
 joins the MQTT network).
+
+Without registry keys of its own the binding uses the ``[network]`` table's (one network, one
+registry). A 2.0 site that names ``catalog_services`` (here, or in ``[network]``) publishes its
+catalog from this binding, with ``public_url`` as the callback for ``/catalog/on_publish``
+(``protocols.beckn2.site_publish``).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from agent.bindings import BindingSpec
 from drivers.configfile import Section
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.policy import PROTOCOL_PROFILES, Policy
-from protocols.beckn.trust import buyer_lookup, registry_url
+from protocols.beckn.trust import buyer_lookup, dedi_url, registry_url
 from protocols.beckn2.profile import profile_for
 from protocols.http.server import BecknHttpServer
 from protocols.signing.beckn import Verifier
@@ -42,6 +49,8 @@ class HttpSettings:
     public_url: str = "http://127.0.0.1:8080"
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
     profile: str | None = None  # overrides [network] profile for a site that serves HTTP only
+    dedi_url: str | None = None  # a DeDi host to look participants up in (network_id names the registry)
+    catalog_services: tuple[str, ...] = ()  # Beckn 2.0 catalog discovery services, beside [network]'s
 
 
 def parse_table(data: dict, file: Path) -> HttpSettings:
@@ -56,17 +65,24 @@ def parse_table(data: dict, file: Path) -> HttpSettings:
         raise sec.error("public_url", f"not an http(s) URL: {public_url!r}", "https://host[:port][/path]")
     url = registry_url(sec)
     profile = sec.str("profile", None, choices=PROTOCOL_PROFILES)
+    dedi = dedi_url(sec)
+    from protocols.beckn2.publish import catalog_services
+
+    services = catalog_services(sec)
     sec.finish()
-    return HttpSettings(host=host, port=int(port_text), public_url=public_url, registry_url=url, profile=profile)
+    return HttpSettings(host=host, port=int(port_text), public_url=public_url, registry_url=url, profile=profile,
+                        dedi_url=dedi, catalog_services=services)
 
 
 class HttpBinding:
-    def __init__(self, *, bpp: Bpp, server: BecknHttpServer, host: str, port: int, registry_session=None):
+    def __init__(self, *, bpp: Bpp, server: BecknHttpServer, host: str, port: int, registry_session=None,
+                 publisher=None):
         self.bpp = bpp
         self.server = server
         self.host = host
         self.port = port
         self._registry_session = registry_session
+        self.publisher = publisher  # Beckn 2.0 with catalog services: ``site_publish.SitePublisher``
 
     @classmethod
     def for_runtime(cls, rt) -> "HttpBinding":
@@ -78,9 +94,13 @@ class HttpBinding:
     def from_context(cls, ctx, settings: HttpSettings) -> "HttpBinding":
         site = ctx.site
         # Buyers are known by the agency certificate they carry, or by the network's registry.
-        lookup, session = buyer_lookup(ctx, settings.registry_url)
-        ident = ctx.identity
+        network = (getattr(site, "bindings", None) or {}).get("network")
         policy = Policy.from_site(site)
+        reg, dedi = settings.registry_url, settings.dedi_url
+        if reg is None and dedi is None and network is not None:
+            reg, dedi = network.registry_url, network.dedi_url
+        lookup, session = buyer_lookup(ctx, reg, dedi=dedi, network_id=policy.network_id)
+        ident = ctx.identity
         if settings.profile is not None:
             policy = dataclasses.replace(policy, profile=settings.profile)
         bpp = Bpp(service=ctx.service, signer=ident, verifier=Verifier(lookup=lookup, clock=ctx.now_s),
@@ -90,12 +110,23 @@ class HttpBinding:
                   profile=profile_for(policy, bpp_id=site.site_id, bpp_uri=settings.public_url))
         # unsolicited messages (the receipt above all) wait in the journal while a buyer is away
         server = BecknHttpServer(bpp=bpp, journal=ctx.outbox, clock=ctx.now_s)
-        return cls(bpp=bpp, server=server, host=settings.host, port=settings.port, registry_session=session)
+        services = settings.catalog_services or (network.catalog_services if network is not None else ())
+        publisher = None
+        if services and policy.profile == "beckn-2.0":
+            from protocols.beckn2.site_publish import SitePublisher
+
+            publisher = SitePublisher(bpp=bpp, services=services, lookup=lookup, network_id=policy.network_id,
+                                      callback_uri=settings.public_url)
+            server.extra_routes.append(publisher.add_routes)
+        return cls(bpp=bpp, server=server, host=settings.host, port=settings.port, registry_session=session,
+                   publisher=publisher)
 
     async def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
         self.port = await self.server.start(self.host, self.port)
         await self.bpp.start()
+        if self.publisher is not None:
+            await self.publisher.start()
         return self.port
 
     def describe(self) -> str:
@@ -103,6 +134,8 @@ class HttpBinding:
 
     async def close(self) -> None:
         try:
+            if self.publisher is not None:
+                await self.publisher.close()
             await self.bpp.close()
             await self.server.close()
         finally:

@@ -67,12 +67,16 @@ class BecknHttpServer:
         self._rng = rng
         self._pump: OutboxPump | None = None
         bpp.send = self._queue if journal is not None else self.deliver
+        self.extra_routes: list = []  # callables adding routes of other parts (``/catalog/on_publish``)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def app(self) -> web.Application:
-        return action_app(self.bpp.profile.actions, self._handle, max_body_bytes=self.max_body_bytes)
+        app = action_app(self.bpp.profile.actions, self._handle, max_body_bytes=self.max_body_bytes)
+        for add in self.extra_routes:
+            add(app)
+        return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)

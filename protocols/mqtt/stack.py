@@ -20,7 +20,11 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     keepalive_s = 30
     agency_public_key = "base64..."   # nodes: the agency key to verify chargers by
     registry_url = "https://registry.example"   # optional: a Beckn registry to look up buyers in
+    dedi_url = "https://dedi.example/dedi"      # or: the DeDi host whose registry network_id names
     catalog_services = ["https://cds.example.in"]   # Beckn 2.0: where the catalog is published
+                                   # (from the HTTP binding when the site has one, else from here
+                                   # without a callback URL; the services' keys are looked up in
+                                   # the registry: registry_url or dedi_url)
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from typing import Any, Callable
 from drivers.configfile import ConfigError, Section
 from protocols.beckn.bpp import Bpp
 from protocols.beckn.policy import Policy
-from protocols.beckn.trust import buyer_lookup, registry_url
+from protocols.beckn.trust import buyer_lookup, dedi_url, registry_url
 from protocols.beckn2.profile import profile_for
 from protocols.mqtt.charger import ChargerLink
 from protocols.mqtt.topics import DEFAULT_ROOT, TopicError, Topics, check_root
@@ -60,6 +64,7 @@ class NetworkConfig:
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
     policy: Policy = field(default_factory=Policy)  # the provider's keys of the same table
     catalog_services: tuple[str, ...] = ()  # Beckn 2.0 catalog discovery services to publish to
+    dedi_url: str | None = None  # a DeDi host to look participants up in, on the network policy.network_id names
 
     @classmethod
     def from_table(cls, data: dict | None, file: str | Path = "<config>") -> "NetworkConfig":
@@ -86,7 +91,8 @@ class NetworkConfig:
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
                   agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec),
-                  policy=Policy.from_section(sec), catalog_services=catalog_services(sec))
+                  policy=Policy.from_section(sec), catalog_services=catalog_services(sec), dedi_url=dedi_url(sec))
+        _check_registry(sec, cfg)
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:
             check_root(cfg.topic_root)
@@ -106,6 +112,22 @@ class NetworkConfig:
                       key_file=self.key_file, keepalive_s=self.keepalive_s)
         values.update(overrides)
         return MqttSettings(**values)
+
+
+def _check_registry(sec: Section, cfg: NetworkConfig) -> None:
+    """A DeDi lookup needs a network id it can name a registry by."""
+    if cfg.dedi_url is not None:
+        from protocols.beckn2.dedi import DediError, NetworkId
+
+        try:
+            NetworkId.parse(cfg.policy.network_id, field="network_id")
+        except DediError as exc:
+            raise sec.error("network_id", str(exc), "NAMESPACE/REGISTRY[@HOST], e.g. acmenet.org/charge-net") from None
+
+
+def network_lookup(ctx, config: NetworkConfig):
+    """The key lookup of a site's network registry: ``(lookup, session)``."""
+    return buyer_lookup(ctx, config.registry_url, dedi=config.dedi_url, network_id=config.policy.network_id)
 
 
 class ChargerNetwork:
@@ -134,6 +156,7 @@ class ChargerNetwork:
                                            bpp_uri=self.link.uri))
         self.link.provider = self.bpp
         self._registry_session = None  # the registry lookup's HTTP session, when one was made here
+        self.publisher = None  # Beckn 2.0 on MQTT only: the catalog publisher (``site_publish``)
 
     @classmethod
     def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
@@ -158,23 +181,35 @@ class ChargerNetwork:
         options.setdefault("bridges", config.bridges)
         session = None
         if "buyer_keys" not in options:
-            options["buyer_keys"], session = buyer_lookup(ctx, config.registry_url)
+            options["buyer_keys"], session = network_lookup(ctx, config)
         ident = ctx.identity
         settings = config.mqtt_settings(client_id=ctx.site.site_id)
         net = cls(service=ctx.service, signer=ident, certificate=ident.certificate,
                   agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
                   journal=ctx.outbox, **options)
         net._registry_session = session
+        if (config.catalog_services and config.policy.profile == "beckn-2.0"
+                and "http" not in (getattr(ctx.site, "bindings", None) or {})):
+            from protocols.beckn2.site_publish import SitePublisher
+
+            # behind NAT on MQTT: no callback URL, the services answer with the results
+            net.publisher = SitePublisher(bpp=net.bpp, services=config.catalog_services,
+                                          lookup=net.verifier.lookup, network_id=config.policy.network_id,
+                                          callback_uri=None)
         return net
 
     async def start(self, *, connect_timeout_s: float | None = None) -> None:
         await self.link.start()
         await self.bpp.start()
+        if self.publisher is not None:
+            await self.publisher.start()
         if connect_timeout_s is not None:
             await self.transport.wait_connected(connect_timeout_s)
 
     async def close(self) -> None:
         try:
+            if self.publisher is not None:
+                await self.publisher.close()
             await self.bpp.close()
             await self.link.close()
         finally:

@@ -73,7 +73,7 @@ class Charger:
     price: str | None
     currency: str | None
     connectors: list[Connector]
-    certificate: dict = field(repr=False)
+    certificate: dict | None = field(repr=False)  # None: its key was found in the network's registry
     catalog: dict = field(repr=False)
     received_s: float = 0.0
 
@@ -163,6 +163,7 @@ class NetworkNode:
         self.verifier = Verifier(lookup=self.certs, clock=clock)
         self.chargers: dict[str, Charger] = {}
         self.cds_url: str | None = None  # a catalog discovery service to ask (``discover_via_cds``)
+        self.registry = None  # the network's DeDi registry (``use_registry``), for keys no certificate vouches for
         self.stats = {"received": 0, "rejected": 0, "unmatched": 0, "duplicates": 0}
         self.last_rejection: str | None = None
         self._waiting: dict[tuple[str, str], asyncio.Future] = {}
@@ -183,10 +184,21 @@ class NetworkNode:
             await self.transport.start()
         await self.transport.wait_connected(connect_timeout_s)
 
+    def use_registry(self, registry) -> None:
+        """Look keys up in the network's registry (a ``KeyLookup``, e.g. ``DediRegistryClient``)
+        when no agency certificate vouches for them; certificates are still tried first, so a
+        certified charger costs no lookup."""
+        from protocols.signing.keys import FirstFoundLookup
+
+        self.registry = registry
+        self.verifier = Verifier(lookup=FirstFoundLookup(self.certs, registry), clock=self.clock)
+
     async def close(self) -> None:
         await cancel_and_wait(list(self._work))
         self._work.clear()
         await self.transport.close()
+        if self.registry is not None and hasattr(self.registry, "close"):
+            await self.registry.close()
 
     async def __aenter__(self):
         await self.start()

@@ -8,6 +8,9 @@ Shared by ``urja discover`` and ``urja charge`` so both read the same settings t
     protocol = "5"
 
     profile = "beckn-2.0"          # the network's protocol (default for the node: 2.0)
+    network_id = "acmenet.org/charge-net"  # 2.0: the network, a registry on a DeDi host
+    dedi_url = "https://dedi.example/dedi" # 2.0: look keys up there (the catalog service's, and
+                                   # chargers' that carry no agency certificate)
 
     [node]
     subscriber_id = "app.example.in"
@@ -127,6 +130,11 @@ def build_node(args, *, clock) -> NetworkNode:
                        agency_public_key=agency_key, clock=clock, certificate=certificate,
                        topics=Topics(net.topic_root), profile=profile, network_id=net.policy.network_id)
     node.cds_url = cds_url
+    if net.dedi_url is not None:  # keys no agency certificate vouches for: the network's DeDi registry
+        from protocols.beckn2.dedi import DediRegistryClient
+
+        node.use_registry(DediRegistryClient(session=None, base_url=net.dedi_url, clock=clock,
+                                             network=net.policy.network_id))
     if getattr(args, "revocations", None):
         from protocols.signing.agency import read_revocation_file
 

@@ -86,6 +86,21 @@ class StaticKeyLookup:
         return self._records.get((subscriber_id, key_id))
 
 
+class FirstFoundLookup:
+    """Asks each lookup in turn and takes the first key found: a node's agency certificates
+    first (no round trip), the network's registry only for a key no certificate vouched for."""
+
+    def __init__(self, *lookups: KeyLookup):
+        self.lookups = lookups
+
+    async def lookup(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
+        for one in self.lookups:
+            record = await one.lookup(subscriber_id, key_id)
+            if record is not None:
+                return record
+        return None
+
+
 def ed25519_public_from_bytes(raw: bytes) -> ed25519.Ed25519PublicKey:
     try:
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)

@@ -25,6 +25,41 @@ from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer, PublicKeyRecord
 
 MAX_RESPONSE_BYTES = 256 * 1024
+MISS = object()  # ``AnswerCache.get``: nothing held (a held ``None`` is a registry's "not found")
+
+
+class AnswerCache:
+    """A registry's answers by (subscriber id, key id), found or not, each until its own
+    deadline; bounded, least recently used first. Both registry clients (Beckn 1.1 ``/lookup``
+    and DeDi) keep their answers in one, so a burst of messages costs one round trip."""
+
+    def __init__(self, *, clock: Callable[[], float], max_entries: int):
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, object]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def get(self, key: tuple[str, str]) -> object:
+        """The answer held for ``key`` while it is fresh, else ``MISS``."""
+        hit = self._entries.get(key)
+        if hit is None or hit[0] <= self.clock():
+            return MISS
+        self._entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: tuple[str, str], answer: object, ttl_s: float) -> None:
+        self._entries[key] = (self.clock() + ttl_s, answer)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._entries.pop(key, None)
 
 
 class RegistryClient:
@@ -51,27 +86,23 @@ class RegistryClient:
         self.signer_factory = signer_factory
         self.request_ttl_s = request_ttl_s
         self.requests_sent = 0
-        self._cache: OrderedDict[tuple[str, str], tuple[float, PublicKeyRecord | None]] = OrderedDict()
+        self._cache = AnswerCache(clock=clock, max_entries=max_entries)
 
     async def lookup(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
         now_s = self.clock()
         cache_key = (subscriber_id, key_id)
         hit = self._cache.get(cache_key)
-        if hit is not None and hit[0] > now_s:
-            self._cache.move_to_end(cache_key)
-            return hit[1]
+        if hit is not MISS:
+            return hit
         record = await self._fetch(subscriber_id, key_id)
         ttl_s = self.cache_ttl_s if record is not None else self.negative_ttl_s
         if record is not None:
             ttl_s = min(ttl_s, max(0.0, record.valid_until_s - now_s))
-        self._cache[cache_key] = (now_s + ttl_s, record)
-        self._cache.move_to_end(cache_key)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(cache_key, record, ttl_s)
         return record
 
     def forget(self, subscriber_id: str, key_id: str) -> None:
-        self._cache.pop((subscriber_id, key_id), None)
+        self._cache.forget((subscriber_id, key_id))
 
     async def _fetch(self, subscriber_id: str, key_id: str) -> PublicKeyRecord | None:
         body = json.dumps({"subscriber_id": subscriber_id, "key_id": key_id}, separators=(",", ":")).encode()
