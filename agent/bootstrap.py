@@ -18,12 +18,15 @@ from typing import Callable
 from agent import bindings as registry
 from agent.clock import Clock
 from agent.config import SiteConfig
+from agent.core.errors import AgentError
 from agent.core.safety import SafetySettings
 from agent.core.session import SessionSettings
 from agent.identity import Identity, load_identity, load_revocations
 from agent.journal import FaultStore, Journal, fault_store_path
+from agent.journal.errors import StorageError
 from agent.runtime import Runtime
-from drivers.configfile import ConfigError
+from drivers.configfile import ConfigError, check_writable_path, pointed_by
+from protocols.errors import ProtocolError
 
 log = logging.getLogger("urja.runtime")
 
@@ -61,15 +64,20 @@ class open_runtime:
         cfg = self.config
         if cfg.tariff_file is None:
             raise ConfigError(cfg.path, "tariff.file", "missing: the charger needs the site owner's tariff")
-        tariff = load_tariff_file(cfg.tariff_file)
+        with pointed_by(cfg.path, "tariff.file"):
+            tariff = load_tariff_file(cfg.tariff_file)
         identity = self.identity or load_identity(cfg)
         revocations = load_revocations(cfg, identity)
+        profile = self._profile()
         journal_path = Path(cfg.journal_path)
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
+        with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
+            check_writable_path(journal_path)
+            journal_path.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
         try:
-            self._faults = FaultStore.open(fault_store_path(journal_path))
-            self._board_ctx = build_board(self.board_profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
+            with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
+                self._faults = FaultStore.open(fault_store_path(journal_path))
+            self._board_ctx = build_board(profile, clock=self.clock.monotonic_s, sleep=self.clock.sleep)
             board = await self._board_ctx.__aenter__()
         except BaseException:
             self._close_stores()
@@ -87,6 +95,17 @@ class open_runtime:
             raise
         return self.runtime
 
+    def _profile(self):
+        """The board profile, read before anything is opened; a bad one names the key that chose it."""
+        from board.profile import BoardProfile, load_profile
+
+        if isinstance(self.board_profile, BoardProfile):
+            return self.board_profile
+        if self.board_profile == self.config.board_profile:
+            with pointed_by(self.config.path, "board.profile"):
+                return load_profile(self.board_profile)
+        return load_profile(self.board_profile)
+
     async def _start_bindings(self, rt: Runtime) -> None:
         """The bindings the configuration has tables for, in registry order.
 
@@ -96,11 +115,15 @@ class open_runtime:
         """
         ctx = rt.binding_context()
         for table, settings in (getattr(self.config, "bindings", None) or {}).items():
-            binding = registry.spec(table).build(ctx, settings)
+            # A port in use, an unknown host or a store that cannot be opened is the table's
+            # fault, said in one line with its key, not a traceback from deep in a server.
+            with pointed_by(self.config.path, table, also=(AgentError, ProtocolError)):
+                binding = registry.spec(table).build(ctx, settings)
             if binding is None:  # present but switched off
                 continue
             self._started.append(binding)
-            await binding.start()
+            with pointed_by(self.config.path, f"{table}.listen", also=(AgentError, ProtocolError)):
+                await binding.start()
             rt.bindings[table] = binding
             log.info("[%s] %s", table, binding.describe())
 

@@ -62,21 +62,25 @@ def run_handler(args: argparse.Namespace) -> int:
         path = provision_site(folder, site_id="in.local.sim-1", name="Simulated charger", lat=12.9352,
                               lon=77.6245, default_limit_wh=500)
     config = load_config(path)
-    if (args.sim_car or args.speed != 1.0) and not _simulated(args.board or config.board_profile):
+    if (args.sim_car or args.speed != 1.0) and not _simulated(args.board, config):
         print("urja run: --sim-car and --speed need a simulated board (--board sim or sim-socket)", file=sys.stderr)
         return 2
     return asyncio.run(_run(config, args))
 
 
-def _simulated(board) -> bool:
-    """A board whose meter and contactor are simulated, so a simulated car can charge on it."""
-    from board.profile import load_profile
-    from drivers.configfile import ConfigError
+def _simulated(board, config) -> bool:
+    """A board whose meter and contactor are simulated, so a simulated car can charge on it.
 
-    try:
+    A profile that cannot be read is reported as itself (file and key), not as "not simulated".
+    """
+    from board.profile import load_profile
+    from drivers.configfile import pointed_by
+
+    if board is None:
+        with pointed_by(config.path, "board.profile"):
+            profile = load_profile(config.board_profile)
+    else:
         profile = load_profile(board)
-    except ConfigError:
-        return False
     return profile.meter.backend == "sim" and profile.relay.backend == "sim"
 
 
@@ -91,11 +95,13 @@ async def _run(config, args) -> int:
         car = None
         if args.sim_car:
             car = asyncio.get_running_loop().create_task(_drive_sim_car(rt, args, stop), name="urja-sim-car")
+        stopped = asyncio.get_running_loop().create_task(stop.wait(), name="urja-stop")
         try:
-            await asyncio.wait_for(stop.wait(), args.duration_s)
-        except asyncio.TimeoutError:
-            pass
+            # A car that gives up (a latched fault, a driver error) ends the run with its reason.
+            await asyncio.wait([t for t in (stopped, car) if t is not None], timeout=args.duration_s,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
+            await cancel_and_wait([stopped])
             if car is not None:
                 await cancel_and_wait([car])
                 if not car.cancelled() and car.exception() is not None:
@@ -110,8 +116,14 @@ async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
     quick look at the agent wants); on a site that sells over the network the driver waits for
     buyers until the agent is stopped.
     """
+    from agent.core.errors import AgentError
     from tools.sim_site import SimDriver
 
+    latched = rt.safety.latched_fault
+    if latched is not None:
+        # The charger is out of order until a local reset: a car would wait for ever.
+        raise AgentError(f"--sim-car: the charger is out of order, fault {latched} is latched; "
+                         f"after the repair: urja fault reset --config {rt.config.path}")
     driver = SimDriver(rt, token=args.token, tell=lambda t: log.info("sim car: %s", t))
 
     def show(receipt: dict) -> None:

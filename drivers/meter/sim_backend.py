@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from drivers.backend import Backend, BoardFacts, BuildParts
-from drivers.configfile import Section
+from drivers.configfile import Section, check_writable_path, pointed_by
 from drivers.meter.settings import read_link_limits, read_model
 
 
@@ -16,6 +16,8 @@ def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
     opts: dict[str, Any] = {"model": read_model(sec, facts.phases)}
     register_file = sec.str("register_file", None)
     if register_file is not None:
+        with pointed_by(sec.file, sec.key("register_file")):
+            check_writable_path(register_file)
         opts["register_file"] = register_file
     opts.update(read_link_limits(sec))
     return opts
