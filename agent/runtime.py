@@ -112,6 +112,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self.max_current_a = max_a
         settings = session_settings or SessionSettings(mode="pilot" if pilot_mode else "socket",
                                                        max_current_a=max_a,
+                                                       plug_timeout_ms=getattr(config, "plug_timeout_s", 180) * 1000,
                                                        **getattr(config, "socket_settings", {}))
         self.core = Session(settings=settings, cost=self._cost_paise, new_session_id=self._new_id)
         self.safety = SafetySupervisor(session=self.core, settings=safety_settings or SafetySettings(
