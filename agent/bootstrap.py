@@ -31,6 +31,16 @@ from protocols.errors import ProtocolError
 log = logging.getLogger("urja.runtime")
 
 
+def _check_room(folder: Path) -> None:
+    """A charger that cannot record a session must not start one: refuse before anything opens."""
+    from agent.journal import slot
+
+    free = slot.free_bytes(folder)
+    if free < slot.MIN_FREE_BYTES:
+        raise StorageError(f"{folder} has {free} bytes free, the journal needs at least {slot.MIN_FREE_BYTES}: "
+                           f"free space on that file system and start again", path=str(folder))
+
+
 class open_runtime:
     """``async with open_runtime(config) as rt``: board up, relay open, journal reconciled, bindings running.
 
@@ -73,6 +83,7 @@ class open_runtime:
         with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
             check_writable_path(journal_path)
             journal_path.parent.mkdir(parents=True, exist_ok=True)
+            _check_room(journal_path.parent)
             self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
         try:
             with pointed_by(cfg.path, "journal.path", also=(StorageError,)):

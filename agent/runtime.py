@@ -426,7 +426,12 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
             try:
                 self.journal.checkpoint(sid, reading.energy_import_wh, now_s)
             except AgentError as exc:
-                log.warning("checkpoint not written: %s", exc)
+                # Energy the journal cannot record must not be sold: stop now, and stay out of
+                # order (the latch goes to the slot kept for a full disk) until a local reset.
+                log.critical("checkpoint not written: %s; stopping the session, the charger is out of order "
+                             "until the journal's file system has room and a local reset", exc)
+                if self.safety.latched_fault is None:
+                    self.post(lambda t, d=str(exc): Fault("journal_unwritable", t, latch=True, detail=d))
             # Progress for status pages and eMSPs, at a pace that does not flood them.
             if now_s - self._progress_s >= PROGRESS_S:
                 self._progress_s = now_s
