@@ -23,7 +23,7 @@ from agent.core.safety import SafetySettings
 from agent.core.session import SessionSettings
 from agent.identity import Identity, load_identity, load_revocations
 from agent.journal import FaultStore, Journal, fault_store_path
-from agent.journal.errors import StorageError
+from agent.journal.errors import JournalHeld, StorageError
 from agent.runtime import Runtime
 from drivers.configfile import ConfigError, check_writable_path, pointed_by
 from protocols.errors import ProtocolError
@@ -52,7 +52,7 @@ class open_runtime:
     def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
                  new_id: Callable[[], str] | None = None, identity: Identity | None = None,
                  session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None, bindings: bool = True):
+                 safety_settings: SafetySettings | None = None, bindings: bool = True, clock_trust=None):
         self.config = config
         self.bindings = bindings
         self._started: list = []
@@ -62,6 +62,7 @@ class open_runtime:
         self.identity = identity
         self.session_settings = session_settings
         self.safety_settings = safety_settings
+        self.clock_trust = clock_trust
         self._board_ctx = None
         self._journal: Journal | None = None
         self._faults: FaultStore | None = None
@@ -80,7 +81,8 @@ class open_runtime:
         revocations = load_revocations(cfg, identity)
         profile = self._profile()
         journal_path = Path(cfg.journal_path)
-        with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
+        # Another agent holding the journal is no fault of the configuration: said as itself.
+        with pointed_by(cfg.path, "journal.path", also=(StorageError,), keep=(JournalHeld,)):
             check_writable_path(journal_path)
             journal_path.parent.mkdir(parents=True, exist_ok=True)
             _check_room(journal_path.parent)
@@ -97,7 +99,7 @@ class open_runtime:
             self.runtime = Runtime(config=cfg, board=board, journal=self._journal, tariff=tariff, identity=identity,
                                    clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
                                    safety_settings=self.safety_settings, faults=self._faults,
-                                   revocations=revocations)
+                                   revocations=revocations, clock_trust=self.clock_trust)
             await self.runtime.start()
             if self.bindings:
                 await self._start_bindings(self.runtime)

@@ -69,6 +69,7 @@ from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
+from agent.timesync import ClockTrust, RuntimeClockTrust
 from agent.views import RuntimeViews
 
 log = logging.getLogger("urja.runtime")
@@ -82,7 +83,8 @@ class RuntimeError_(AgentError):
     code = "runtime-error"
 
 
-class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, ChargerService):
+class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, RuntimeClockTrust,
+              ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -91,8 +93,11 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
                  safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
-                 revocations: dict | None = None):
+                 revocations: dict | None = None, clock_trust: ClockTrust | None = None):
         self.config = config
+        # A simulated board keeps simulated time; a real one sells only on a synchronised clock.
+        self.clock_trust = clock_trust or ClockTrust(required=board.profile.meter.backend != "sim")
+        self.clock_trusted, self.clock_reason = False, "not checked yet"
         self.revocations = revocations  # the agency's checked list, for the bindings
         self.board = board
         self.journal = journal
@@ -172,6 +177,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._spawn("urja-meter-poll", self._meter_loop())
         self._spawn("urja-safety-tick", self._tick_loop())
         self._spawn("urja-housekeeping", self._housekeeping_loop())
+        self._check_clock()
+        self._spawn("urja-clock-trust", self._clock_loop())
         if self.faults is not None:
             self._spawn("urja-fault-reset", self._fault_reset_loop())
         self._refresh_connector()

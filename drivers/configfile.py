@@ -131,7 +131,7 @@ def check_writable_path(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def pointed_by(file: str | Path, key: str, *, also: tuple = ()) -> Iterator[None]:
+def pointed_by(file: str | Path, key: str, *, also: tuple = (), keep: tuple = ()) -> Iterator[None]:
     """Errors about a file that a key names are reported as that key's, with the file's own text.
 
     "urja.toml: tariff.file: /srv/t: a directory, not a file to read" tells the owner which
@@ -139,6 +139,8 @@ def pointed_by(file: str | Path, key: str, *, also: tuple = ()) -> Iterator[None
     """
     try:
         yield
+    except keep:  # errors that are not the key's fault (``also`` subclasses that mean something else)
+        raise
     except ConfigError as exc:
         if exc.file == str(file) and exc.key:
             raise
