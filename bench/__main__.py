@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network")
+AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network", "soak")
 
 
 def machine() -> dict:
