@@ -58,6 +58,11 @@ class RuntimeActions:
             limits["time_limit_ms"] = int(time_limit_s * 1000)
         if departure_s is not None:
             limits["departure_ms"] = self.clock.monotonic_ms() + int((departure_s - self.clock.wall_s()) * 1000)
+        if source in ("contract", "ocpi") and not self.clock_trusted:
+            # A sale is dated and signed: on a clock that may be years off it would state what
+            # is not true (and every verifier would refuse it).
+            raise ServiceError(f"the charger's clock is not trusted ({self.clock_reason}); it sells again once "
+                               f"the clock is synchronised", code=ServiceError.REJECTED)
         try:
             if source == "contract":
                 auth = self.authorizer.from_contract(reference, **limits)

@@ -18,14 +18,27 @@ from typing import Callable
 from agent import bindings as registry
 from agent.clock import Clock
 from agent.config import SiteConfig
+from agent.core.errors import AgentError
 from agent.core.safety import SafetySettings
 from agent.core.session import SessionSettings
 from agent.identity import Identity, load_identity, load_revocations
 from agent.journal import FaultStore, Journal, fault_store_path
+from agent.journal.errors import JournalHeld, StorageError
 from agent.runtime import Runtime
-from drivers.configfile import ConfigError
+from drivers.configfile import ConfigError, check_writable_path, pointed_by
+from protocols.errors import ProtocolError
 
 log = logging.getLogger("urja.runtime")
+
+
+def _check_room(folder: Path) -> None:
+    """A charger that cannot record a session must not start one: refuse before anything opens."""
+    from agent.journal import slot
+
+    free = slot.free_bytes(folder)
+    if free < slot.MIN_FREE_BYTES:
+        raise StorageError(f"{folder} has {free} bytes free, the journal needs at least {slot.MIN_FREE_BYTES}: "
+                           f"free space on that file system and start again", path=str(folder))
 
 
 class open_runtime:
@@ -39,7 +52,7 @@ class open_runtime:
     def __init__(self, config: SiteConfig, *, clock: Clock | None = None, board_profile=None,
                  new_id: Callable[[], str] | None = None, identity: Identity | None = None,
                  session_settings: SessionSettings | None = None,
-                 safety_settings: SafetySettings | None = None, bindings: bool = True):
+                 safety_settings: SafetySettings | None = None, bindings: bool = True, clock_trust=None):
         self.config = config
         self.bindings = bindings
         self._started: list = []
@@ -49,6 +62,7 @@ class open_runtime:
         self.identity = identity
         self.session_settings = session_settings
         self.safety_settings = safety_settings
+        self.clock_trust = clock_trust
         self._board_ctx = None
         self._journal: Journal | None = None
         self._faults: FaultStore | None = None
@@ -61,15 +75,21 @@ class open_runtime:
         cfg = self.config
         if cfg.tariff_file is None:
             raise ConfigError(cfg.path, "tariff.file", "missing: the charger needs the site owner's tariff")
-        tariff = load_tariff_file(cfg.tariff_file)
+        with pointed_by(cfg.path, "tariff.file"):
+            tariff = load_tariff_file(cfg.tariff_file)
         identity = self.identity or load_identity(cfg)
         revocations = load_revocations(cfg, identity)
+        profile = self._profile()
         journal_path = Path(cfg.journal_path)
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
+        # Another agent holding the journal is no fault of the configuration: said as itself.
+        with pointed_by(cfg.path, "journal.path", also=(StorageError,), keep=(JournalHeld,)):
+            check_writable_path(journal_path)
+            journal_path.parent.mkdir(parents=True, exist_ok=True)
+            _check_room(journal_path.parent)
+            self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
         try:
-            self._faults = FaultStore.open(fault_store_path(journal_path))
-            profile = _profile(self.board_profile)
+            with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
+                self._faults = FaultStore.open(fault_store_path(journal_path))
             if profile.connectors:  # several connectors: a board and a runtime each (``agent.site``)
                 from agent.site import SiteBoards
 
@@ -86,6 +106,7 @@ class open_runtime:
                                clock=self.clock, new_id=self.new_id, session_settings=self.session_settings,
                                safety_settings=self.safety_settings, faults=self._faults,
                                revocations=revocations, connector_id=connector_id,
+                               clock_trust=self.clock_trust,
                                manage_load=not profile.connectors)
 
             if profile.connectors:
@@ -104,6 +125,17 @@ class open_runtime:
             raise
         return self.runtime
 
+    def _profile(self):
+        """The board profile, read before anything is opened; a bad one names the key that chose it."""
+        from board.profile import BoardProfile, load_profile
+
+        if isinstance(self.board_profile, BoardProfile):
+            return self.board_profile
+        if self.board_profile == self.config.board_profile:
+            with pointed_by(self.config.path, "board.profile"):
+                return load_profile(self.board_profile)
+        return load_profile(self.board_profile)
+
     async def _start_bindings(self, rt: Runtime) -> None:
         """The bindings the configuration has tables for, in registry order.
 
@@ -113,11 +145,15 @@ class open_runtime:
         """
         ctx = rt.binding_context()
         for table, settings in (getattr(self.config, "bindings", None) or {}).items():
-            binding = registry.spec(table).build(ctx, settings)
+            # A port in use, an unknown host or a store that cannot be opened is the table's
+            # fault, said in one line with its key, not a traceback from deep in a server.
+            with pointed_by(self.config.path, table, also=(AgentError, ProtocolError)):
+                binding = registry.spec(table).build(ctx, settings)
             if binding is None:  # present but switched off
                 continue
             self._started.append(binding)
-            await binding.start()
+            with pointed_by(self.config.path, f"{table}.listen", also=(AgentError, ProtocolError)):
+                await binding.start()
             rt.bindings[table] = binding
             log.info("[%s] %s", table, binding.describe())
 

@@ -21,7 +21,7 @@ class Clock:
         self.speed = float(speed)
         self._monotonic = monotonic
         self._m0 = monotonic()
-        self._w0 = wall()
+        self._wall = wall
 
     def monotonic_s(self) -> float:
         return self._m0 + (self._monotonic() - self._m0) * self.speed
@@ -30,7 +30,12 @@ class Clock:
         return int(self.monotonic_s() * 1000)
 
     def wall_s(self) -> float:
-        return self._w0 + (self._monotonic() - self._m0) * self.speed
+        """The system's wall time, plus the simulated acceleration since start.
+
+        Read from ``wall`` every time (not the boot-time value plus elapsed time), so a clock
+        that NTP corrects after boot dates everything after the correction correctly.
+        """
+        return self._wall() + (self._monotonic() - self._m0) * (self.speed - 1)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of this clock's time."""

@@ -142,6 +142,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     max_current_a = charging.float("max_current_a", None, min=6, max=80)
     default_limit_wh = charging.int("default_limit_wh", 0, min=0, max=500_000)
     meter_poll_ms = charging.int("meter_poll_ms", 1000, min=100, max=10_000)
+    # A start (remote, network order, card, free vend) lapses when no car comes within this.
+    plug_timeout_s = charging.int("plug_timeout_s", 180, min=10, max=3600)
     meter_timeout_ms = charging.int("meter_timeout_ms", 5000, min=500, max=10_000)  # the gate's own bound
     if meter_timeout_ms <= meter_poll_ms:
         raise charging.error("meter_timeout_ms", f"must exceed meter_poll_ms ({meter_poll_ms})")
@@ -206,6 +208,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         max_current_a=max_current_a,
         default_limit_wh=default_limit_wh,
         meter_poll_ms=meter_poll_ms,
+        plug_timeout_s=plug_timeout_s,
         meter_timeout_ms=meter_timeout_ms,
         tariff_file=tariff_file,
         journal_path=journal_path,

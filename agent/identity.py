@@ -59,7 +59,7 @@ def load_identity(config: SiteConfig) -> Identity:
     """Keys from ``[identity] key_dir``; the certificate from ``certificate`` or the key dir."""
     from protocols.signing.agency import read_agency_public_key
     from protocols.signing.errors import ProtocolError
-    from protocols.signing.keys import load_keyring
+    from protocols.signing.keys import load_keyring, read_file
 
     key_dir = Path(config.key_dir)
     if not key_dir.is_dir() or not any(key_dir.iterdir()):
@@ -72,13 +72,15 @@ def load_identity(config: SiteConfig) -> Identity:
         raise ConfigError(config.path, "identity.key_dir", str(exc)) from None
     cert_path = Path(config.certificate) if config.certificate else key_dir / "certificate.json"
     try:
-        certificate = json.loads(cert_path.read_text())
+        certificate = json.loads(read_file(cert_path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(config.path, "identity.certificate",
                           f"no agency certificate at {cert_path}; ask the agency: "
                           f"urja agency certify {key_dir}/subscription-request.json") from None
     except ValueError as exc:
         raise ConfigError(config.path, "identity.certificate", f"{cert_path} is not JSON: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(config.path, "identity.certificate", f"{cert_path}: {exc.strerror or exc}") from None
     agency_key = None
     if config.agency_key:
         try:

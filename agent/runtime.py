@@ -70,6 +70,7 @@ from agent.service import ChargerService, ReceiptSigned, SessionView
 from agent.session_end import RuntimeSessionEnd
 from agent.session_meta import CONNECTOR_ID, SessionMeta
 from agent.tariff_file import tariff_digest
+from agent.timesync import ClockTrust, RuntimeClockTrust
 from agent.upkeep import RuntimeUpkeep
 from agent.views import RuntimeViews
 
@@ -85,7 +86,7 @@ class RuntimeError_(AgentError):
 
 
 class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, RuntimeUpkeep,
-              LoadFacade,
+              RuntimeClockTrust, LoadFacade,
               ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
@@ -95,9 +96,13 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                  clock: Clock, new_id: Callable[[], str] | None = None,
                  session_settings: SessionSettings | None = None,
                  safety_settings: SafetySettings | None = None, faults: FaultStore | None = None,
-                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID, manage_load: bool = True):
+                 revocations: dict | None = None, connector_id: str = CONNECTOR_ID, manage_load: bool = True,
+                 clock_trust: ClockTrust | None = None):
         self.config = config
         self.connector_id = connector_id  # one runtime per connector; a board with one has "1"
+        # A simulated board keeps simulated time; a real one sells only on a synchronised clock.
+        self.clock_trust = clock_trust or ClockTrust(required=board.profile.meter.backend != "sim")
+        self.clock_trusted, self.clock_reason = False, "not checked yet"
         self.revocations = revocations  # the agency's checked list, for the bindings
         self.board = board
         self.journal = journal
@@ -117,6 +122,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self.max_current_a = max_a
         settings = session_settings or SessionSettings(mode="pilot" if pilot_mode else "socket",
                                                        max_current_a=max_a,
+                                                       plug_timeout_ms=getattr(config, "plug_timeout_s", 180) * 1000,
                                                        **getattr(config, "socket_settings", {}))
         self.core = Session(settings=settings, cost=self._cost_paise, new_session_id=self._new_id)
         self.safety = SafetySupervisor(session=self.core, settings=safety_settings or SafetySettings(
@@ -183,6 +189,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
         self._spawn("urja-meter-poll", self._meter_loop())
         self._spawn("urja-safety-tick", self._tick_loop())
         self._spawn("urja-housekeeping", self._housekeeping_loop())
+        self._check_clock()
+        self._spawn("urja-clock-trust", self._clock_loop())
         if self.faults is not None:
             self._spawn("urja-fault-reset", self._fault_reset_loop())
         if self.load is not None:
@@ -441,7 +449,12 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
             try:
                 self.journal.checkpoint(sid, reading.energy_import_wh, now_s)
             except AgentError as exc:
-                log.warning("checkpoint not written: %s", exc)
+                # Energy the journal cannot record must not be sold: stop now, and stay out of
+                # order (the latch goes to the slot kept for a full disk) until a local reset.
+                log.critical("checkpoint not written: %s; stopping the session, the charger is out of order "
+                             "until the journal's file system has room and a local reset", exc)
+                if self.safety.latched_fault is None:
+                    self.post(lambda t, d=str(exc): Fault("journal_unwritable", t, latch=True, detail=d))
             # Progress for status pages and eMSPs, at a pace that does not flood them.
             if now_s - self._progress_s >= PROGRESS_S:
                 self._progress_s = now_s

@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 
 from agent.core.tariff import DAYS, Tariff, TariffError, format_fixed, parse_fixed
-from drivers.configfile import ConfigError, Section, load_toml
+from agent.core.tariff_model import MAX_PRICE_UNITS
+from drivers.configfile import ConfigError, Section, load_toml, read_text
 
 _DIM_KEYS = (
     ("energy_per_kwh", "ENERGY", "step_size_wh"),
@@ -107,6 +108,8 @@ def tariff_from_toml(data: dict, file: str | Path = "<tariff>", *,  # noqa: C901
     vat = _number_out(gst_e4, 4)
     for bound in ("min_price", "max_price"):
         excl = _fixed(sec, bound, 4, "a price with at most 4 decimals")
+        if excl is not None and excl > MAX_PRICE_UNITS * 10000:
+            raise sec.error(bound, f"too large: {sec.data[bound]!r}", f"0 to {MAX_PRICE_UNITS}")
         if excl is not None:
             incl = excl + (excl * gst_e4 * 2 + 1000000) // 2000000
             out[bound] = {"excl_vat": _number_out(excl, 4), "incl_vat": _number_out(incl, 4)}
@@ -118,6 +121,8 @@ def tariff_from_toml(data: dict, file: str | Path = "<tariff>", *,  # noqa: C901
         components = []
         for price_key, dimension, step_key in _DIM_KEYS:
             price = _fixed(el, price_key, 4, "a price with at most 4 decimals, e.g. 18.50")
+            if price is not None and price > MAX_PRICE_UNITS * 10000:
+                raise el.error(price_key, f"too large: {el.data[price_key]!r}", f"0 to {MAX_PRICE_UNITS}")
             step = el.int(step_key, 1, min=1) if step_key else 1
             if price is None:
                 continue
@@ -234,11 +239,7 @@ def load_tariff_file(path: str | Path) -> dict:
         return tariff_from_toml(data, path, default_last_updated=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                              time.gmtime(modified_s)))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, "", f"file not readable: {exc}") from None
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ConfigError(path, "", f"not valid JSON: {exc}") from None
     if isinstance(data, dict) and "data" in data and "elements" not in data:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network", "bench_cds", "beckn2", "startup", "bench_bridge", "load")
+AREAS = ("meter", "board", "core", "runtime", "journal", "signing", "ocpi", "network", "bench_cds", "beckn2", "startup", "bench_bridge", "load", "soak")
 # An area whose module is not ``bench/<area>.py``.
 MODULES = {"startup": "bench.bench_startup"}
 

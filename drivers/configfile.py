@@ -6,9 +6,17 @@ got 'north'" is the difference between a fixed typo and a support call.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+# Every hand-written or shipped file the agent reads is far below this (a tariff with every
+# restriction is a few KiB). The bound is what keeps ``/dev/zero`` or a log file named by
+# mistake from being read until memory runs out.
+MAX_FILE_BYTES = 1 << 20
 
 
 class ConfigError(Exception):
@@ -31,18 +39,117 @@ class ConfigError(Exception):
         super().__init__(text)
 
 
-def load_toml(path: str | Path) -> dict:
-    """Parse a TOML file, turning I/O and syntax errors into a ConfigError naming the file."""
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_bounded(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``: the one way the agent reads a file.
+
+    The type is checked on the open descriptor (no window between check and read) and the
+    read itself is bounded, because files under ``/proc`` report a size of 0 whatever they hold.
+    """
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(path, "", "file not found") from None
     except PermissionError:
         raise ConfigError(path, "", "file not readable (permission denied)") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"file not readable: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ConfigError(path, "", f"{_kind(mode)}, not a file to read")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise ConfigError(path, "", f"file not readable: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(path, "", f"larger than {max_bytes} bytes; not a file this agent reads")
+    return data
+
+
+def read_text(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """``read_bounded`` decoded as UTF-8, with the offset of the first bad byte in the error."""
+    data = read_bounded(path, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+def load_toml(path: str | Path) -> dict:
+    """Parse a TOML file, turning I/O and syntax errors into a ConfigError naming the file."""
+    text = read_text(path)
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+
+
+def check_writable_path(path: str | Path) -> None:
+    """A file the agent will create or write (journal, store, register): its place must be a folder.
+
+    A path that exists must be a regular file, and its folder must exist or be creatable
+    outside ``/proc``, ``/sys`` and ``/dev``; what it holds (an SQLite database?) is its
+    owner's check.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be used: {exc.strerror or exc}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ConfigError(path, "", f"{_kind(mode)}, not a file the agent can keep data in")
+    resolved = path.resolve()
+    if resolved.parts[1:2] and resolved.parts[1] in ("proc", "sys", "dev"):
+        raise ConfigError(path, "", f"under /{resolved.parts[1]}, which holds no data files")
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(path, "", f"{parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(path, "", f"{parent} is not writable")
+
+
+@contextlib.contextmanager
+def pointed_by(file: str | Path, key: str, *, also: tuple = (), keep: tuple = ()) -> Iterator[None]:
+    """Errors about a file that a key names are reported as that key's, with the file's own text.
+
+    "urja.toml: tariff.file: /srv/t: a directory, not a file to read" tells the owner which
+    line to fix; the file's name alone does not when several keys could point at it.
+    """
+    try:
+        yield
+    except keep:  # errors that are not the key's fault (``also`` subclasses that mean something else)
+        raise
+    except ConfigError as exc:
+        if exc.file == str(file) and exc.key:
+            raise
+        raise ConfigError(file, key, str(exc)) from None
+    except OSError as exc:
+        text = exc.strerror or str(exc)
+        raise ConfigError(file, key, f"{exc.filename}: {text}" if exc.filename else text) from None
+    except (UnicodeError, *also) as exc:
+        raise ConfigError(file, key, str(exc)) from None
 
 
 _MISSING = object()

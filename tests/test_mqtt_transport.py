@@ -3,6 +3,7 @@ last will, TLS with a CA made here plus username/password, failover and reconnec
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 
@@ -153,6 +154,23 @@ async def test_reconnects_after_broker_restart_and_renews_subscriptions(broker):
             await p.publish("urja/v1/after", b"hello again", retain=True)
         await inbox.wait(lambda it: it)
     assert t.connections == 2
+
+
+async def test_losing_and_regaining_the_broker_is_logged(broker, caplog):
+    caplog.set_level(logging.INFO, logger="urja.mqtt")
+    async with MqttTransport(settings(broker.url, client_id="told")) as t:
+        await t.wait_connected(5)
+        broker.stop()
+        await asyncio.wait_for(t._lost.wait(), 5)
+        await asyncio.wait_for(t.failed.wait(), 10)
+        broker.start()
+        await t.wait_connected(10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "urja.mqtt"]
+    url = BrokerAddress.parse(broker.url).url()
+    assert lines[0] == f"mqtt told: connected to {url}"
+    assert any(line.startswith(f"mqtt told: lost the broker {url}") for line in lines)
+    assert any(line.startswith("mqtt told: no broker:") for line in lines)
+    assert lines[-1].startswith(f"mqtt told: connected to {url} after ")
 
 
 def test_settings_refuse_bad_values():

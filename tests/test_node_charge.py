@@ -76,3 +76,43 @@ async def test_discover_and_charge_with_the_real_runtime(tmp_path, broker):
     assert result.paid_paise >= check.total_paise and check.refund_due_paise == result.paid_paise - check.total_paise
     assert any(u.energy_wh > 0 for u in updates)
     assert network.link.stats["provider_errors"] == 0
+
+
+async def test_a_charge_bought_through_a_broker_outage_retries_and_pays_once(tmp_path, broker):
+    cfg = sim_config(tmp_path, auth="network")
+    async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+        network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(broker.url,)))
+        await network.start(connect_timeout_s=5)
+        node = node_for(rt, cfg, tmp_path, broker.url)
+        back = []
+        try:
+            await node.start()
+            await node.discover(cfg.place.lat + 0.01, cfg.place.lon, 5, timeout_s=5, expect=1)
+            car = rt.board.sim.car
+
+            async def restart_when_the_buyer_noticed():
+                node.transport.failed.clear()
+                await asyncio.wait_for(node.transport.failed.wait(), 10)
+                broker.start()
+                back.append(True)
+
+            def step(action, answer):
+                if action == "init":  # the broker goes away between the offer and the payment
+                    broker.stop()
+                    back.append(asyncio.get_running_loop().create_task(restart_when_the_buyer_noticed()))
+                if action == "confirm":
+                    car.plug_in()
+                    car.request_power()
+
+            def progress(p):
+                if rt.core.stop_reason == "limit_energy" and car.plugged:
+                    car.unplug()
+            flow = ChargeFlow(node, cfg.site_id, energy_wh=150, poll_s=0.3, on_progress=progress, on_step=step,
+                              request_timeout_s=3)
+            result = await asyncio.wait_for(flow.run(), 60)
+        finally:
+            await node.close()
+            await network.close()
+    assert back[-1] is True  # the broker did go away and come back during the purchase
+    assert result.receipt_check is not None and result.receipt_check.energy_wh >= 150
+    assert result.order_id is not None and result.paid_paise >= result.receipt_check.total_paise

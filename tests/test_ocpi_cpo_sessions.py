@@ -432,3 +432,22 @@ async def test_an_emsp_that_registers_again_keeps_its_sessions(h):
     assert len(h.cpo.store.parties()) == 1
     _, body, _ = await h.call("GET", "/2.2.1/sessions")
     assert [x["id"] for x in body["data"]] == [s.session_id]
+
+
+async def test_another_command_body_to_a_used_response_url_is_checked_and_run(h, schemas):
+    await h.register()
+    url = f"{h.emsp.url}/2.2.1/commands/START_SESSION/fixed"
+    start = {"response_url": url, "token": _token(), "location_id": "in.test.site-1", "evse_uid": "EVSE-1",
+             "connector_id": "1"}
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    await h.emsp.wait_for(lambda r: r[1] == "commands/START_SESSION/fixed", "the START result")
+    # The same URL with a location this charger does not have: checked, not answered from the first.
+    elsewhere = dict(start, location_id="elsewhere")
+    assert (await _command(h, "START_SESSION", elsewhere, schemas))["result"] == "REJECTED"
+    # The first body again is a replay: the first answer, no second start.
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    assert len([c for c in h.charger.calls if c[0] == "start"]) == 1
+    # Another token to the same URL is a new command and reaches the charger.
+    other = dict(start, token=_token("RFID-2"))
+    await _command(h, "START_SESSION", other, schemas)
+    assert len([c for c in h.charger.calls if c[0] == "start"]) == 2

@@ -108,3 +108,20 @@ def test_a_store_file_closes_once(conn):
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         conn.execute("SELECT 1")
+
+
+def test_every_store_keeps_a_bounded_page_cache(tmp_path):
+    """SQLite's default cache (2 MiB a connection) filled as the journal grew: resident memory
+    rose for the first thousand sessions (bench/soak.py). Journal, fault file and OCPI store
+    all connect through ``db.connect``."""
+    from agent.journal import FaultStore, Journal
+    from protocols.ocpi.store import OcpiStore
+
+    stores = [Journal.open(tmp_path / "j.sqlite"), FaultStore.open(tmp_path / "f.sqlite"),
+              OcpiStore.open(tmp_path / "o.sqlite")]
+    try:
+        for store in stores:
+            assert store._conn.execute("PRAGMA cache_size").fetchone()[0] == -db.CACHE_KIB
+    finally:
+        for store in stores:
+            store.close()

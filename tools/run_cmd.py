@@ -62,7 +62,7 @@ def run_handler(args: argparse.Namespace) -> int:
     from agent.config import DEFAULT_CONFIG_PATH, load_config
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
-    if not path.exists() and args.config is None and (args.board is None or _simulated(args.board)):
+    if not path.exists() and args.config is None and (args.board is None or _simulated_board(args.board)):
         from tools.provision import provision_site
 
         folder = Path(tempfile.mkdtemp(prefix="urja-sim-"))
@@ -70,7 +70,7 @@ def run_handler(args: argparse.Namespace) -> int:
         path = provision_site(folder, site_id="in.local.sim-1", name="Simulated charger", lat=12.9352,
                               lon=77.6245, default_limit_wh=500, extra_toml=_sim_load(args.board or "sim"))
     config = load_config(path)
-    if (args.sim_car or args.speed != 1.0) and not _simulated(args.board or config.board_profile):
+    if (args.sim_car or args.speed != 1.0) and not _simulated(args.board, config):
         print("urja run: --sim-car and --speed need a simulated board (--board sim or sim-socket)", file=sys.stderr)
         return 2
     return asyncio.run(_run(config, args))
@@ -88,16 +88,25 @@ def _sim_load(board) -> str:
     return f'\n[load]\nlimit_kw = {SIM_SANCTIONED_KW}\nfairness = "equal_share"\nrotation_s = 300\n'
 
 
-def _simulated(board) -> bool:
-    """A board whose meter and contactor are simulated, so a simulated car can charge on it."""
+def _simulated_board(board) -> bool:
+    """Whether ``--board`` names a simulated board (a temporary simulated site may be made for it)."""
     from board.profile import load_profile
-    from drivers.configfile import ConfigError
 
-    try:
-        profile = load_profile(board)
-    except ConfigError:
-        return False
+    profile = load_profile(board)
     return profile.meter.backend == "sim" and profile.relay.backend == "sim"
+
+
+def _simulated(board, config) -> bool:
+    """A board whose meter and contactor are simulated, so a simulated car can charge on it.
+
+    A profile that cannot be read is reported as itself (file and key), not as "not simulated".
+    """
+    from drivers.configfile import pointed_by
+
+    if board is None:
+        with pointed_by(config.path, "board.profile"):
+            return _simulated_board(config.board_profile)
+    return _simulated_board(board)
 
 
 async def _run(config, args) -> int:
@@ -131,11 +140,13 @@ async def _serve(rt, args, stop: asyncio.Event) -> None:
     car = None
     if args.sim_car:
         car = asyncio.get_running_loop().create_task(_drive_sim_car(rt, args, stop), name="urja-sim-car")
+    stopped = asyncio.get_running_loop().create_task(stop.wait(), name="urja-stop")
     try:
-        await asyncio.wait_for(stop.wait(), args.duration_s)
-    except asyncio.TimeoutError:
-        pass
+        # A car that gives up (a latched fault, a driver error) ends the run with its reason.
+        await asyncio.wait([t for t in (stopped, car) if t is not None], timeout=args.duration_s,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
+        await cancel_and_wait([stopped])
         if car is not None:
             await cancel_and_wait([car])
             if not car.cancelled() and car.exception() is not None:
@@ -149,12 +160,21 @@ async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
     quick look at the agent wants); on a site that sells over the network the driver waits for
     buyers until the agent is stopped.
     """
+    import asyncio
+
+    from agent.core.errors import AgentError
     from tools.sim_site import SimDriver
+
+    runtimes = getattr(rt, "runtimes", None)
+    for one in runtimes or [rt]:
+        latched = one.safety.latched_fault
+        if latched is not None:
+            # The charger is out of order until a local reset: a car would wait for ever.
+            raise AgentError(f"--sim-car: the charger is out of order, fault {latched} is latched; "
+                             f"after the repair: urja fault reset --config {one.config.path}")
 
     def show(receipt: dict) -> None:
         print(json.dumps(receipt, indent=2), flush=True)
-
-    runtimes = getattr(rt, "runtimes", None)
 
     async def drive(one, label: str) -> None:
         driver = SimDriver(one, token=args.token, tell=lambda t: log.info("sim car%s: %s", label, t),

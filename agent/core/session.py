@@ -34,6 +34,8 @@ authorized_waiting_for_car  pilot C or D                                 chargin
 authorized_waiting_for_car  socket: current > plug threshold, held       charging
 authorized_waiting_for_car  stop, revoke, limit (nothing delivered yet)  finished (socket) or
                                                                          idle / plugged_waiting...
+authorized_waiting_for_car  plug timeout: no car (pilot A; socket: no    finished (socket) or idle
+                            current) ``plug_timeout_ms`` after the grant
 charging                    pilot C->B (pause)                           suspended_ev
 charging                    socket: current < finish threshold           suspended_ev
 charging                    safety gate withholds power (meter silent)   suspended_evse
@@ -118,6 +120,7 @@ from agent.core.session_states import (
     MODES,
     PILOT_STATES,
     PLUG_HOLD_TIMER,
+    PLUG_TIMER,
     PLUGGED_WAITING_FOR_AUTH,
     STATES,
     SUSPENDED_EV,
@@ -127,7 +130,7 @@ from agent.core.session_states import (
 
 __all__ = [
     "AUTHORIZED_WAITING_FOR_CAR", "CHARGING", "FAULTED", "FINISHED", "FINISHING", "FINISH_HOLD_TIMER", "IDLE",
-    "LIMIT_TIMER", "MODES", "PILOT_STATES", "PLUGGED_WAITING_FOR_AUTH", "PLUG_HOLD_TIMER", "STATES",
+    "LIMIT_TIMER", "MODES", "PILOT_STATES", "PLUGGED_WAITING_FOR_AUTH", "PLUG_HOLD_TIMER", "PLUG_TIMER", "STATES",
     "SUSPENDED_EV", "SUSPENDED_EVSE", "AuthGranted", "AuthRevoked", "CancelTimer", "CloseRelay", "Command",
     "CurrentLimit",
     "Event", "Fault", "GateChanged", "JournalRecord", "LimitReached", "LocalReset", "MeterReading", "OpenRelay",
@@ -325,6 +328,7 @@ class Session(SessionLimits, SocketDetection, CurrentControl):
             self.state = AUTHORIZED_WAITING_FOR_CAR
             out.append(SetOfferedCurrent(self.offered_a()))
             self._open(now, out)
+            self._wait_for_car(now, out)
             return
         if self.pilot in ("B", "C", "D"):
             out.append(SetOfferedCurrent(self.offered_a()))
@@ -332,6 +336,8 @@ class Session(SessionLimits, SocketDetection, CurrentControl):
             self._start_charging(now, out)
         else:
             self.state = AUTHORIZED_WAITING_FOR_CAR
+            if self.pilot == "A":
+                self._wait_for_car(now, out)
 
     def _on_auth_revoked(self, event, out):
         # After a stop the session is only waiting for the car to leave; nothing left to revoke.
@@ -401,11 +407,13 @@ class Session(SessionLimits, SocketDetection, CurrentControl):
                 self.state = IDLE
             elif state == AUTHORIZED_WAITING_FOR_CAR:
                 out.append(SetOfferedCurrent(0))
+                self._wait_for_car(now, out)
             return
         # B, C or D: a car is there.
         if state in (IDLE, FINISHED):
             self.state = PLUGGED_WAITING_FOR_AUTH
         elif state == AUTHORIZED_WAITING_FOR_CAR:
+            self._cancel(PLUG_TIMER, out)
             out.append(SetOfferedCurrent(self.offered_a()))
             if new in ("C", "D"):
                 self._start_charging(now, out)
@@ -443,7 +451,11 @@ class Session(SessionLimits, SocketDetection, CurrentControl):
         if at_ms is None or now < at_ms:
             return
         del self._timers[event.timer_id]
-        if event.timer_id == LIMIT_TIMER:
+        if event.timer_id == PLUG_TIMER:
+            if self.state == AUTHORIZED_WAITING_FOR_CAR and self._auth_active and not self._has_drawn \
+                    and (not self.pilot_mode or self.pilot == "A"):
+                self._stop("plug_timeout", now, out)
+        elif event.timer_id == LIMIT_TIMER:
             due = self.limit_due(now)
             if due is not None:
                 self._stop("limit_" + due, now, out)
@@ -467,7 +479,12 @@ class Session(SessionLimits, SocketDetection, CurrentControl):
                                                    "meter_wh": self._energy_wh}))
         self._plan_limits(now, out)
 
+    def _wait_for_car(self, now, out):
+        """The authorization lapses if no car comes (plugs in; socket: draws) within the timeout."""
+        self._schedule(PLUG_TIMER, now + self.settings.plug_timeout_ms, out)
+
     def _start_charging(self, now, out):
+        self._cancel(PLUG_TIMER, out)
         if self._start_ms is None:
             self._open(now, out)
         elif not self.relay_requested:

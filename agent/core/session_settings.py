@@ -21,10 +21,10 @@ class SessionSettings:
     """How a session recognises the car; the socket-mode thresholds are site-tunable."""
 
     __slots__ = ("mode", "max_current_a", "plug_current_a", "plug_hold_ms", "finish_current_a",
-                 "finish_hold_ms")
+                 "finish_hold_ms", "plug_timeout_ms")
 
     def __init__(self, *, mode="pilot", max_current_a=32, plug_current_a=0.5, plug_hold_ms=2000,
-                 finish_current_a=0.2, finish_hold_ms=60000):
+                 finish_current_a=0.2, finish_hold_ms=60000, plug_timeout_ms=180000):
         if mode not in MODES:
             raise SessionError("session setting mode = %r unknown; allowed: %s" % (mode, ", ".join(MODES)),
                                code="bad-config", key="mode", allowed=MODES)
@@ -39,3 +39,6 @@ class SessionSettings:
                                % (finish_current_a, plug_current_a), code="bad-config",
                                key="finish_current_a", allowed=(0.05, plug_current_a))
         self.finish_hold_ms = _setting("finish_hold_ms", finish_hold_ms, 1000, 3600000, (int,))
+        # How long an authorization waits for a car to plug in (socket: to draw current) before
+        # it lapses: a remote start for a driver who never came must not hold the connector.
+        self.plug_timeout_ms = _setting("plug_timeout_ms", plug_timeout_ms, 10000, 3600000, (int,))

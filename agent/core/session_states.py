@@ -25,6 +25,7 @@ MODES = ("pilot", "socket")
 LIMIT_TIMER = "session.limit"
 PLUG_HOLD_TIMER = "session.plug_hold"
 FINISH_HOLD_TIMER = "session.finish_hold"
+PLUG_TIMER = "session.plug"  # an authorization waiting for a car lapses when it fires
 
 
 class SessionError(AgentError):

@@ -100,6 +100,19 @@ class Period:
                 raise TariffError(field + "." + name, "must be a whole number, got " + repr(value))
 
 
+# A price above a million currency units per unit is a typo (a charge would cost more than the
+# site), and beyond about 9e11 units a JSON number can no longer carry 4 exact decimals, so
+# signed offers and receipts could not state it: refused where the tariff is read.
+MAX_PRICE_UNITS = 1000000
+
+
+def _bounded_price(value, field):
+    price_u = parse_fixed(value, 4, field)
+    if price_u > MAX_PRICE_UNITS * 10000:
+        raise TariffError(field, "too large: " + repr(value), "0 to " + str(MAX_PRICE_UNITS))
+    return price_u
+
+
 class Tariff:
     """A validated OCPI 2.2.1 Tariff, ready to price periods."""
 
@@ -170,7 +183,7 @@ class Tariff:
                               ", ".join(DIMENSIONS))
         if "price" not in comp:
             raise TariffError(field + ".price", "missing")
-        price_u = parse_fixed(comp["price"], 4, field + ".price")
+        price_u = _bounded_price(comp["price"], field + ".price")
         vat = comp.get("vat")
         vat_e4 = None
         if vat is not None:
@@ -191,9 +204,9 @@ class Tariff:
             return None, None
         if not isinstance(value, dict) or "excl_vat" not in value:
             raise TariffError(key, "must be a Price object with excl_vat (and incl_vat)")
-        excl = parse_fixed(value["excl_vat"], 4, key + ".excl_vat")
+        excl = _bounded_price(value["excl_vat"], key + ".excl_vat")
         incl = value.get("incl_vat")
-        incl = parse_fixed(incl, 4, key + ".incl_vat") if incl is not None else None
+        incl = _bounded_price(incl, key + ".incl_vat") if incl is not None else None
         return excl, incl
 
     def select(self, dimension, sod, day, weekday, energy_wh, duration_s, period):

@@ -40,3 +40,9 @@ class StorageError(JournalError):
     """The file could not be opened, is not a journal, or the disk refused a write."""
 
     code = "journal-storage"
+
+
+class JournalHeld(StorageError):
+    """Another process (a running agent) holds the journal: not a fault of the configuration."""
+
+    code = "journal-held"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agent import sqlite as db
 from agent.journal.errors import InvalidValue, JournalError, StorageError
+from agent.journal.slot import LatchSlot, SlotFault
 from agent.journal.values import as_text, require_number, require_text
 
 _FAULT_SCHEMA = (
@@ -76,7 +77,19 @@ class FaultStore(db.SqliteFile):
 
         db.set_up(conn, setup, unusable=lambda exc: StorageError(f"fault latch file {path} is not usable: {exc}",
                                                                  path=path))
-        return cls(conn, path)
+        store = cls(conn, path)
+        store._slot = None if path == db.MEMORY else LatchSlot.open(path + ".slot")
+        return store
+
+    _slot: LatchSlot | None = None
+    SLOT_ID = 0  # the id of the fault kept in the slot (SQLite ids start at 1)
+
+    def _slot_fault(self) -> LatchedFault | None:
+        held = self._slot.read() if self._slot is not None else None
+        if held is None:
+            return None
+        return LatchedFault(id=self.SLOT_ID, code=held.code, detail=held.detail, latched_s=held.latched_s,
+                            cleared_s=held.cleared_s, cleared_by=held.cleared_by)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -101,13 +114,18 @@ class FaultStore(db.SqliteFile):
     _COLUMNS = "id, code, detail, latched_s, cleared_s, cleared_by"
 
     def latched(self) -> LatchedFault | None:
-        """The newest fault not cleared yet, or None."""
+        """The newest fault not cleared yet, or None (one the disk had no room for counts too)."""
+        held = self._slot_fault()
+        if held is not None and held.is_latched:
+            return held
         rows = self._read(f"SELECT {self._COLUMNS} FROM latched_faults WHERE cleared_s IS NULL "
                           "ORDER BY id DESC LIMIT 1")
         return self._row(rows[0]) if rows else None
 
     def fault(self, fault_id: int) -> LatchedFault | None:
         """One recorded fault by id, cleared or not (one indexed row: cheap enough to poll)."""
+        if fault_id == self.SLOT_ID:
+            return self._slot_fault()
         rows = self._read(f"SELECT {self._COLUMNS} FROM latched_faults WHERE id = ?", (fault_id,))
         return self._row(rows[0]) if rows else None
 
@@ -137,7 +155,19 @@ class FaultStore(db.SqliteFile):
             return LatchedFault(id=cur.lastrowid, code=code, detail=detail, latched_s=float(time_s),
                                 cleared_s=None, cleared_by=None)
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        except StorageError as exc:
+            # A full disk (or a failing one): the latch goes to the slot whose space was taken at
+            # boot, so it still outlives a restart. Only if that fails too does the error stand.
+            if self._slot is None:
+                raise
+            try:
+                self._slot.write(SlotFault(code=code, detail=detail, latched_s=float(time_s)))
+            except OSError:
+                raise exc from None
+            return LatchedFault(id=self.SLOT_ID, code=code, detail=detail, latched_s=float(time_s),
+                                cleared_s=None, cleared_by=None)
 
     def clear(self, time_s: float, *, by: str) -> list[LatchedFault]:
         """Mark every uncleared fault cleared (durable on return); returns what was cleared.
@@ -147,6 +177,13 @@ class FaultStore(db.SqliteFile):
         """
         require_number("time_s", time_s)
         require_text("by", by)
+        held = self._slot_fault()
+        cleared = []
+        if held is not None and held.is_latched:
+            self._slot.write(SlotFault(code=held.code, detail=held.detail, latched_s=held.latched_s,
+                                       cleared_s=float(time_s), cleared_by=by))
+            cleared.append(LatchedFault(id=self.SLOT_ID, code=held.code, detail=held.detail,
+                                        latched_s=held.latched_s, cleared_s=float(time_s), cleared_by=by))
 
         def work(conn):
             rows = conn.execute(f"SELECT {self._COLUMNS} FROM latched_faults WHERE cleared_s IS NULL "
@@ -156,5 +193,13 @@ class FaultStore(db.SqliteFile):
             return [LatchedFault(id=r[0], code=as_text(r[1]), detail=as_text(r[2]), latched_s=r[3],
                                  cleared_s=float(time_s), cleared_by=by) for r in rows]
 
-        return self._write(work)
+        return cleared + self._write(work)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._slot is not None:
+                self._slot.close()
+                self._slot = None
 

@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from agent import sqlite as db
-from agent.journal.errors import JournalError, StorageError
+from agent.journal.errors import JournalError, JournalHeld, StorageError
 from agent.journal.orders import JournalOrders
 from agent.journal.outbox import JournalOutbox
 from agent.journal.receipts import JournalReceipts
@@ -59,7 +59,7 @@ class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, Jo
 
         def unusable(exc):
             if "locked" in str(exc):
-                return StorageError(f"journal {path} is held by another process (is an agent already running?)",
+                return JournalHeld(f"journal {path} is held by another process (is an agent already running?)",
                                     path=str(path))
             return StorageError(f"journal {path} is not usable: {exc}", path=str(path))
 

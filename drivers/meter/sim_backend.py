@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from drivers.backend import Backend, BoardFacts, BuildParts
-from drivers.configfile import Section
+from drivers.configfile import Section, check_writable_path, pointed_by
 from drivers.meter.settings import read_link_limits, read_model
 
 
@@ -18,6 +18,8 @@ def parse(sec: Section, facts: BoardFacts) -> dict[str, Any]:
     opts: dict[str, Any] = {"model": read_model(sec, facts.phases)}
     register_file = sec.str("register_file", None)
     if register_file is not None:
+        with pointed_by(sec.file, sec.key("register_file")):
+            check_writable_path(register_file)
         opts["register_file"] = register_file
     load_a = sec.float("socket_load_a", None, min=0.5, max=facts.max_current_a)
     if load_a is not None:

@@ -35,7 +35,8 @@ from aiohttp import web
 from agent.aio import cancel_and_wait
 from protocols.beckn import messages as m
 from protocols.beckn.bpp import Bpp, Outgoing
-from protocols.http.serve import action_app, serve
+from protocols.beckn.errors import INVALID_REQUEST
+from protocols.http.serve import MAX_HEADER_BYTES, action_app, serve
 from protocols.outbox import OutboxPump, Outcome
 
 log = logging.getLogger("urja.http")
@@ -73,10 +74,17 @@ class BecknHttpServer:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def app(self) -> web.Application:
-        app = action_app(self.bpp.profile.actions, self._handle, max_body_bytes=self.max_body_bytes)
+        app = action_app(self.bpp.profile.actions, self._handle, max_body_bytes=self.max_body_bytes,
+                         refuse_headers=self._refuse_headers)
         for add in self.extra_routes:
             add(app)
         return app
+
+    def _refuse_headers(self, request: web.Request, size: int) -> web.Response:
+        """The binding's own NACK, as for any other request it will not read."""
+        self._count("headers_too_large")
+        body = m.nack(INVALID_REQUEST, f"headers are {size} bytes, limit {MAX_HEADER_BYTES}")
+        return web.json_response(body, status=400)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._runner, bound = await serve(self.app(), host, port)

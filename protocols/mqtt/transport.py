@@ -18,6 +18,7 @@ thousand chargers that lost the same broker do not return in lockstep.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random as _random
 import socket
 import ssl
@@ -31,6 +32,8 @@ from paho.mqtt.properties import Properties
 
 from agent.aio import cancel_and_wait
 from protocols.errors import ProtocolError
+
+log = logging.getLogger("urja.mqtt")
 
 PROTOCOLS = ("3.1.1", "5")
 _SCHEMES = {"mqtt": (False, 1883), "tcp": (False, 1883), "mqtts": (True, 8883), "ssl": (True, 8883)}
@@ -385,9 +388,14 @@ class MqttTransport:
                 self.failed.set()
                 failures_in_row += 1
                 index += 1
+                # The first failure of a run is news; the retries after it are not.
+                (log.warning if failures_in_row == 1 else log.debug)(
+                    "mqtt %s: no broker: %s; retrying", self.settings.client_id, exc)
                 if failures_in_row >= len(addresses):
                     await asyncio.sleep(self._backoff_s(failures_in_row // len(addresses)))
                 continue
+            log.info("mqtt %s: connected to %s%s", self.settings.client_id, address.url(),
+                     f" after {failures_in_row} failed attempts" if failures_in_row else "")
             failures_in_row = 0
             self.broker = address
             self.connections += 1
@@ -395,6 +403,8 @@ class MqttTransport:
             self._drop_client()
             self.broker = None
             if not self._closing:
+                log.warning("mqtt %s: lost the broker %s (%s); reconnecting", self.settings.client_id,
+                            address.url(), self.last_error)
                 # Lost an established connection: retry it once at once, then walk on.
                 await asyncio.sleep(self._backoff_s(0))
 

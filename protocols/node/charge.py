@@ -8,14 +8,18 @@ its own reference, which is what a UPI app hands back after a real payment.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
 from agent.aio import cancel_and_wait
 from protocols.beckn import messages
+from protocols.mqtt.transport import TransportError
 from protocols.node.client import Answer, NetworkNode, NodeError
 from protocols.signing.errors import SignatureError
 from protocols.signing.receipt import ReceiptCheck
+
+log = logging.getLogger("urja.node")
 
 
 @dataclass
@@ -95,13 +99,14 @@ class ChargeFlow:
     def __init__(self, node: NetworkNode, bpp_id: str, *, energy_wh: int | None = None,
                  budget_paise: int | None = None, on_progress: Callable[[Progress], None] | None = None,
                  on_step: Callable[[str, Answer], None] | None = None, poll_s: float = 1.0,
-                 request_timeout_s: float = 15.0, receipt_timeout_s: float = 30.0):
+                 request_timeout_s: float = 15.0, receipt_timeout_s: float = 30.0, outage_s: float = 120.0):
         if (energy_wh is None) == (budget_paise is None):
             raise ValueError("ask for exactly one of energy_wh or budget_paise")
         self.node, self.bpp_id = node, bpp_id
         self.energy_wh, self.budget_paise = energy_wh, budget_paise
         self.on_progress, self.on_step = on_progress, on_step
         self.poll_s, self.request_timeout_s, self.receipt_timeout_s = poll_s, request_timeout_s, receipt_timeout_s
+        self.outage_s = outage_s
         self.result = ChargeResult(transaction_id=node.new_id())
         self._changed = asyncio.Event()
 
@@ -109,7 +114,32 @@ class ChargeFlow:
         return self.node.context(action, transaction_id=self.result.transaction_id, bpp_id=self.bpp_id)
 
     async def _ask(self, doc: dict) -> Answer:
-        answer = await self.node.request(doc, timeout_s=self.request_timeout_s)
+        """One request, sent again while the broker is away (for up to ``outage_s``).
+
+        The same message is sent again, so the charger answers a repeat with its first answer
+        (its replay guard keys on the message id) and a paid order is never made twice; a
+        refusal (NACK) is not retried.
+        """
+        action = doc["context"]["action"]
+        loop = asyncio.get_running_loop()  # an outage lasts in real time, whatever the node's clock
+        deadline_s = loop.time() + self.outage_s
+        while True:
+            try:
+                answer = await self.node.request(doc, timeout_s=self.request_timeout_s)
+                break
+            except (TransportError, NodeError) as exc:
+                if isinstance(exc, NodeError) and exc.code != "timeout":
+                    raise
+                left_s = deadline_s - loop.time()
+                if left_s <= 0:
+                    raise
+                log.warning("%s to %s not answered (%s); sending it again when the network is back",
+                            action, self.bpp_id, exc)
+                await self.node.transport.wait_connected(left_s)
+                # Same message id (a repeat the charger has seen gets its first answer), a fresh
+                # timestamp: a request older than its ttl is dropped unread.
+                fresh = self._ctx(action)["timestamp"]
+                doc = {**doc, "context": {**doc["context"], "timestamp": fresh}}
         if self.on_step is not None:
             self.on_step(doc["context"]["action"], answer)
         return answer

@@ -4,7 +4,7 @@ CANCEL_RESERVATION, UNLOCK_CONNECTOR.
 A command is checked and answered at once (CommandResponse); the work runs in a named task
 and its CommandResult goes through the durable outbox to the eMSP's ``response_url``, so a
 result is not lost when the eMSP is briefly unreachable. A replayed command (same party,
-command and response_url) gets its first answer again and is not executed twice.
+command, body and response_url) gets its first answer again and is not executed twice.
 """
 from __future__ import annotations
 
@@ -56,10 +56,13 @@ class CommandsModule:
         parsed = urlparse(response_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise OcpiError(E.INVALID_PARAMETERS, f"{command}.response_url must be an http(s) URL")
-        dedup = token_hash(f"{party.pk}|{command}|{response_url}")
+        # A replay is the same command, same body, to the same response_url: it gets the first
+        # answer again and is not executed twice. Another body to a used response_url is a
+        # new command (2.2.1 lets an eMSP reuse one URL), checked and run like any other.
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        dedup = token_hash(f"{party.pk}|{command}|{response_url}|{canonical}")
         previous = self.store.command_response(dedup)
         if previous is not None:
-            # A replayed command gets the first answer again and is not executed twice.
             return Reply(previous)
         check = getattr(self, "_check_" + command.lower())
         result, message, action = check(caller, body)

@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from urllib.parse import urlparse
 
-from drivers.configfile import Section
+from drivers.configfile import Section, check_writable_path, pointed_by, read_bounded
 
 
 class OcpiSettings:
@@ -69,9 +69,27 @@ class OcpiSettings:
             p = Path(value)
             return p if p.is_absolute() else base / p
 
-        return cls(enabled=enabled, listen_host=host, listen_port=int(port), public_url=public_url,
-                   country_code=country_code, party_id=party_id, tls_cert=resolve(tls_cert), tls_key=resolve(tls_key),
-                   business_name=business_name, store=resolve(store))
+        settings = cls(enabled=enabled, listen_host=host, listen_port=int(port), public_url=public_url,
+                       country_code=country_code, party_id=party_id, tls_cert=resolve(tls_cert),
+                       tls_key=resolve(tls_key), business_name=business_name, store=resolve(store))
+        settings._check_files(sec)
+        return settings
+
+    def _check_files(self, sec: Section) -> None:
+        """The files the table names are usable now, not when the first partner connects."""
+        if self.store is not None:
+            with pointed_by(sec.file, sec.key("store")):
+                check_writable_path(self.store)
+        if self.tls_cert is None:
+            return
+        for name, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            with pointed_by(sec.file, sec.key(name)):
+                read_bounded(path)
+        try:
+            self.ssl_context()
+        except (ssl.SSLError, ValueError) as exc:
+            raise sec.error("tls_cert", f"{self.tls_cert} and {self.tls_key} are not a PEM certificate and "
+                                        f"its private key: {exc}") from None
 
     def store_path(self, site) -> Path:
         """Registrations live beside the journal unless ``store`` says otherwise."""

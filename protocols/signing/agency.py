@@ -35,6 +35,7 @@ from protocols.signing.keys import (
     _load_private,
     _write_private,
     _write_public,
+    read_file,
 )
 from protocols.signing.ocmf import load_metering_public_key
 
@@ -111,9 +112,9 @@ def read_agency_public_key(path: str | Path) -> bytes:
     """An agency key file: either ``agency.pub`` (base64 line) or ``agency.json``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SignatureError("agency-key-unreadable", f"{path}: {exc.strerror or exc}") from None
+        text = read_file(path).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SignatureError("agency-key-unreadable", f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     if text.startswith("{"):
         doc = load_json(text)
         text = doc.get("public_key") if isinstance(doc, dict) else None
@@ -219,7 +220,7 @@ def _revocation_file(path: Path, agency_public_key: bytes | None = None, *, miss
     """Read (and with a key, check) a revocation list; every refusal names the file. A missing
     file is None where ``missing_ok`` (an agency that has revoked nobody yet)."""
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, max_bytes=16 * 1024 * 1024)
     except FileNotFoundError:
         if missing_ok:
             return None

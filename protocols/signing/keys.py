@@ -23,6 +23,7 @@ whose window covers "now", verification accepts any key whose window covers the 
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -35,6 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
+from drivers.configfile import ConfigError, read_bounded
 from protocols.signing._codec import b64decode, b64encode, format_time, parse_time
 from protocols.signing.errors import KeyringError, SignatureError
 
@@ -408,7 +410,9 @@ def _load_private(path: Path, kind: str):
             f"it must be 0600: chmod 600 {path}",
         )
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_file(path), password=None)
+    except OSError as exc:
+        raise KeyringError(path, f"cannot be read: {exc.strerror or exc}") from None
     except (ValueError, TypeError):
         raise KeyringError(path, "not an unencrypted PKCS#8 PEM private key") from None
     expected = {
@@ -423,6 +427,20 @@ def _load_private(path: Path, kind: str):
     return key
 
 
+def read_file(path: Path, *, max_bytes: int = 256 * 1024) -> bytes:
+    """A key, certificate or list file's bytes, bounded and only from a regular file.
+
+    Refusals are ``OSError`` (``FileNotFoundError`` when missing) so each caller keeps its own
+    wording for an unreadable file.
+    """
+    try:
+        return read_bounded(path, max_bytes=max_bytes)
+    except ConfigError as exc:
+        if exc.problem == "file not found":
+            raise FileNotFoundError(errno.ENOENT, "no such file", str(path)) from None
+        raise OSError(errno.EINVAL, exc.problem, str(path)) from None
+
+
 def _load_format_doc(path: Path, fmt: str, *, create_hint: str) -> dict:
     """The JSON document at ``path`` written in format ``fmt`` (a keyring or an agency).
 
@@ -430,7 +448,7 @@ def _load_format_doc(path: Path, fmt: str, *, create_hint: str) -> dict:
     ``KeyringError`` naming the file, so the commands print a reason instead of a traceback.
     """
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise KeyringError(path, f"not found; {create_hint}") from None
     except OSError as exc:

@@ -270,10 +270,30 @@ def _authorizer(lines):
     lines.append("auth:free-on %s %s %s" % (auth.auth_id, auth.source, _value(auth.limits())))
 
 
+def _plug_timeout(lines):
+    # A remote start for a driver who never comes lapses; one who comes in time charges.
+    s = _Script("plugto", lines)
+    s.feed(MeterReading(0, 1000, 0, 0.0))
+    s.feed(AuthGranted(_auth("p1"), 1000))
+    s.fire("session.plug")
+    s.feed(AuthGranted(_auth("p2"), 200000))
+    s.feed(PilotChanged("B", 260000))
+    s.feed(PilotChanged("A", 270000))
+    s.feed(MeterReading(299900, 1000, 0, 0.0))
+    s.feed(PilotChanged("C", 300000))
+    s.feed(TimerFired("session.plug", 450000))
+    s = _Script("plugto-socket", lines, mode="socket")
+    s.feed(MeterReading(0, 1000, 0, 0.0))
+    s.feed(AuthGranted(_auth("p3"), 1000))
+    s.feed(MeterReading(180500, 1000, 0, 0.0))
+    s.fire("session.plug")
+    s.summary()
+
+
 def run():
     lines = []
     for scenario in (_pilot_session, _energy_limit, _money_limit, _time_and_departure, _socket, _faults,
-                     _bad_input, _authorizer):
+                     _bad_input, _authorizer, _plug_timeout):
         scenario(lines)
     return sorted(lines)
 
