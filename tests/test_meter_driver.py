@@ -231,6 +231,27 @@ async def test_energy_drawn_while_the_meter_did_not_answer_is_not_a_jump(tcp_met
     assert reading.energy_import_wh >= 60 and meter.health.counts["meter-energy-jump"] == 0
 
 
+async def test_energy_drawn_while_nobody_polled_is_not_a_jump(tcp_meter, clock):
+    """A stalled poll loop: no poll failed, but none ran for 8 s, in which a contactor closed,
+    a car drew 22 kW and the contactor opened again; both readings either side show no load."""
+    sim, meter = tcp_meter
+    await meter.read()  # 0 W
+    sim.current_a = [32.0, 32.0, 32.0]
+    clock.advance(8.0)  # about 49 Wh at 22 kW, unwatched
+    sim.current_a = [0.0, 0.0, 0.0]
+    reading = await meter.read()  # 0 W again
+    assert reading.energy_import_wh >= 45 and meter.health.counts["meter-energy-jump"] == 0
+
+
+async def test_a_leap_between_close_readings_at_no_load_is_still_a_jump(tcp_meter, clock):
+    sim, meter = tcp_meter
+    await meter.read()
+    clock.advance(1.0)
+    sim.energy_import_wh = sim.energy_import_wh + 30.0  # 30 Wh in a second with nothing drawing
+    with pytest.raises(MeterEnergyJump):
+        await meter.read()
+
+
 async def test_a_jump_across_unanswered_polls_is_still_a_fault(tcp_meter, clock):
     sim, meter = tcp_meter
     await meter.read()

@@ -76,7 +76,7 @@ class ModbusMeter(EnergyMeter):
     def __init__(self, *, regmap: RegisterMap, bus: ModbusBus, unit_id: int = 1,
                  clock: Callable[[], float] = time.monotonic, owns_bus: bool = False,
                  jump_margin_ratio: float = 0.5, jump_margin_wh: float = 5.0,
-                 power_ceiling_w: float | None = None):
+                 power_ceiling_w: float | None = None, vouched_gap_s: float = 2.0):
         if not 0 <= unit_id <= 247:
             raise ValueError(f"unit_id {unit_id} out of range (allowed: 0 to 247)")
         self._map = regmap
@@ -97,6 +97,9 @@ class ModbusMeter(EnergyMeter):
         self._power_ceiling_w = (power_ceiling_w if power_ceiling_w is not None
                                  else regmap.phases * lim.voltage_max_v * lim.current_max_a)
         self._failed_since_good = False  # a poll failed since the last good reading
+        # How long two good readings in a row vouch for the power between them; beyond that the
+        # load was not watched (a stalled poll loop) and may have been anything up to the ceiling.
+        self._vouched_gap_s = vouched_gap_s
 
     # ---------------------------------------------------------------- contract
 
@@ -235,12 +238,14 @@ class ModbusMeter(EnergyMeter):
                 f"{self.model}: import energy went from {prev_wh} Wh to {energy_wh} Wh",
                 previous_wh=prev_wh, energy_wh=energy_wh)
         elapsed_s = max(0.0, answered_s - prev_s)
-        # Two good readings in a row bound the power between them; across failed polls the load
-        # may have drawn anything the installation can (a contactor closed and opened again
-        # while the meter did not answer), so only the ceiling explains that energy.
-        power_bound_w = self._power_ceiling_w if blind else max(abs(prev_w), abs(power_w))
-        allowed_wh = (power_bound_w * elapsed_s / 3600.0 * (1.0 + self._jump_margin_ratio)
-                      + self._jump_margin_wh + self._energy_slack_wh)
+        # Two good readings close together bound the power between them. Across failed polls,
+        # or a gap longer than readings vouch for, the load was not watched: a contactor may have
+        # closed and opened again in between, so only the installation's ceiling explains the
+        # energy of that unwatched time.
+        unwatched_s = elapsed_s if blind else max(0.0, elapsed_s - self._vouched_gap_s)
+        watched_s = elapsed_s - unwatched_s
+        bound_wh = (max(abs(prev_w), abs(power_w)) * watched_s + self._power_ceiling_w * unwatched_s) / 3600.0
+        allowed_wh = bound_wh * (1.0 + self._jump_margin_ratio) + self._jump_margin_wh + self._energy_slack_wh
         if energy_wh - prev_wh > allowed_wh:
             raise MeterEnergyJump(
                 f"{self.model}: import energy rose {energy_wh - prev_wh} Wh in {elapsed_s:.1f} s; "
