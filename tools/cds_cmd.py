@@ -44,7 +44,7 @@ async def serve(args, *, clock=time.time) -> None:
     from protocols.beckn2.cds import CatalogDiscoveryService
     from protocols.beckn2.dedi import DediRegistryClient, NetworkId
     from protocols.signing.keys import load_keyring
-    from tools.shutdown import install_stop
+    from tools.shutdown import serve_until_stopped
 
     keyring = load_keyring(args.key_dir)
     network = NetworkId.parse(args.network_id, field="--network-id") if args.network_id else None
@@ -56,16 +56,8 @@ async def serve(args, *, clock=time.time) -> None:
         cds = CatalogDiscoveryService(signer=keyring, lookup=lookup, clock=clock,
                                       network_id=args.network_id, subscriber_uri=args.public_url)
         port = await cds.start(args.host, args.port)
-        import asyncio
-
-        stop = asyncio.Event()
-        install_stop(stop)
-        print(f"catalog discovery service (reference, for tests) on http://{args.host}:{port} "
-              f"as {keyring.subscriber_id}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await cds.close()
+        await serve_until_stopped(cds.close, f"catalog discovery service (reference, for tests) on "
+                                             f"http://{args.host}:{port} as {keyring.subscriber_id}")
 
 
 def handle_serve(args) -> int:

@@ -64,20 +64,12 @@ def handle_add(args, *, clock=time.time) -> int:
 
 async def serve(args) -> None:
     from protocols.beckn2.dedi import DediRegistryServer, load_registry_file
-    from tools.shutdown import install_stop
+    from tools.shutdown import serve_until_stopped
 
     server = DediRegistryServer(doc=load_registry_file(args.file), ttl_s=args.ttl_s)
     port = await server.start(args.host, args.port)
-    import asyncio
-
-    stop = asyncio.Event()
-    install_stop(stop)
-    print(f"registry (reference, for tests) on http://{args.host}:{port}/dedi with "
-          f"{len(server.doc.get('records', []))} record(s)", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.close()
+    await serve_until_stopped(server.close, f"registry (reference, for tests) on http://{args.host}:{port}/dedi "
+                                            f"with {len(server.doc.get('records', []))} record(s)")
 
 
 def handle_serve(args) -> int:

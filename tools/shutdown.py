@@ -17,3 +17,15 @@ def install_stop(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+
+
+async def serve_until_stopped(close, banner: str) -> None:
+    """Say what is serving, wait for SIGTERM or Ctrl-C, then ``await close()`` whatever ended
+    the wait: the reference services' commands (``urja cds serve``, ``urja registry serve``)."""
+    stop = asyncio.Event()
+    install_stop(stop)
+    print(banner, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await close()
