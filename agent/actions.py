@@ -37,6 +37,20 @@ class RuntimeActions:
             raise ServiceError(f"charger faulted: {self.safety.latched_fault}", code=ServiceError.INOPERATIVE)
         if self.core.busy:
             raise ServiceError("connector busy with another session", code=ServiceError.OCCUPIED)
+        closed = self._closed_reason()
+        if closed is not None:
+            raise ServiceError(closed, code=ServiceError.REJECTED)
+        if getattr(self, "_selftest_running", False):
+            raise ServiceError("the self-test is running; try again in a minute", code=ServiceError.OCCUPIED)
+
+    def _closed_reason(self) -> str | None:
+        """Why no session may start now by the site's opening hours (``agent.opening_hours``), or None.
+
+        What the catalogs state; a session already running when the site closes goes on."""
+        hours = getattr(self.config, "opening_hours", None)
+        if hours is None or hours.is_open(self.clock.wall_s(), self.config.place.timezone):
+            return None
+        return f"the site is closed now (open {hours.text}, {self.config.place.timezone} time)"
 
     async def start_session(self, *, source: str, reference: str, token: str | None = None,  # noqa: C901
                             connector_id: str | None = None, energy_limit_wh: int | None = None,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from agent import bindings
 from agent.core.errors import AgentError
+from agent.opening_hours import EXAMPLE as OPENING_EXAMPLE
+from agent.opening_hours import OpeningHoursError
+from agent.opening_hours import parse as parse_opening_hours
 from drivers.configfile import ConfigError, Section, load_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/urja/urja.toml")
@@ -102,6 +105,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
     operator = site.str("operator", "")
     phone = site.str("phone", "")
     email = site.str("email", "")
+    hours_text = site.str("opening_hours", "24/7")
+    try:
+        opening_hours = parse_opening_hours(hours_text)
+    except OpeningHoursError as exc:
+        raise site.error("opening_hours", str(exc), OPENING_EXAMPLE) from None
 
     place_s = site.section("place", required=True)
     tz = place_s.str("timezone", "Asia/Kolkata")
@@ -201,6 +209,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> SiteConfig:
         operator=operator,
         phone=phone,
         email=email,
+        opening_hours=opening_hours,
         place=place,
         board_profile=board_profile,
         auth_mode=auth_mode,

@@ -127,13 +127,18 @@ def verify(path: str | Path, *, role: str, password_or_code: str) -> bool:
         return False
     entry = _load(Path(path))["roles"].get(role) or {}
     return _matches(entry.get("password"), password_or_code) or \
-        _matches(entry.get("setup_code"), password_or_code.strip().upper())
+        _matches(entry.get("setup_code"), _as_code(password_or_code))
 
 
 def is_setup_code(path: str | Path, *, role: str, secret: str) -> bool:
     """True when ``secret`` is the role's one-time setup code (the page then asks for a password)."""
     entry = _load(Path(path))["roles"].get(role) or {}
-    return _matches(entry.get("setup_code"), secret.strip().upper())
+    return _matches(entry.get("setup_code"), _as_code(secret))
+
+
+def _as_code(typed: str) -> str:
+    """A setup code as typed from the label: in groups of five with dashes or spaces, any case."""
+    return "".join(typed.split()).replace("-", "").upper()
 
 
 def has_secret(path: str | Path, *, role: str) -> bool:

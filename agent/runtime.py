@@ -472,7 +472,8 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
             return
         self.post(lambda t, s=state: PilotChanged(s, t))
         if state in ("B", "C", "D") and not self.core.busy and self.authorizer.free_vend and not self._shutting_down \
-                and self._reservation is None:
+                and self._reservation is None and not getattr(self, "_selftest_running", False) \
+                and self._closed_reason() is None:
             auth = self.authorizer.from_free_vend()
             self.post(lambda t, a=auth: self._grant(a, SessionMeta(source="free_vend", reference="free-vend"), t))
         self._refresh_connector()

@@ -157,6 +157,16 @@ class HealthView:
     detail: str = ""
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
+class SelfTestCheck:
+    """One check of the self-test on the running charger (``status``: pass, fail or skip)."""
+
+    connector_id: str
+    name: str
+    status: str
+    detail: str = ""
+
+
 class TokenAuthority:
     """Someone who knows tokens the site's allow-list does not (an eMSP, through OCPI).
 
@@ -295,6 +305,13 @@ class ChargerService:
     def health(self) -> list[HealthView]:
         """Meter, relay, pilot, clock and each binding, as far as the charger knows them."""
         return []
+
+    async def run_selftest(self, *, by: str, connector_id: str | None = None) -> list[SelfTestCheck]:
+        """The factory self-test's safe subset on the running charger's own meter, pilot and
+        relay (``board.selftest.run_running_checks``): nothing is closed, the relay is left open.
+        ``ServiceError`` OCCUPIED while a session or reservation holds the connector (every
+        connector when none is named); no session starts while it runs."""
+        raise ServiceError("this charger has no self-test", code=ServiceError.NOT_SUPPORTED)
 
     # --- notifications -------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:

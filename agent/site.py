@@ -249,6 +249,46 @@ class Site(LoadFacade, ChargerService):
     def receipt(self, session_id: str) -> dict | None:
         return self.runtimes[0].receipt(session_id)
 
+    # --- the site's own upkeep (the owner's page) -----------------------------------------------
+
+    def set_tariff(self, tariff: dict) -> None:
+        for rt in self.runtimes:
+            rt.set_tariff(tariff)
+
+    def latched_fault(self):
+        """The first connector's latched fault (each connector latches its own)."""
+        return next((f for f in (rt.latched_fault() for rt in self.runtimes) if f is not None), None)
+
+    async def reset_fault(self, *, by: str) -> None:
+        for rt in self.runtimes:
+            await rt.reset_fault(by=by)
+
+    def health(self):
+        from agent.service import HealthView
+
+        out = []
+        for rt in self.runtimes:  # each connector's meter, relay and pilot; the one clock once
+            for h in rt.health():
+                if h.part == "clock" and rt is not self.runtimes[0]:
+                    continue
+                if h.part != "clock":
+                    h.detail = f"connector {rt.connector_id}: {h.detail}"
+                out.append(h)
+        for table, binding in self.bindings.items():  # the site's bindings (a connector's runtime has none)
+            check = getattr(binding, "healthy", None)
+            out.append(HealthView(part=table, ok=check() if callable(check) else None, detail=binding.describe()))
+        return out
+
+    async def run_selftest(self, *, by: str, connector_id: str | None = None) -> list:
+        """Every connector in turn (or the one named); refused before any is touched if one is in use."""
+        chosen = [self._by_connector(connector_id)] if connector_id is not None else self.runtimes
+        for rt in chosen:
+            rt.check_selftest_allowed()
+        results = []
+        for rt in chosen:
+            results += await rt.run_selftest(by=by)
+        return results
+
     def add_listener(self, listener) -> None:
         for rt in self.runtimes:
             rt.add_listener(listener)

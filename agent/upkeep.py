@@ -10,7 +10,7 @@ import logging
 
 from agent.core.safety import FaultPersists
 from agent.core.tariff import Tariff
-from agent.service import FaultView, HealthView, ServiceError
+from agent.service import FaultView, HealthView, SelfTestCheck, ServiceError
 from agent.tariff_file import tariff_digest
 
 log = logging.getLogger("urja.runtime")
@@ -67,3 +67,41 @@ class RuntimeUpkeep:
             out.append(HealthView(part=table, ok=check() if callable(check) else None,
                                   detail=binding.describe()))
         return out
+
+    def check_selftest_allowed(self, connector_id: str | None = None) -> None:
+        """Refusals of the self-test, before anything is touched."""
+        if connector_id not in (None, self.connector_id):
+            raise ServiceError(f"unknown connector {connector_id!r}", code=ServiceError.UNKNOWN_CONNECTOR)
+        if getattr(self, "_selftest_running", False):
+            raise ServiceError("the self-test is already running", code=ServiceError.OCCUPIED)
+        if self.core.busy or self._reservation is not None:
+            raise ServiceError(f"connector {self.connector_id} is in use; the self-test runs when it is free",
+                               code=ServiceError.OCCUPIED)
+        if self._shutting_down:
+            raise ServiceError("the charger is shutting down", code=ServiceError.INOPERATIVE)
+
+    async def run_selftest(self, *, by: str, connector_id: str | None = None) -> list[SelfTestCheck]:
+        from board.selftest import passed, run_running_checks
+
+        self.check_selftest_allowed(connector_id)
+        self._selftest_running = True  # ``_check_startable`` refuses starts meanwhile
+        try:
+            results = await run_running_checks(self.board, read_meter=self._next_reading,
+                                               relay_lock=self._relay_lock,
+                                               meter_timeout_s=self.config.meter_timeout_ms / 1000)
+        finally:
+            self._selftest_running = False
+            self._post_contact()  # the gate sees the contact as the test left it
+        log.warning("self-test on connector %s by %s: %s", self.connector_id, by,
+                    "passed" if passed(results) else "FAILED " + "; ".join(
+                        f"{r.name}: {r.detail}" for r in results if r.status == "fail"))
+        return [SelfTestCheck(connector_id=self.connector_id, name=r.name, status=r.status, detail=r.detail)
+                for r in results]
+
+    async def _next_reading(self):
+        """The next reading the charger's own poll takes (its clock: a simulation runs fast)."""
+        before = self._last_reading
+        while self._last_reading is before:
+            await self.clock.sleep(self.config.meter_poll_ms / 4000)
+        return self._last_reading
+

@@ -15,6 +15,7 @@ left open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from drivers.errors import DriverError
 
@@ -57,10 +58,44 @@ async def run_selftest(
     return results
 
 
-async def _check_meter(board, timeout_s: float) -> CheckResult:
+async def run_running_checks(board, *, read_meter, relay_lock=None, relay_timeout_ms: int | None = None,
+                             meter_timeout_s: float = 5.0) -> list[CheckResult]:
+    """The subset that is safe on a running charger, where the safety gate owns the relay.
+
+    Nothing is closed: the meter is judged from a reading the charger's own poll took
+    (``read_meter``; two readers on one Modbus link would interleave), the pilot as above, and
+    the relay is commanded open (under the runtime's ``relay_lock``) and its mirror contact
+    must follow. Closing it is the gate's alone, so "relay closes" is skipped with the way to
+    run it: the agent stopped, ``urja selftest``.
+    """
+    results = [await _check_meter(board, meter_timeout_s, read=read_meter), _check_pilot(board)]
+    results.append(CheckResult("relay closes", SKIP, "closed only by the safety gate while the charger runs; "
+                                                     "stop the agent and run `urja selftest` to switch it"))
+    results.append(await _check_relay_opens(board, relay_timeout_ms, relay_lock))
+    return results
+
+
+async def _check_relay_opens(board, timeout_ms: int | None, lock) -> CheckResult:
+    name = "relay opens"
+    relay = board.relay
+    timeout_ms = relay.settle_ms if timeout_ms is None else timeout_ms
+    async with lock if lock is not None else contextlib.nullcontext():
+        try:
+            await relay.open()
+            settled = await relay.wait_settled(timeout_ms=timeout_ms)
+        except DriverError as exc:
+            return CheckResult(name, FAIL, f"{exc.code}: {exc}")
+    if not relay.has_feedback:
+        return CheckResult(name, PASS, "commanded open; no feedback contact to confirm")
+    if settled:
+        return CheckResult(name, PASS, f"feedback open within {timeout_ms} ms")
+    return CheckResult(name, FAIL, f"commanded open but feedback still closed after {timeout_ms} ms (welded contacts?)")
+
+
+async def _check_meter(board, timeout_s: float, read=None) -> CheckResult:
     name = "meter answers"
     try:
-        reading = await asyncio.wait_for(board.meter.read(), timeout_s)
+        reading = await asyncio.wait_for((read or board.meter.read)(), timeout_s)
     except asyncio.TimeoutError:
         return CheckResult(name, FAIL, f"no reading within {timeout_s:g} s")
     except DriverError as exc:

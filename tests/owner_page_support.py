@@ -18,11 +18,11 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def page_site(tmp_path: Path, *, broker_url: str | None = None, auth: str = "allow_list", tariff: str = "flat",
-              passwords: bool = True, extra: str = ""):
+              passwords: bool = True, extra: str = "", board: str = "sim"):
     """A simulated site whose configuration has ``[owner_page]``; returns (config, setup code)."""
     path = provision_site(tmp_path / "site", site_id="in.test.page-1", name="Ramesh Kirana Charging", lat=12.9352,
                           lon=77.6245, tariff=tariff, auth=auth, broker_url=broker_url,
-                          extra_toml=PAGE_TABLE + extra)
+                          extra_toml=PAGE_TABLE + extra, board=board)
     access = path.parent / "owner_access.json"
     code = owner_access.create_setup_code(access, rng=random.Random(15))
     if passwords:  # otherwise the owner's first visit uses the setup code

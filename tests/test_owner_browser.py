@@ -22,6 +22,7 @@ import pytest
 
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
+from agent.config import load_config
 from agent.tariff_file import tariff_digest
 from protocols.mqtt import framing
 from protocols.mqtt.transport import MqttSettings, MqttTransport
@@ -239,4 +240,58 @@ async def test_an_owner_runs_the_site_from_a_phone_sized_browser(tmp_path, broke
         assert "Fault cleared" in await page.text_content("p.note.ok")
         assert rt.latched_fault() is None and rt.connectors()[0].status != "OUTOFORDER"
         await shot(page, "12-fault-cleared")
+        await context.close()
+
+
+async def test_a_three_outlet_site_its_settings_and_the_self_test_at_phone_size(tmp_path, chromium):
+    """Sim Bharat AC-001 (three socket outlets under a 3.3 kW limit): every connector and its share
+    live, opening hours and the network switch saved, and the technician's self-test."""
+    from tests.owner_page_support import OWNER_PASSWORD
+
+    network = '\n[network]\nbrokers = ["mqtt://127.0.0.1:9"]\n'
+    load = '\n[load]\nlimit_kw = 3.3\nfairness = "equal_share"\nrotation_s = 60\n'
+    cfg, _ = page_site(tmp_path, board="sim-bharat3", extra=network + load)
+    async with open_runtime(cfg, clock=Clock(speed=30)) as site:
+        url = site.bindings["owner_page"].url
+        context = await chromium.new_context(viewport=PHONE)
+        page = await context.new_page()
+        await page.goto(url + "/login")
+        await page.fill("input[name=secret]", OWNER_PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_function("() => document.body.getAttribute('data-live') === 'yes'", timeout=WAIT_MS)
+        await site.present_token("DEMO-RFID-0001", connector_id="2")
+        await page.wait_for_function(
+            "() => parseFloat(document.querySelector('[data-live=\"2.share\"]').textContent) >= 6", timeout=WAIT_MS)
+        assert await page.locator("section.connector").count() == 3
+        assert (await page.text_content('[data-live="load.limit"]')).startswith("3.3 kW")
+        await shot(page, "13-status-three-outlets")
+
+        await page.click("nav a[href='/settings']")
+        await page.fill("input[name=opening_hours]", "mon-sat 7-21")
+        await page.click("form.card button.primary")
+        assert "site.opening_hours" in await page.text_content("[data-field=opening_hours]")
+        await page.fill("input[name=opening_hours]", "mon-sat 07:00-21:30")
+        await page.uncheck("input[name=network_enabled]")
+        await page.click("form.card button.primary")
+        await page.wait_for_selector("p.note.ok")
+        await shot(page, "14-settings-hours-network")
+        saved = load_config(cfg.path)
+        assert saved.opening_hours.text == "mon-sat 07:00-21:30" and not saved.bindings["network"].enabled
+
+        await page.click("form.logout button")
+        await page.select_option("select[name=role]", "technician")
+        await page.fill("input[name=secret]", TECH_PASSWORD)
+        await page.click("button[type=submit]")
+        await page.click("nav a[href='/faults']")
+        await page.click("form[action='/faults/selftest'] button")
+        error = await page.text_content("p.note.bad")
+        assert "Self-test refused" in error and "connector 2 is in use" in error  # a car is on outlet 2
+        await site.stop_session(site.runtimes[1].core.session_id)
+        await wait_until(lambda: site.runtimes[1].core.session_id is None, what="outlet 2 free")
+        await page.click("form[action='/faults/selftest'] button")
+        await page.wait_for_selector("table[data-field=selftest]")
+        assert "Self-test passed" in await page.text_content("p.note.ok")
+        assert await page.locator("table[data-field=selftest] tr").count() == 12  # 4 checks x 3 outlets
+        assert not any(rt.board.relay.closed for rt in site.runtimes)
+        await shot(page, "15-selftest")
         await context.close()

@@ -164,7 +164,12 @@ def access_file(config: Path) -> str:
     import tomllib
 
     with open(config, "rb") as fh:
-        return str(tomllib.load(fh).get("owner_page", {}).get("access_file", ACCESS_FILE))
+        page = tomllib.load(fh).get("owner_page")
+    if page is None:
+        return ACCESS_FILE
+    from protocols.owner.binding import OwnerPageSettings  # where the page itself looks without the key
+
+    return str(page.get("access_file", OwnerPageSettings.access_file))
 
 
 def setup_payload(site_id: str, code: str) -> str:

@@ -15,6 +15,9 @@ from typing import Any
 
 from protocols.beckn import messages as m
 from protocols.beckn.render import Outgoing
+from protocols.beckn.tags import tag_group
+
+HOURS_TAG = "opening-hours"  # {"MONDAY": "08:00-20:00,...", ...} in the site's local time, or {"24/7": "true"}
 
 OFFER_KIND = "urja.offer"
 
@@ -130,6 +133,12 @@ class CatalogMixin:
             provider["payments"][0]["params"]["virtual_payment_address"] = self.site.upi_vpa
         if self.certificate is not None:
             provider["tags"] = [self._own_certificate_tag()]
+        hours = getattr(self.site, "opening_hours", None)
+        if hours is not None:  # the hours the charger sells in (``agent.opening_hours``)
+            provider["time"] = {"label": hours.text}
+            provider.setdefault("tags", []).append(
+                tag_group(HOURS_TAG, {"24/7": "true"} if hours.always else
+                          {day: ",".join(spans) for day, spans in hours.by_day().items()}, name="Opening hours"))
         return {"catalog": {"descriptor": {"name": self.site.name}, "providers": [provider]}}
 
     def catalog(self) -> Outgoing:

@@ -64,7 +64,40 @@ def _location(loc: dict) -> dict | None:
     return out
 
 
-def _resource(ful: dict, *, bpp_id: str, location: dict | None, station_id: str | None) -> dict:
+HOURS_TAG = "opening-hours"  # the 1.1 provider's tag group (``protocols.beckn.catalog``)
+
+
+def _windows(hours: dict | None) -> list[dict]:
+    """The 1.1 opening-hours tags as 2.0 ``TimePeriod``s, one a day and period (none: always open)."""
+    out = []
+    for day, spans in (hours or {}).items():
+        if day.title() not in _DAY_NAMES:
+            continue
+        for span in spans.split(","):
+            begin, _, end = span.partition("-")
+            out.append({"@type": "TimePeriod", "dayOfWeek": day.title(), "startTime": f"{begin}:00",
+                        "endTime": f"{end}:00"})
+    return out
+
+
+def _hours_v1(windows: Any) -> dict | None:
+    if not isinstance(windows, list):
+        return None
+    hours: dict = {}
+    for w in windows:
+        if isinstance(w, dict) and w.get("dayOfWeek") in _DAY_NAMES and isinstance(w.get("startTime"), str) \
+                and isinstance(w.get("endTime"), str):
+            span = f"{w['startTime'][:5]}-{w['endTime'][:5]}"
+            day = w["dayOfWeek"].upper()
+            hours[day] = f"{hours[day]},{span}" if day in hours else span
+    return hours or None
+
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _resource(ful: dict, *, bpp_id: str, location: dict | None, station_id: str | None,
+              windows: list | None = None) -> dict:
     specs = tag_values(ful.get("tags"), TAG_SPECS) or {}
     fid = str(ful.get("id"))
     descriptor: dict = {"name": f"Connector {fid}"}
@@ -86,6 +119,8 @@ def _resource(ful: dict, *, bpp_id: str, location: dict | None, station_id: str 
                 station["serviceLocation"] = location
             attrs["chargingStation"] = station
         resource["resourceAttributes"] = attrs
+    if windows:
+        resource["availabilityWindow"] = windows
     return resource
 
 
@@ -121,7 +156,8 @@ def catalog_from_v1(catalog: dict, *, bpp_id: str | None, bpp_uri: str | None) -
         provider["providerAttributes"] = {"@context": v.OPERATOR_CONTEXT, "@type": "ChargingPointOperator",
                                           "operatorName": operator}
     station = locs[0].get("id") if locs else None
-    resources = [_resource(f, bpp_id=bpp_id, location=location, station_id=station)
+    windows = _windows(tag_values(p.get("tags"), HOURS_TAG))
+    resources = [_resource(f, bpp_id=bpp_id, location=location, station_id=station, windows=windows)
                  for f in p.get("fulfillments") or [] if isinstance(f, dict)]
     items = [i for i in p.get("items") or [] if isinstance(i, dict)]
     item = items[0] if items else {}
@@ -208,6 +244,10 @@ def catalog_to_v1(catalog: Any) -> dict:
     provider["offers"] = offers
     tags = docs_.tags_of((catalog.get("descriptor") or {}).get("docs") if isinstance(catalog.get("descriptor"),
                                                                                        dict) else None)
+    resources = [r for r in catalog.get("resources") or [] if isinstance(r, dict)]
+    hours = _hours_v1(resources[0].get("availabilityWindow")) if resources else None
+    if hours:
+        tags = list(tags or []) + [tag_group(HOURS_TAG, hours, name="Opening hours")]
     if tags:
         provider["tags"] = tags
     return {"descriptor": descriptor_v1(catalog.get("descriptor")), "providers": [provider]}

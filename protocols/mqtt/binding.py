@@ -18,7 +18,10 @@ class NetworkBinding:
         self.config = config
 
     @classmethod
-    def from_context(cls, ctx, config: NetworkConfig) -> "NetworkBinding":
+    def from_context(cls, ctx, config: NetworkConfig) -> "NetworkBinding | None":
+        """None when ``[network] enabled = false``: nothing is built, no broker is dialled."""
+        if not config.enabled:
+            return None
         return cls(ChargerNetwork.from_context(ctx, config), config)
 
     @property

@@ -64,6 +64,7 @@ class NetworkConfig:
     registry_url: str | None = None  # a Beckn registry to look up buyers without a certificate
     policy: Policy = field(default_factory=Policy)  # the provider's keys of the same table
     catalog_services: tuple[str, ...] = ()  # Beckn 2.0 catalog discovery services to publish to
+    enabled: bool = True  # false: the table is kept but the charger stays off the network
     dedi_url: str | None = None  # a DeDi host to look participants up in, on the network policy.network_id names
 
     @classmethod
@@ -91,7 +92,8 @@ class NetworkConfig:
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
                   key_file=path("key_file"), keepalive_s=sec.int("keepalive_s", 30, min=5, max=3600),
                   agency_public_key=sec.str("agency_public_key", None), registry_url=registry_url(sec),
-                  policy=Policy.from_section(sec), catalog_services=catalog_services(sec), dedi_url=dedi_url(sec))
+                  policy=Policy.from_section(sec), catalog_services=catalog_services(sec), dedi_url=dedi_url(sec),
+                  enabled=sec.bool("enabled", True))
         _check_registry(sec, cfg)
         sec.finish()  # a misspelt key must not silently leave a default in force
         try:

@@ -155,6 +155,10 @@ class Renderer:
             out["state"] = place.state[:20]
         if site.operator:
             out["operator"] = {"name": site.operator[:100]}
+        hours = getattr(site, "opening_hours", None)
+        if hours is not None:  # the hours the charger starts sessions in; a running one goes on
+            out["opening_times"] = hours.ocpi()
+            out["charging_when_closed"] = True
         return out
 
     def connector_view(self, evse_uid: str, connector_id: str | None = None):

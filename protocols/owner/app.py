@@ -36,7 +36,7 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
 STATIC_DIR = Path(__file__).with_name("static")
 PUBLIC = ("/login", "/lang", "/static/")
 # route prefix -> roles allowed (first match wins; everything else: any logged-in role)
-ROLE_RULES = (("/faults/reset", ("technician",)), ("/sessions", ("owner",)), ("/receipts/", ("owner",)),
+ROLE_RULES = (("/faults/reset", ("technician",)), ("/faults/selftest", ("technician",)), ("/sessions", ("owner",)), ("/receipts/", ("owner",)),
               ("/tariff", ("owner",)), ("/settings", ("owner",)), ("/technician", ("owner",)),
               ("/partners", ("owner",)))
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -253,6 +253,7 @@ class OwnerApp(PageRoutes):
         from protocols.owner.earnings import kwh, rupees
 
         out = []
+        shares = (self.service.load_status() or {}).get("shares_a")
         for c in self.service.connectors():
             session = self.service.session(c.session_id) if c.session_id else None
             live = session is not None and session.status == "ACTIVE"
@@ -270,16 +271,35 @@ class OwnerApp(PageRoutes):
                 "cost": f"Rs {rupees(session.cost.total_paise)}" if live and session.cost is not None else "-",
                 "limit": limit, "max_current": f"{c.max_current_a:g} A" if c.max_current_a else "-",
                 "session_id": c.session_id if live else None})
+            if shares is not None:  # the site's load manager gives each connector its share
+                share = shares.get(str(c.connector_id))
+                out[-1]["share"] = "-" if share is None else f"{share:.1f} A"
         return out
+
+    def load_snapshot(self) -> dict | None:
+        """The site's limit and how much of it the house and the chargers take ([load]), or None."""
+        status = self.service.load_status()
+        if not status:
+            return None
+
+        def amps(values) -> str:
+            return "/".join(f"{a:.1f}" for a in values or ()) + " A" if values else "-"
+
+        limit = amps(status.get("site_limit_a"))
+        if status.get("limit_kw"):
+            limit = f"{status['limit_kw']:g} kW ({limit})"
+        return {"limit": limit, "house": amps(status.get("house_a")), "budget": amps(status.get("budget_a")),
+                "mode": str(status.get("mode") or "-")}
 
     async def status_page(self, request: web.Request) -> web.Response:
         s = self.session_of(request)
         w = self.words(request)
         return self.render(views.status(w, connectors=self.status_snapshot(w), role=s.role, csrf=s.csrf,
-                                        site=self.site_name()))
+                                        site=self.site_name(), load=self.load_snapshot()))
 
     async def api_status(self, request: web.Request) -> web.Response:
-        return web.json_response({"connectors": self.status_snapshot(self.words(request))})
+        return web.json_response({"connectors": self.status_snapshot(self.words(request)),
+                                  "load": self.load_snapshot()})
 
     async def api_events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the status now, then again at each change (at most 4 a second)."""
@@ -293,7 +313,8 @@ class OwnerApp(PageRoutes):
         try:
             while not self._closing and self.sessions.get(s.sid, touch=False) is s:
                 wake.clear()
-                data = json.dumps({"connectors": self.status_snapshot(w)}, separators=(",", ":"))
+                data = json.dumps({"connectors": self.status_snapshot(w), "load": self.load_snapshot()},
+                                  separators=(",", ":"))
                 await response.write(f"event: status\ndata: {data}\n\n".encode())
                 try:
                     async with asyncio.timeout(SSE_HEARTBEAT_S):

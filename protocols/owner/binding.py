@@ -132,7 +132,8 @@ class OwnerPage:
             await self._advert.start()
 
     def describe(self) -> str:
-        name = f", http://{self.mdns_name}.local" if self._advert is not None else ""
+        port = "" if self.port == (443 if self.settings.tls_cert else 80) else f":{self.port}"
+        name = f", {self.scheme}://{self.mdns_name}.local{port}" if self._advert is not None else ""
         return f"owner's page on {self.url}{name}"
 
     def healthy(self) -> bool:

@@ -45,6 +45,7 @@ class PageRoutes:
         r.add_post("/partners/unregister", self.partner_unregister)
         r.add_get("/faults", self.faults_page)
         r.add_post("/faults/reset", self.fault_reset)
+        r.add_post("/faults/selftest", self.selftest)
 
     # ------------------------------------------------------------------ sessions and earnings
     def _rows(self, filters):
@@ -234,10 +235,11 @@ class PageRoutes:
         return self._settings_html(request, form, message=w("partner_removed", label=label))
 
     # ------------------------------------------------------------------ faults and health
-    def _faults_html(self, request, *, message=None, error=None, status=200):
+    def _faults_html(self, request, *, message=None, error=None, status=200, selftest=None):
         s = self.session_of(request)
         html = views.faults(self.words(request), fault=self.service.latched_fault(), health=self.service.health(),
-                            role=s.role, csrf=s.csrf, site=self.site_name(), message=message, error=error)
+                            role=s.role, csrf=s.csrf, site=self.site_name(), message=message, error=error,
+                            selftest=selftest)
         return self.render(html, status=status)
 
     async def faults_page(self, request: web.Request) -> web.Response:
@@ -250,3 +252,15 @@ class PageRoutes:
         except ServiceError as exc:
             return self._faults_html(request, error=f"{w('reset_refused')}: {exc}", status=409)
         return self._faults_html(request, message=w("reset_done"))
+
+    async def selftest(self, request: web.Request) -> web.Response:
+        """The technician runs the self-test; the facade decides whether it may run and runs it."""
+        w = self.words(request)
+        try:
+            results = await self.service.run_selftest(by="technician on the owner's page")
+        except ServiceError as exc:
+            return self._faults_html(request, error=f"{w('selftest_refused')}: {exc}", status=409)
+        good = all(r.status != "fail" for r in results)
+        log.info("owner's page: self-test %s", "passed" if good else "failed")
+        return self._faults_html(request, message=w("selftest_passed") if good else None,
+                                 error=None if good else w("selftest_failed"), selftest=results)

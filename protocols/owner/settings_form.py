@@ -19,6 +19,7 @@ from drivers.configfile import ConfigError
 # form field -> (table path, key)
 FIELDS = {
     "name": (("site",), "name"),
+    "opening_hours": (("site",), "opening_hours"),
     "address": (("site", "place"), "address"),
     "city": (("site", "place"), "city"),
     "upi_vpa": (("payment",), "upi_vpa"),
@@ -27,6 +28,7 @@ FIELDS = {
     "allow_tokens": (("charging",), "allow_tokens"),
 }
 _BY_KEY = {".".join(path + (key,)): name for name, (path, key) in FIELDS.items()}
+_BY_KEY["network.enabled"] = NETWORK = "network_enabled"  # a checkbox, shown where [network] is
 
 
 @dataclass
@@ -57,7 +59,24 @@ def read(path: Path) -> SettingsForm:
         else:
             values[name] = "" if value is None else str(value)
     values.setdefault("auth", "network")
+    _network_values(doc, values)
     return SettingsForm(values=values, errors={})
+
+
+def _network_values(doc, values: dict) -> None:
+    network = doc.get("network")
+    values["network_table"] = "yes" if network is not None else ""
+    values[NETWORK] = "on" if network is not None and bool(network.get("enabled", True)) else ""
+
+
+def _set_network(doc, text: str) -> None:
+    """On or off: ``[network] enabled``, only where the site has a network table to switch."""
+    network = doc.get("network")
+    if network is None:
+        return
+    wanted = text == "on"
+    if bool(network.get("enabled", True)) != wanted:
+        network["enabled"] = wanted
 
 
 def _typed(name: str, text: str):
@@ -75,9 +94,13 @@ def _typed(name: str, text: str):
 def save(path: Path, post) -> SettingsForm:
     """Check the posted settings as the agent would and write them; errors by form field."""
     values = {name: str(post.get(name, "")).strip() for name in FIELDS}
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    values[NETWORK] = str(post.get(NETWORK, "")).strip()
+    values["network_table"] = "yes" if doc.get("network") is not None else ""
     if values["auth"] not in AUTH_MODES:
         return SettingsForm(values=values, errors={"auth": f"charging.auth: allowed {', '.join(AUTH_MODES)}"})
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    if post.get("network_shown"):  # the form showed the switch: an unticked box means off
+        _set_network(doc, values[NETWORK])
     for name, (where, key) in FIELDS.items():
         text = values[name]
         table = _table(doc, where, create=bool(text))

@@ -70,13 +70,20 @@ def set_password(w, *, csrf: str, error: str | None, site: str, role: str) -> st
     return page(w, title=w("set_password_title"), body=body, role=role, csrf=csrf, site=site, path="/password")
 
 
-def status(w, *, connectors: list[dict], role: str, csrf: str, site: str) -> str:
+def status(w, *, connectors: list[dict], role: str, csrf: str, site: str, load: dict | None = None) -> str:
     cards = []
+    if load is not None:  # the site's sanctioned load, shared with the house ([load])
+        rows = "".join(f'<tr><th>{_e(w(label))}</th><td data-live="load.{key}">{_e(load[key])}</td></tr>'
+                       for key, label in (("limit", "site_limit"), ("house", "house"), ("budget", "budget"),
+                                          ("mode", "load_mode")))
+        cards.append(f'<section class="card load" data-field="load"><h2>{_e(w("load_title"))}</h2>'
+                     f'<table>{rows}</table></section>')
     for c in connectors:
         cid = _e(c["id"])
+        keys = (("state", "state"), ("power", "power"), ("energy", "energy"), ("cost", "cost"), ("limit", "limit"),
+                ("max_current", "max_current")) + ((("share", "share"),) if "share" in c else ())
         rows = "".join(f'<tr><th>{_e(w(label))}</th><td data-live="{cid}.{key}">{_e(c[key])}</td></tr>'
-                       for key, label in (("state", "state"), ("power", "power"), ("energy", "energy"),
-                                          ("cost", "cost"), ("limit", "limit"), ("max_current", "max_current")))
+                       for key, label in keys)
         cards.append(f'<section class="card connector" data-connector="{cid}"><h2>{_e(w("connector"))} {cid}</h2>'
                      f'<table>{rows}</table></section>')
     body = "".join(cards) + f'<p class="hint" data-live="updated">{_e(w("live_hint"))}</p>'
@@ -183,6 +190,18 @@ def _partners(w, partners, csrf: str) -> str:
             f'<button type="submit">{_e(w("register_partner"))}</button></form></section>')
 
 
+def _network_switch(w, form) -> str:
+    """``[network] enabled`` as a checkbox, where the site has a network to switch."""
+    if not form.values.get("network_table"):
+        return f'<p class="hint" data-field="network_enabled">{_e(w("network_none"))}</p>'
+    checked = " checked" if form.values.get("network_enabled") == "on" else ""
+    error = form.errors.get("network_enabled")
+    return ('<input type="hidden" name="network_shown" value="1">'
+            f'<label class="day"><input type="checkbox" name="network_enabled" value="on"{checked}>'
+            f'{_e(w("network_enabled"))}</label>'
+            + (f'<span class="error" data-field="network_enabled">{_e(error)}</span>' if error else ""))
+
+
 def settings(w, *, form, csrf: str, site: str, message: str | None, certificate: dict, modes, partners=(),
              error: str | None = None) -> str:
     def field(name, label, kind="text", extra=""):
@@ -195,12 +214,14 @@ def settings(w, *, form, csrf: str, site: str, message: str | None, certificate:
     tokens_error = form.errors.get("allow_tokens") or form.errors.get("auth")
     body = (_note(message) + _note(error, "bad") + f'<form method="post" action="/settings" class="card">{_csrf(csrf)}'
             + field("name", "site_name") + field("address", "address") + field("city", "city")
+            + field("opening_hours", "opening_hours") + f'<p class="hint">{_e(w("opening_hours_hint"))}</p>'
             + field("upi_vpa", "upi_vpa", extra=' inputmode="email"')
             + field("max_current_a", "max_current", extra=' inputmode="decimal"')
             + f'<label>{_e(w("auth"))}<select name="auth">{modes_html}</select></label>'
             + f'<label>{_e(w("allow_tokens"))}<textarea name="allow_tokens" rows="3">{_e(form.values.get("allow_tokens"))}'
             '</textarea></label>'
             + (f'<span class="error" data-field="allow_tokens">{_e(tokens_error)}</span>' if tokens_error else "")
+            + _network_switch(w, form)
             + f'<button type="submit" class="primary">{_e(w("save_settings"))}</button></form>'
             f'<p class="hint">{_e(w("settings_hint"))}</p>'
             f'<section class="card"><h2>{_e(w("certificate"))}</h2><table>'
@@ -214,7 +235,21 @@ def settings(w, *, form, csrf: str, site: str, message: str | None, certificate:
     return page(w, title=w("settings_title"), body=body, role="owner", csrf=csrf, site=site, path="/settings")
 
 
-def faults(w, *, fault, health, role: str, csrf: str, site: str, message: str | None, error: str | None) -> str:
+def _selftest(w, *, role: str, csrf: str, results) -> str:
+    """The technician's button, and the last run's checks (each connector's, in order)."""
+    if role != "technician":
+        return ""
+    rows = "".join(f'<tr data-check="{_e(r.connector_id)}.{_e(r.name)}"><th>{_e(r.connector_id)}: {_e(r.name)}</th>'
+                   f'<td class="{"ok" if r.status == "pass" else ("bad" if r.status == "fail" else "unknown")}">'
+                   f'{_e(w("st_" + r.status))}</td><td>{_e(r.detail)}</td></tr>' for r in results or ())
+    table = f'<table class="list" data-field="selftest">{rows}</table>' if rows else ""
+    return (f'<section class="card"><h2>{_e(w("selftest"))}</h2>{table}'
+            f'<form method="post" action="/faults/selftest">{_csrf(csrf)}<button type="submit">'
+            f'{_e(w("selftest_run"))}</button></form><p class="hint">{_e(w("selftest_hint"))}</p></section>')
+
+
+def faults(w, *, fault, health, role: str, csrf: str, site: str, message: str | None, error: str | None,
+           selftest=None) -> str:
     if fault is None:
         now = f'<p class="note ok" data-field="fault">{_e(w("no_fault"))}</p>'
     else:
@@ -232,7 +267,7 @@ def faults(w, *, fault, health, role: str, csrf: str, site: str, message: str | 
                    f'{_e(w("ok") if h.ok else (w("not_ok") if h.ok is False else "-"))}</td><td>{_e(h.detail)}</td></tr>'
                    for h in health)
     body = (_note(message) + _note(error, "bad") + now + f'<section class="card"><h2>{_e(w("health"))}</h2>'
-            f'<table class="list">{rows}</table></section>')
+            f'<table class="list">{rows}</table></section>' + _selftest(w, role=role, csrf=csrf, results=selftest))
     return page(w, title=w("faults_title"), body=body, role=role, csrf=csrf, site=site, path="/faults")
 
 
