@@ -23,7 +23,7 @@ def page_site(tmp_path: Path, *, broker_url: str | None = None, auth: str = "all
     path = provision_site(tmp_path / "site", site_id="in.test.page-1", name="Ramesh Kirana Charging", lat=12.9352,
                           lon=77.6245, tariff=tariff, auth=auth, broker_url=broker_url,
                           extra_toml=PAGE_TABLE + extra, board=board)
-    access = path.parent / "owner_access.json"
+    access = path.parent / "owner-access.json"
     code = owner_access.create_setup_code(access, rng=random.Random(15))
     if passwords:  # otherwise the owner's first visit uses the setup code
         owner_access.set_password(access, role="owner", password=OWNER_PASSWORD)

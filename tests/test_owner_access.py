@@ -12,7 +12,7 @@ from agent.owner_access import AccessError, create_setup_code, set_password, ver
 
 
 def test_a_setup_code_lets_the_owner_in_and_only_its_hash_is_stored(tmp_path):
-    path = tmp_path / "owner_access.json"
+    path = tmp_path / "owner-access.json"
     code = create_setup_code(path, rng=random.Random(1))
     assert len(code) == owner_access.SETUP_CODE_CHARS and set(code) <= set(owner_access.SETUP_CODE_ALPHABET)
     text = path.read_text()

@@ -48,7 +48,7 @@ def routes(app) -> list[tuple[str, str]]:
 def secrets_of(site: Path, code: str) -> list[str]:
     """What must never be in a page: passwords, the setup code, hashes and salts, private keys."""
     found = [OWNER_PASSWORD, TECH_PASSWORD, code]
-    found += re.findall(r'"(?:hash|salt)": "([^"]+)"', (site / "owner_access.json").read_text())
+    found += re.findall(r'"(?:hash|salt)": "([^"]+)"', (site / "owner-access.json").read_text())
     for pem in (site / "keys").glob("*.pem"):
         found += [line for line in pem.read_text().splitlines() if line and not line.startswith("-----")]
     return [s for s in found if len(s) >= 8]

@@ -2,7 +2,7 @@
 
     [owner_page]
     listen = "0.0.0.0:80"               # host:port; the page is http://<mdns_name>.local
-    access_file = "owner_access.json"   # the owner's and technician's scrypt hashes (agent.owner_access)
+    access_file = "owner-access.json"   # the owner's and technician's scrypt hashes (agent.owner_access)
     mdns = true                         # advertise on the LAN by mDNS
     mdns_name = "urja-koramangala"      # default: from the site id
     language = "en"                     # the page's language until a browser picks one: en, hi
@@ -30,7 +30,7 @@ class OwnerPageSettings:
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 80
-    access_file: Path = Path("owner_access.json")
+    access_file: Path = Path("owner-access.json")
     mdns: bool = True
     mdns_name: str | None = None
     language: str = "en"
@@ -54,7 +54,7 @@ def parse_table(data: dict, file: Path) -> OwnerPageSettings:
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise sec.error("listen", f"not host:port: {listen!r}", "e.g. 0.0.0.0:80")
-    access = _path(base, sec.str("access_file", "owner_access.json"))
+    access = _path(base, sec.str("access_file", "owner-access.json"))
     mdns = sec.bool("mdns", True)
     name = sec.str("mdns_name", None)
     if name is not None and not _NAME.match(name):
