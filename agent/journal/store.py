@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from agent import sqlite as db
+from agent.journal.clock_holds import JournalClockHolds
 from agent.journal.errors import JournalError, JournalHeld, StorageError
 from agent.journal.orders import JournalOrders
 from agent.journal.outbox import JournalOutbox
@@ -21,7 +22,7 @@ from agent.journal.sessions import JournalSessions
 from agent.journal.values import require_number
 
 
-class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, JournalOrders):
+class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, JournalOrders, JournalClockHolds):
     """One open journal file. Construct with ``Journal.open``."""
 
     def __init__(self, conn: sqlite3.Connection, *, path, clock, policy: CheckpointPolicy):
