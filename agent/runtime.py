@@ -175,6 +175,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
             await self._execute(cmd)
         await self.board.relay.open()
         await self._restore_latch()
+        self.journal.space_listeners.append(self._journal_space_low)
         reading = await self._read_meter_for_boot()
         if reading is not None:
             self._reconcile_with(reading, notify=False)
