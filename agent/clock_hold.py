@@ -89,7 +89,7 @@ class RuntimeClockHold:
             sid = held.session_id
             rec = self.journal.session(sid)
             if rec.connector_id != int(self.connector_id) or rec.stop_wh is None:
-                continue  # still charging (or open until the meter answers): held at its end
+                continue  # another connector's, or still charging: released at its end
             if rec.has_receipt:  # signed before a crash could release it
                 self.journal.release(sid)
                 continue
