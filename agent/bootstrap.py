@@ -87,6 +87,7 @@ class open_runtime:
             journal_path.parent.mkdir(parents=True, exist_ok=True)
             _check_room(journal_path.parent)
             self._journal = Journal.open(journal_path, clock=self.clock.wall_s)
+            self._journal.keep_reserve()  # room for a session's end when the disk fills
         try:
             with pointed_by(cfg.path, "journal.path", also=(StorageError,)):
                 self._faults = FaultStore.open(fault_store_path(journal_path))

@@ -25,6 +25,14 @@ FAULT_CHECK_S = 1.0  # how often (real time) a latched fault's record is checked
 class RuntimeLatch:
     """Durable latches and the local reset that clears them."""
 
+    def _journal_space_low(self, detail: str) -> None:
+        """The journal's file system is full and it now writes on its reserve: the session in
+        progress ends at once (its end and receipt go in that room) and nothing more is sold."""
+        log.critical("the journal's file system is full: the session in progress ends now with its receipt; the "
+                     "charger is out of order until the file system has room and a local reset")
+        if self.safety.latched_fault is None:
+            self.post(lambda t, d=detail: Fault("journal_unwritable", t, latch=True, detail=f"file system full: {d}"))
+
     async def _restore_latch(self) -> None:
         """Latch again a fault recorded before the restart and never cleared by a local reset.
 

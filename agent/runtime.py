@@ -41,6 +41,7 @@ from agent.aio import cancel_and_wait
 from agent.billing import RuntimeBilling
 from agent.bindings import BindingContext
 from agent.clock import Clock
+from agent.clock_hold import RuntimeClockHold
 from agent.config import SiteConfig, utc_offset_s
 from agent.core.auth import Authorizer
 from agent.core.errors import AgentError
@@ -86,7 +87,7 @@ class RuntimeError_(AgentError):
 
 
 class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, RuntimeLatch, RuntimeUpkeep,
-              RuntimeClockTrust, LoadFacade,
+              RuntimeClockTrust, RuntimeClockHold, LoadFacade,
               ChargerService):
     """One charger: a board, the core, the journal, the tariff and the identity."""
 
@@ -174,6 +175,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
             await self._execute(cmd)
         await self.board.relay.open()
         await self._restore_latch()
+        self.journal.space_listeners.append(self._journal_space_low)
         reading = await self._read_meter_for_boot()
         if reading is not None:
             self._reconcile_with(reading, notify=False)
@@ -588,6 +590,7 @@ class Runtime(RuntimeViews, RuntimeActions, RuntimeBilling, RuntimeSessionEnd, R
                   "limits": auth.limits() if auth else {}},
             start_wh=start_wh, start_time_s=now_s, meter_serial=self._meter_serial(),
             tariff_id=self._tariff_dict.get("id"))
+        self._hold_start(sid)
         log.info("session %s started at %d Wh (%s %s)", sid, start_wh, meta.source, meta.reference)
         self._update_view(sid)
 

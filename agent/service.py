@@ -29,7 +29,8 @@ CONNECTOR_STATUSES = ("AVAILABLE", "BLOCKED", "CHARGING", "INOPERATIVE", "OUTOFO
 
 # What a listener is told, each payload typed: ("connector", ConnectorView), ("session", SessionView)
 # on any change of a session, ("receipt", ReceiptSigned) once a finished session's receipt is signed,
-# ("tariff", dict) when new sessions are sold at a new tariff.
+# ("tariff", dict) when new sessions are sold at a new tariff, ("clock", ClockView) when the clock's
+# trust changes.
 Listener = Callable[[str, Any], None]
 
 
@@ -165,6 +166,19 @@ class SelfTestCheck:
     name: str
     status: str
     detail: str = ""
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class ClockView:
+    """Whether the charger's clock can be trusted and why (``agent.timesync``), and how many
+    finished sessions' receipts wait for it to be synchronised."""
+
+    trusted: bool
+    reason: str
+    held_receipts: int = 0
+
+    def as_dict(self) -> dict:
+        return {"trusted": self.trusted, "reason": self.reason, "held_receipts": self.held_receipts}
 
 
 class TokenAuthority:
@@ -312,6 +326,11 @@ class ChargerService:
         ``ServiceError`` OCCUPIED while a session or reservation holds the connector (every
         connector when none is named); no session starts while it runs."""
         raise ServiceError("this charger has no self-test", code=ServiceError.NOT_SUPPORTED)
+
+    def clock_status(self) -> ClockView | None:
+        """Whether the clock is trusted and why (None: this charger does not say). Listeners
+        are told ``("clock", ClockView)`` when it changes."""
+        return None
 
     # --- notifications -------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:

@@ -114,7 +114,12 @@ class RuntimeSessionEnd:
                 meta.pricer.close(int(now_s), stop_wh)
             except AgentError as exc:
                 log.error("session %s: its live price could not be closed at %d Wh: %s", sid, stop_wh, exc)
-        rec = self.journal.stop_session(sid, stop_wh=stop_wh, stop_time_s=now_s, reason=summary.get("reason"))
+        held = self._receipt_held(sid)  # a time the clock cannot vouch for is never signed
+        rec = self.journal.stop_session(sid, stop_wh=stop_wh, reason=summary.get("reason"),
+                                        stop_time_s=self._held_stop_time_s(sid, now_s) if held else now_s)
+        if held:
+            self._hold_end(sid, rec, summary.get("reason"))
+            return
         cost, periods = self._priced(rec, meta)
         receipt = self._receipt_for_record(rec, cost, periods)
         self.journal.store_receipt(sid, receipt, cost_detail=_cost_detail(cost, periods))

@@ -289,6 +289,12 @@ class Site(LoadFacade, ChargerService):
             results += await rt.run_selftest(by=by)
         return results
 
+    def clock_status(self):
+        """One clock for the board; the receipts held on every connector."""
+        views = [rt.clock_status() for rt in self.runtimes]
+        views[0].held_receipts = sum(v.held_receipts for v in views)
+        return views[0]
+
     def add_listener(self, listener) -> None:
         for rt in self.runtimes:
             rt.add_listener(listener)

@@ -96,14 +96,19 @@ class RuntimeClockTrust:
         """Take the clock's trust now; say so in the log when it is new or changed."""
         trusted, reason = self.clock_trust.check()
         changed = (trusted, reason) != (self.clock_trusted, self.clock_reason)
+        first = self.clock_reason == "not checked yet"
         self.clock_trusted, self.clock_reason = trusted, reason
         if not changed:
             return
+        if not first:  # the bindings say it in their status (MQTT presence)
+            self._notify("clock", self.clock_status())
         if trusted:
             log.info("clock: %s; selling and signing", reason)
+            self._release_held()
         else:
             log.warning("clock not trusted: %s; network orders and OCPI starts are refused until it is "
-                        "synchronised, free vend and allow-listed cards still charge", reason)
+                        "synchronised, free vend and allow-listed cards still charge, their receipts held "
+                        "until then", reason)
 
     async def _clock_loop(self) -> None:
         while True:

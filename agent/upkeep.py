@@ -10,7 +10,7 @@ import logging
 
 from agent.core.safety import FaultPersists
 from agent.core.tariff import Tariff
-from agent.service import FaultView, HealthView, SelfTestCheck, ServiceError
+from agent.service import ClockView, FaultView, HealthView, SelfTestCheck, ServiceError
 from agent.tariff_file import tariff_digest
 
 log = logging.getLogger("urja.runtime")
@@ -59,8 +59,10 @@ class RuntimeUpkeep:
         pilot = self.core.pilot if getattr(self.board.pilot, "has_pilot", False) else None
         out.append(HealthView(part="pilot", ok=None if pilot is None else pilot not in ("E", "F"),
                               detail="no pilot (socket outlet)" if pilot is None else f"state {pilot}"))
-        out.append(HealthView(part="clock", ok=self.clock.wall_s() > 1_700_000_000,
-                              detail=f"speed {self.clock.speed:g}x"))
+        clock = self.clock_status()
+        held = f"; {clock.held_receipts} receipts held until it is synchronised" if clock.held_receipts else ""
+        speed = "" if self.clock.speed == 1 else f"; simulated at {self.clock.speed:g}x"
+        out.append(HealthView(part="clock", ok=clock.trusted, detail=f"{clock.reason}{held}{speed}"))
         for table, binding in self.bindings.items():
             check = getattr(binding, "healthy", None)
             # a binding that cannot say how it is, is shown running, not well
@@ -105,3 +107,6 @@ class RuntimeUpkeep:
             await self.clock.sleep(self.config.meter_poll_ms / 4000)
         return self._last_reading
 
+    def clock_status(self) -> ClockView:
+        return ClockView(trusted=bool(self.clock_trusted), reason=self.clock_reason,
+                         held_receipts=self.held_receipts())

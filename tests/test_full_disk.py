@@ -118,3 +118,84 @@ async def test_a_journal_that_cannot_be_written_mid_session_stops_it_and_the_lat
     async with open_runtime(cfg, clock=Clock(speed=60)) as rt:  # the restart: still out of order
         assert rt.safety.latched_fault is not None
         assert rt.connectors()[0].status == "OUTOFORDER"
+
+
+def _fill(folder) -> None:
+    """Take every block the file system has left."""
+    with open(folder / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 4 MiB tmpfs: room for the agent to start (1 MiB free) and for its reserve."""
+    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here; the injected-error test covers the same paths")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def _charge_until_the_disk_fails(rt, make_full) -> str:
+    car = rt.board.sim.car
+    car.plug_in()  # free vend: plugging in starts the session
+    car.request_power()
+    await wait_until(lambda: rt.board.relay.closed, what="the relay closing")
+    await wait_until(lambda: rt.core.delivered_wh() > 5, what="energy flowing")
+    sid = rt.core.session_id
+    make_full()
+    await wait_until(lambda: rt.safety.latched_fault is not None, what="the latch")
+    await wait_until(lambda: not rt.board.relay.closed, what="the relay opening")
+    await wait_until(lambda: rt.receipt(sid) is not None, what="the session's receipt")
+    return sid
+
+
+@pytest.mark.runtime
+async def test_a_full_disk_mid_session_ends_it_with_its_receipt_on_the_reserve_then_sells_no_more(tmp_path):
+    cfg = sim_config(tmp_path, default_limit_wh=5000)
+    async with open_runtime(cfg, clock=Clock(speed=60)) as rt:
+        reserve = rt.journal.reserve
+        assert os.path.getsize(reserve.path) == rt.journal.reserve.size_bytes
+        write_once = rt.journal._write_once
+
+        def full_until_released(work):  # the disk is full until the reserve gives its room back
+            if not reserve.released:
+                raise StorageError("journal: write failed: database or disk is full", path=str(cfg.journal_path))
+            return write_once(work)
+
+        sid = await _charge_until_the_disk_fails(rt, lambda: setattr(rt.journal, "_write_once", full_until_released))
+        assert rt.safety.latched_fault == "journal_unwritable"
+        assert not os.path.exists(reserve.path)
+        assert rt.session(sid).status == "COMPLETED" and rt.journal.session(sid).stop_reason != "recovered"
+        assert rt.connectors()[0].status == "OUTOFORDER"
+    async with open_runtime(cfg, clock=Clock(speed=60)) as rt:  # the restart: out of order, reserve again
+        assert rt.safety.latched_fault == "journal_unwritable"
+        assert os.path.getsize(rt.journal.reserve.path) == rt.journal.reserve.size_bytes
+        assert rt.journal.session(sid).stop_reason != "recovered"
+
+
+@pytest.mark.runtime
+async def test_on_a_really_full_file_system_the_session_still_ends_with_its_receipt(tmp_path, small_fs):
+    cfg = sim_config(tmp_path, default_limit_wh=5000)
+    cfg.journal_path = str(small_fs / "journal.sqlite")
+    async with open_runtime(cfg, clock=Clock(speed=60)) as rt:
+        sid = await _charge_until_the_disk_fails(rt, lambda: _fill(small_fs))
+        assert rt.journal.reserve.released
+        receipt = rt.receipt(sid)
+        assert receipt["stop"]["meter_wh"] - receipt["start"]["meter_wh"] == rt.journal.session(sid).energy_wh
+        assert rt.connectors()[0].status == "OUTOFORDER"
+    os.unlink(small_fs / "filler")
+    store = FaultStore.open(fault_store_path(cfg.journal_path))
+    try:
+        assert store.latched().code == "journal_unwritable"
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from agent.service import ServiceError
+from protocols.ocpi.commands import COMMAND_REPLAY_MAX, COMMAND_REPLAY_S
 from protocols.ocpi.cpo import PUSH_TOPIC
 from protocols.ocpi.mapping import Renderer
 from tests.ocpi_harness import (  # noqa: F401 - h and schemas are fixtures, pytestmark applies here
@@ -451,3 +452,33 @@ async def test_another_command_body_to_a_used_response_url_is_checked_and_run(h,
     other = dict(start, token=_token("RFID-2"))
     await _command(h, "START_SESSION", other, schemas)
     assert len([c for c in h.charger.calls if c[0] == "start"]) == 2
+
+
+async def test_the_same_command_body_to_a_fixed_response_url_is_a_replay_only_for_an_hour(h, schemas):
+    await h.register()
+    url = f"{h.emsp.url}/2.2.1/commands/START_SESSION/fixed"
+    start = {"response_url": url, "token": _token(), "location_id": "in.test.site-1", "evse_uid": "EVSE-1",
+             "connector_id": "1"}
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    await h.emsp.wait_for(lambda r: r[1] == "commands/START_SESSION/fixed", "the START result")
+    await h.charger.stop_session(f"S{h.charger.n}")
+    h.clock.now += COMMAND_REPLAY_S - 1
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    assert len([c for c in h.charger.calls if c[0] == "start"]) == 1  # still a replay
+    h.clock.now += 2
+    assert (await _command(h, "START_SESSION", start, schemas))["result"] == "ACCEPTED"
+    await h.emsp.wait_for(lambda r: len([c for c in h.charger.calls if c[0] == "start"]) == 2,
+                          "the second START to reach the charger")
+
+
+async def test_the_replay_memory_keeps_only_the_newest_commands(h):
+    store = h.cpo.store
+    for i in range(COMMAND_REPLAY_MAX + 5):
+        store.record_command(f"d{i}", owner_pk=1, command="UNLOCK_CONNECTOR", response={"result": "ACCEPTED"},
+                             now_s=1000.0 + i, forget_before_s=0.0, keep=COMMAND_REPLAY_MAX)
+    assert store.command_count() == COMMAND_REPLAY_MAX
+    assert store.command_response("d4") is None and store.command_response("d5") is not None
+    store.record_command("late", owner_pk=1, command="UNLOCK_CONNECTOR", response={"result": "ACCEPTED"},
+                         now_s=1000.0 + COMMAND_REPLAY_MAX + 5 + COMMAND_REPLAY_S,
+                         forget_before_s=1000.0 + COMMAND_REPLAY_MAX + 5, keep=COMMAND_REPLAY_MAX)
+    assert store.command_count() == 1

@@ -119,6 +119,7 @@ class JournalReceipts:
                 f"""SELECT {self._SESSION_COLUMNS} FROM sessions s
                     WHERE s.stop_wh IS NOT NULL
                       AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.session_id = s.session_id)
+                      AND NOT EXISTS (SELECT 1 FROM clock_holds h WHERE h.session_id = s.session_id)
                     ORDER BY s.seq LIMIT ?""", (batch,)).fetchall()
             if not rows:
                 return

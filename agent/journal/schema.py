@@ -88,6 +88,14 @@ _SCHEMA_ADDITIONS = (
         updated_s REAL NOT NULL,
         UNIQUE (binding, tx_id)
     )""",
+    # Sessions whose receipts wait for a synchronised clock (``agent.journal.clock_holds``).
+    """CREATE TABLE IF NOT EXISTS clock_holds (
+        session_id TEXT PRIMARY KEY REFERENCES sessions(session_id),
+        boot_id TEXT NOT NULL,
+        start_mono_s REAL,
+        stop_mono_s REAL,
+        held_s REAL NOT NULL
+    )""",
 )
 
 

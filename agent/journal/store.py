@@ -6,22 +6,27 @@ the last-checkpoint cache of open sessions, and ``_write``, the only way any of 
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from typing import Callable
 
 from agent import sqlite as db
+from agent.journal.clock_holds import JournalClockHolds
 from agent.journal.errors import JournalError, JournalHeld, StorageError
 from agent.journal.orders import JournalOrders
 from agent.journal.outbox import JournalOutbox
 from agent.journal.receipts import JournalReceipts
 from agent.journal.records import CheckpointPolicy
+from agent.journal.reserve import RESERVE_BYTES, SpaceReserve, disk_full
 from agent.journal.schema import configure, migrate
 from agent.journal.sessions import JournalSessions
 from agent.journal.values import require_number
 
+log = logging.getLogger("urja.journal")
 
-class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, JournalOrders):
+
+class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, JournalOrders, JournalClockHolds):
     """One open journal file. Construct with ``Journal.open``."""
 
     def __init__(self, conn: sqlite3.Connection, *, path, clock, policy: CheckpointPolicy):
@@ -32,6 +37,9 @@ class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, Jo
         self._last: dict[str, tuple[float, float]] = {}
         # Counters for benchmarks and diagnostics: committed write transactions.
         self.commits = 0
+        # Room kept for a full disk (``agent.journal.reserve``) and who is told when it is used.
+        self.reserve: SpaceReserve | None = None
+        self.space_listeners: list[Callable[[str], None]] = []
         self._load_open_sessions()
 
     # ----------------------------------------------------------------- opening
@@ -77,8 +85,27 @@ class Journal(db.SqliteFile, JournalSessions, JournalReceipts, JournalOutbox, Jo
             raise JournalError(f"journal {self.path} is closed", code="journal-closed")
         return self._conn
 
+    def keep_reserve(self, size_bytes: int = RESERVE_BYTES) -> None:
+        """Keep ``size_bytes`` beside the journal for the writes a full disk would refuse."""
+        self.reserve = SpaceReserve.open(f"{self.path}.reserve", size_bytes)
+
     def _write(self, work):
-        """Run ``work(conn)`` in one durable transaction; nothing is half-written on error."""
+        """Run ``work(conn)`` in one durable transaction; nothing is half-written on error.
+
+        A write refused for want of space is tried once more on the reserve's room, and the
+        space listeners are told: the disk is full, the journal lives on its reserve."""
+        try:
+            return self._write_once(work)
+        except StorageError as exc:
+            if self.reserve is None or not disk_full(exc) or not self.reserve.release():
+                raise
+            log.critical("journal %s: the file system is full; the %d KiB kept for this are released so the "
+                         "session in progress can end with its receipt", self.path, self.reserve.size_bytes // 1024)
+            for listener in list(self.space_listeners):
+                listener(str(exc))
+            return self._write_once(work)
+
+    def _write_once(self, work):
         result = db.write(
             self._db(), work,
             begin_failed=lambda exc: StorageError(f"journal {self.path}: cannot begin a write: {exc}",

@@ -76,7 +76,8 @@ class ChargerLink:
                  signer_for: framing.SignerFor, clock: Callable[[], float], topics: Topics | None = None,
                  journal=None, rng: _random.Random | None = None, catalog_refresh_s: float = 240.0,
                  outbox_batch: int = 20, outbox_retry_initial_s: float = 1.0, outbox_retry_max_s: float = 60.0,
-                 outbox_poll_s: float = 1.0, default_ttl_s: int = DEFAULT_TTL_S, bridges: tuple[str, ...] = ()):
+                 outbox_poll_s: float = 1.0, default_ttl_s: int = DEFAULT_TTL_S, bridges: tuple[str, ...] = (),
+                 clock_status: Callable[[], dict | None] | None = None):
         self.transport = transport
         self.provider = provider
         self.subscriber_id = check_subscriber_id(subscriber_id)
@@ -93,6 +94,7 @@ class ChargerLink:
         self.outbox_poll_s = outbox_poll_s
         self.default_ttl_s = default_ttl_s
         self.bridges = tuple(bridges)  # HTTP bridges that may front this charger, said in its presence
+        self.clock_status = clock_status  # the clock's trust, said in its presence
         self.stats = {name: 0 for name in _STATS}
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._chains: dict[str, asyncio.Task] = {}
@@ -286,7 +288,8 @@ class ChargerLink:
 
     def _presence_payload(self, *, online: bool, now_s: float, window_s: int) -> bytes:
         body = framing.presence_body(subscriber_id=self.subscriber_id, online=online, now_s=now_s, lat=self.lat,
-                                     lon=self.lon, catalog_topic=self.catalog_topic, bridges=self.bridges)
+                                     lon=self.lon, catalog_topic=self.catalog_topic, bridges=self.bridges,
+                                     clock=self.clock_status() if self.clock_status is not None else None)
         return framing.sign_and_frame(body, self.signer_for(now_s), now_s=now_s, window_s=window_s)
 
     async def announce(self) -> None:

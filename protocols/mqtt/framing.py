@@ -109,13 +109,17 @@ PRESENCE_KIND = "urja.presence"
 
 
 def presence_body(*, subscriber_id: str, online: bool, now_s: float, lat: float, lon: float,
-                  catalog_topic: str, bridges: tuple[str, ...] = ()) -> bytes:
-    """``bridges``: the HTTP bridges the charger lets front it (``protocols.bridge``)."""
+                  catalog_topic: str, bridges: tuple[str, ...] = (), clock: dict | None = None) -> bytes:
+    """``bridges``: the HTTP bridges the charger lets front it (``protocols.bridge``); ``clock``:
+    whether its clock is trusted and why (``agent.service.ClockView.as_dict``), so a buyer sees
+    why it is not selling."""
     doc = {"kind": PRESENCE_KIND, "subscriber_id": subscriber_id, "status": "ONLINE" if online else "OFFLINE",
            "timestamp": messages.format_timestamp(now_s), "gps": f"{lat:.6f},{lon:.6f}",
            "catalog_topic": catalog_topic}
     if bridges:
         doc["bridges"] = list(bridges)
+    if clock is not None:
+        doc["clock"] = clock
     return messages.encode(doc)
 
 

@@ -147,6 +147,7 @@ class ChargerNetwork:
         self.transport = MqttTransport(settings, rng=rng)
         self.verifier = Verifier(lookup=buyer_keys or StaticKeyLookup(), clock=clock)
         subscriber_id = site.site_id
+        link_options.setdefault("clock_status", self._clock_status)
         self.link = ChargerLink(transport=self.transport, provider=None, subscriber_id=subscriber_id,
                                 lat=site.place.lat, lon=site.place.lon, signer_for=signer_at(signer), clock=clock,
                                 topics=self.topics, journal=journal, rng=rng, **link_options)
@@ -159,6 +160,14 @@ class ChargerNetwork:
         self.link.provider = self.bpp
         self._registry_session = None  # the registry lookup's HTTP session, when one was made here
         self.publisher = None  # Beckn 2.0 on MQTT only: the catalog publisher (``site_publish``)
+
+    def _clock_status(self) -> dict | None:
+        view = self.service.clock_status() if hasattr(self.service, "clock_status") else None
+        return view.as_dict() if view is not None else None
+
+    def _on_event(self, kind: str, obj) -> None:
+        if kind == "clock":  # presence says it: publish it again now, not at the next refresh
+            self.link.refresh_catalog()
 
     @classmethod
     def for_runtime(cls, rt, *, config: NetworkConfig | None = None, **options) -> "ChargerNetwork":
@@ -201,6 +210,7 @@ class ChargerNetwork:
         return net
 
     async def start(self, *, connect_timeout_s: float | None = None) -> None:
+        self.service.add_listener(self._on_event)
         await self.link.start()
         await self.bpp.start()
         if self.publisher is not None:
@@ -209,6 +219,7 @@ class ChargerNetwork:
             await self.transport.wait_connected(connect_timeout_s)
 
     async def close(self) -> None:
+        self.service.remove_listener(self._on_event)
         try:
             if self.publisher is not None:
                 await self.publisher.close()

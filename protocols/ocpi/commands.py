@@ -4,7 +4,8 @@ CANCEL_RESERVATION, UNLOCK_CONNECTOR.
 A command is checked and answered at once (CommandResponse); the work runs in a named task
 and its CommandResult goes through the durable outbox to the eMSP's ``response_url``, so a
 result is not lost when the eMSP is briefly unreachable. A replayed command (same party,
-command, body and response_url) gets its first answer again and is not executed twice.
+command, body and response_url, within an hour and among the newest thousand) gets its first
+answer again and is not executed twice.
 """
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ from protocols.ocpi.tokens import TOKEN_TYPES, WHITELIST_TYPES
 from protocols.ocpi.wire import parse_time, require, require_enum, token_hash
 
 log = logging.getLogger("urja.ocpi")
+
+# A replay is recognised for this long after the first command and among this many of the
+# newest: an eMSP retries a command within seconds to minutes (its CommandResponse timeout),
+# and the same body to a fixed response_url an hour later is a new command, not a replay.
+COMMAND_REPLAY_S = 3600.0
+COMMAND_REPLAY_MAX = 1000
 
 COMMANDS = ("CANCEL_RESERVATION", "RESERVE_NOW", "START_SESSION", "STOP_SESSION", "UNLOCK_CONNECTOR")
 
@@ -61,7 +68,8 @@ class CommandsModule:
         # new command (2.2.1 lets an eMSP reuse one URL), checked and run like any other.
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         dedup = token_hash(f"{party.pk}|{command}|{response_url}|{canonical}")
-        previous = self.store.command_response(dedup)
+        now_s = self._clock()
+        previous = self.store.command_response(dedup, since_s=now_s - COMMAND_REPLAY_S)
         if previous is not None:
             return Reply(previous)
         check = getattr(self, "_check_" + command.lower())
@@ -69,9 +77,13 @@ class CommandsModule:
         response = {"result": result, "timeout": self.command_timeout_s}
         if message:
             response["message"] = _text(message)
-        self.store.record_command(dedup, owner_pk=party.pk, command=command, response=response, now_s=self._clock())
+        self.store.record_command(dedup, owner_pk=party.pk, command=command, response=response, now_s=now_s,
+                                  forget_before_s=now_s - COMMAND_REPLAY_S, keep=COMMAND_REPLAY_MAX)
         if action is not None:
-            self._spawn(self._run_command(caller, dedup, response_url, command, action), f"ocpi-command-{command}")
+            # The result's outbox key is this command's, not the body's: the same body an hour
+            # later is another command with a result of its own.
+            key = f"{dedup}:{int(now_s * 1000)}"
+            self._spawn(self._run_command(caller, key, response_url, command, action), f"ocpi-command-{command}")
         return Reply(response)
 
     async def _run_command(self, caller, dedup, response_url, command, action):

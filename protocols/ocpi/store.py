@@ -345,13 +345,28 @@ class OcpiStore(db.SqliteFile):
         return (without_nulls(json.loads(row[0])), row[1]) if row else None
 
     # ------------------------------------------------------------- commands and sessions
-    def command_response(self, dedup: str) -> dict | None:
-        row = self._conn.execute("SELECT response_json FROM commands WHERE dedup = ?", (dedup,)).fetchone()
+    def command_response(self, dedup: str, *, since_s: float | None = None) -> dict | None:
+        """The first answer to a command received at or after ``since_s`` (older ones are no replay)."""
+        row = self._conn.execute("SELECT response_json FROM commands WHERE dedup = ? AND received_s >= ?",
+                                 (dedup, float("-inf") if since_s is None else since_s)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def record_command(self, dedup: str, *, owner_pk: int, command: str, response: dict, now_s: float) -> None:
-        self._tx(lambda c: c.execute("INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?, ?)",
-                                     (dedup, owner_pk, command, json.dumps(response), now_s)))
+    def record_command(self, dedup: str, *, owner_pk: int, command: str, response: dict, now_s: float,
+                       forget_before_s: float | None = None, keep: int | None = None) -> None:
+        """Remember a command's answer; forget those received before ``forget_before_s`` and all
+        but the newest ``keep``, so the replay memory is bounded in time and in size."""
+        def work(c):
+            c.execute("INSERT OR REPLACE INTO commands VALUES (?, ?, ?, ?, ?)",
+                      (dedup, owner_pk, command, json.dumps(response), now_s))
+            if forget_before_s is not None:
+                c.execute("DELETE FROM commands WHERE received_s < ?", (forget_before_s,))
+            if keep is not None:
+                c.execute("DELETE FROM commands WHERE dedup NOT IN "
+                          "(SELECT dedup FROM commands ORDER BY received_s DESC, rowid DESC LIMIT ?)", (keep,))
+        self._tx(work)
+
+    def command_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM commands").fetchone()[0]
 
     def add_session_ref(self, reference: str, *, owner_pk: int, cdr_token: dict, auth_method: str,
                         authorization_reference: str | None, now_s: float) -> None:
