@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("paho", "cryptography", "aiohttp", "pymodbus", "pymodbus.server", "asyncio", "sqlite3")
 
 
-def loaded_after(code: str) -> set[str]:
-    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+def loaded_after(code: str, names: tuple[str, ...] = HEAVY) -> set[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {names!r} if m in sys.modules]))\n"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
@@ -77,3 +77,23 @@ from pymodbus.server.server import ModbusTcpServer as Same
 assert ModbusTcpServer is Same
 """
     assert "aiohttp" in loaded_after(code)
+
+
+def test_the_agent_command_keeps_neither_the_other_commands_nor_shutil_in_memory(tmp_path):
+    others = tuple(f"tools.{name}" for name in ("agency_cmd", "ocpi_cmd", "discover_cmd", "upgrade_cmd", "bundle_cmd"))
+    code = f"""
+import tools.cli
+try:
+    tools.cli.main(["--log-level", "WARNING", "run", "--config", {str(tmp_path / "missing.toml")!r}])
+except SystemExit:
+    pass
+"""
+    loaded = loaded_after(code, ("tools.run_cmd", "shutil", "tempfile", "lzma", "protocols.node", *others))
+    assert loaded == {"tools.run_cmd"}, loaded
+
+
+def test_help_before_the_command_still_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert all(name in out.stdout for name in ("run", "demo", "tariff", "upgrade", "bundle")), out.stdout
