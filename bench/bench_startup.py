@@ -9,7 +9,7 @@ socket, so the figures include what every Python process pays. The real-meter pr
 an SDM630 simulated by pymodbus's server *in this process*, reached over Modbus TCP on
 loopback, so the agent runs the real client path and imports no server; its relay is
 simulated (no GPIO here), its pilot absent (socket outlet). Bindings: none; MQTT (a local
-mosquitto when installed) + HTTP + OCPI on loopback ports. Import time is the sum of the
+mosquitto when installed) + HTTP + OCPI on loopback ports; MQTT alone. Import time is the sum of the
 top-level entries of ``-X importtime`` in one more run of each case, "modules" the number of
 its entries. Medians of ``ROUNDS``.
 
@@ -191,15 +191,14 @@ def _system_venv(tmp: Path) -> Path | None:
     return venv / "bin" / "python"
 
 
-def _cases(python: str, run: dict, sock: socket.socket, plain: Path, full: Path, logs: Path) -> dict:
+def _cases(python: str, run: dict, sock: socket.socket, sites: dict[str, Path], logs: Path) -> dict:
     bare_argv = [python, "-c", "import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
                  "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); import time; time.sleep(30)"]
     agent = [python, "-m", "tools.cli", "run", "--config"]
-    return {
-        "bare interpreter": _case(bare_argv, sock, run, logs / "bare.txt"),
-        "agent, real-meter profile, no bindings": _case([*agent, str(plain)], sock, run, logs / "plain.txt"),
-        "agent, real-meter profile, MQTT + HTTP + OCPI": _case([*agent, str(full)], sock, run, logs / "full.txt"),
-    }
+    cases = {"bare interpreter": _case(bare_argv, sock, run, logs / "bare.txt")}
+    for i, (name, site) in enumerate(sites.items()):
+        cases[name] = _case([*agent, str(site)], sock, run, logs / f"site-{i}.txt")
+    return cases
 
 
 def _loaded(argv: list[str], pycache: Path) -> list[str]:
@@ -238,6 +237,10 @@ def main(out_dir: Path) -> dict:
             network = f'\n[network]\nbrokers = ["{broker.url}"]\n' if broker else ""
             full = _site(tmp / "full", profile, network + '\n[http]\nlisten = "127.0.0.1:0"\n'
                          '\n[ocpi]\nlisten = "127.0.0.1:0"\n')
+            sites = {"agent, real-meter profile, no bindings": plain,
+                     "agent, real-meter profile, MQTT + HTTP + OCPI": full}
+            if broker:
+                sites["agent, real-meter profile, MQTT"] = _site(tmp / "mqtt", profile, network)
             system_python = _system_venv(tmp)
             runs = {f"this venv ({platform.python_version()}, checkout)":
                     (sys.executable, {"env": _env(notify, pycache=pycache), "cwd": ROOT})}
@@ -247,7 +250,7 @@ def main(out_dir: Path) -> dict:
             for label, (python, run) in runs.items():
                 logs = tmp / f"importtime-{len(interpreters)}"
                 logs.mkdir()
-                interpreters[label] = _cases(python, run, sock, plain, full, logs)
+                interpreters[label] = _cases(python, run, sock, sites, logs)
         finally:
             sock.close()
             if broker is not None:

@@ -97,3 +97,13 @@ def test_help_before_the_command_still_lists_every_command():
                          timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert all(name in out.stdout for name in ("run", "demo", "tariff", "upgrade", "bundle")), out.stdout
+
+
+def test_a_site_on_the_mqtt_network_without_catalog_services_loads_no_http_library():
+    code = """
+import protocols.mqtt.binding
+from protocols.mqtt.stack import NetworkConfig
+NetworkConfig.from_table({"brokers": ["mqtt://127.0.0.1:1883"]})
+"""
+    loaded = loaded_after(code)
+    assert "aiohttp" not in loaded and "paho" in loaded, loaded
