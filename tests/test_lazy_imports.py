@@ -107,3 +107,15 @@ NetworkConfig.from_table({"brokers": ["mqtt://127.0.0.1:1883"]})
 """
     loaded = loaded_after(code)
     assert "aiohttp" not in loaded and "paho" in loaded, loaded
+
+
+def test_every_command_module_registers_the_command_its_name_says():
+    """``urja NAME`` registers ``tools/NAME_cmd.py`` alone, so that module must define NAME."""
+    import argparse
+
+    from tools.cli import COMMAND_MODULES, build_parser
+
+    for module in COMMAND_MODULES:
+        parser = build_parser((module,))
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        assert module.removesuffix("_cmd") in commands, (module, sorted(commands))
