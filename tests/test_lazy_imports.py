@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("paho", "cryptography", "aiohttp", "pymodbus", "pymodbus.server", "asyncio", "sqlite3")
 
 
-def loaded_after(code: str) -> set[str]:
-    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+def loaded_after(code: str, names: tuple[str, ...] = HEAVY) -> set[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {names!r} if m in sys.modules]))\n"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
@@ -77,3 +77,45 @@ from pymodbus.server.server import ModbusTcpServer as Same
 assert ModbusTcpServer is Same
 """
     assert "aiohttp" in loaded_after(code)
+
+
+def test_the_agent_command_keeps_neither_the_other_commands_nor_shutil_in_memory(tmp_path):
+    others = tuple(f"tools.{name}" for name in ("agency_cmd", "ocpi_cmd", "discover_cmd", "upgrade_cmd", "bundle_cmd"))
+    code = f"""
+import tools.cli
+try:
+    tools.cli.main(["--log-level", "WARNING", "run", "--config", {str(tmp_path / "missing.toml")!r}])
+except SystemExit:
+    pass
+"""
+    loaded = loaded_after(code, ("tools.run_cmd", "shutil", "tempfile", "lzma", "protocols.node", *others))
+    assert loaded == {"tools.run_cmd"}, loaded
+
+
+def test_help_before_the_command_still_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert all(name in out.stdout for name in ("run", "demo", "tariff", "upgrade", "bundle")), out.stdout
+
+
+def test_a_site_on_the_mqtt_network_without_catalog_services_loads_no_http_library():
+    code = """
+import protocols.mqtt.binding
+from protocols.mqtt.stack import NetworkConfig
+NetworkConfig.from_table({"brokers": ["mqtt://127.0.0.1:1883"]})
+"""
+    loaded = loaded_after(code)
+    assert "aiohttp" not in loaded and "paho" in loaded, loaded
+
+
+def test_every_command_module_registers_the_command_its_name_says():
+    """``urja NAME`` registers ``tools/NAME_cmd.py`` alone, so that module must define NAME."""
+    import argparse
+
+    from tools.cli import COMMAND_MODULES, build_parser
+
+    for module in COMMAND_MODULES:
+        parser = build_parser((module,))
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        assert module.removesuffix("_cmd") in commands, (module, sorted(commands))

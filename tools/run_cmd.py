@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +62,8 @@ def run_handler(args: argparse.Namespace) -> int:
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG_PATH
     if not path.exists() and args.config is None and (args.board is None or _simulated_board(args.board)):
+        import tempfile
+
         from tools.provision import provision_site
 
         folder = Path(tempfile.mkdtemp(prefix="urja-sim-"))
@@ -195,6 +196,7 @@ async def _drive_sim_car(rt, args, stop: asyncio.Event) -> None:
 
 def demo_handler(args: argparse.Namespace) -> int:
     import asyncio
+    import tempfile
 
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="urja-demo-"))
     speed = args.speed if args.speed is not None else (30.0 if args.local else 60.0)

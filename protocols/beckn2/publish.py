@@ -31,16 +31,17 @@ import logging
 import random as _random
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
-
-import aiohttp
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from protocols.beckn2 import cds_wire as w
 from protocols.signing.beckn import Verifier, body_digest
 from protocols.signing.countersign import verify_counter_signature
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import KeyLookup
+
+if TYPE_CHECKING:  # aiohttp loads when a catalog is published, not when a [network] table is read
+    import aiohttp
+    from aiohttp import web
 
 log = logging.getLogger("urja.publish")
 
@@ -221,6 +222,8 @@ class CatalogPublisher:
         return w.encode({"context": ctx, "message": {"catalogs": [catalog]}}), message_id
 
     async def _send(self, s: ServiceState, catalog: Any) -> None:
+        import aiohttp
+
         digest = body_digest(w.encode(catalog))
         s.dirty = False
         if digest == s.accepted_digest:
@@ -254,6 +257,8 @@ class CatalogPublisher:
             await self._notify()
 
     async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = w.signed_headers(body, self.signer, self.clock())
@@ -312,6 +317,8 @@ class CatalogPublisher:
                      nack=error is not None)
 
     async def handle_on_publish(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         body = await request.content.read(w.MAX_BODY_BYTES + 1)
         status, ack = await self.receive_on_publish(body, request.headers.get("Authorization"))
         return web.Response(body=w.encode(ack), status=status, content_type="application/json")
