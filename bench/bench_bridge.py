@@ -46,11 +46,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-INSIDE = 100
-RADIUS_KM = 5.0
-CENTRE = (12.9716, 77.5946)
-CITIES = [(28.6139, 77.2090), (19.0760, 72.8777), (13.0827, 80.2707), (22.5726, 88.3639), (17.3850, 78.4867),
-          (18.5204, 73.8567), (23.0225, 72.5714), (26.9124, 75.7873), (21.1458, 79.0882)]
 DISCOVERY_ROUNDS = 15
 SELECT_ROUNDS = 40
 IDLE_S = 10.0
@@ -58,29 +53,10 @@ BRIDGES = ("bridge-a", "bridge-b")
 CATALOG_REFRESH_S = 240.0  # chargers republish catalog and presence this often (ChargerLink)
 
 
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
-
-
 def _summary(values_s: list[float]) -> dict:
+    from bench.network import _pct
     return {"p50_ms": round(statistics.median(values_s) * 1000, 2), "p99_ms": round(_pct(values_s, 0.99) * 1000, 2),
             "n": len(values_s)}
-
-
-def _sites(rng, total: int):
-    from protocols.mqtt import geohash
-    sites = []
-    while len(sites) < min(INSIDE, total):
-        lat, lon = CENTRE[0] + rng.uniform(-0.04, 0.04), CENTRE[1] + rng.uniform(-0.04, 0.04)
-        if geohash.distance_km(*CENTRE, lat, lon) < RADIUS_KM * 0.95:
-            sites.append((f"blr-{len(sites):04d}", lat, lon))
-    i = 0
-    while len(sites) < total:
-        c = CITIES[i % len(CITIES)]
-        sites.append((f"far-{i:05d}", c[0] + rng.uniform(-0.1, 0.1), c[1] + rng.uniform(-0.1, 0.1)))
-        i += 1
-    return sites
 
 
 def _proc_rss_kib(pid: int) -> int:
@@ -128,6 +104,8 @@ async def _wait_bridged(urls):
 
 async def _measure(workdir: Path, total: int) -> dict:  # noqa: C901 - one run, told in order
     from agent.tariff_file import load_tariff_file
+    from bench.network import CENTRE, INSIDE, RADIUS_KM
+    from bench.network import _sites as sites_of
     from protocols.beckn import messages
     from protocols.mqtt.identity import make_identity, memory_agency
     from protocols.mqtt.transport import MqttSettings, MqttTransport
@@ -137,7 +115,7 @@ async def _measure(workdir: Path, total: int) -> dict:  # noqa: C901 - one run, 
     from tests.mqtt_broker import Broker
 
     rng = random.Random(14)
-    sites = _sites(rng, total)
+    sites = sites_of(rng, total)
     inside = {s[0] for s in sites[:INSIDE]}
     agency = memory_agency()
     tariff = load_tariff_file(EXAMPLE_TARIFF)
