@@ -49,8 +49,16 @@ class BridgeProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tools.cli", "bridge", "run", "--config", str(self.config), cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        line = (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode()
-        assert " serving http://" in line, line
+        lines = []
+
+        async def serving() -> str:  # its log may say it connected before it says where it serves
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                lines.append(line)
+                if " serving http://" in line or not line:
+                    return line
+        line = await asyncio.wait_for(serving(), 30)
+        assert " serving http://" in line, "".join(lines)
         self.url = line.split(" serving ", 1)[1].split(" ", 1)[0]
         return self
 

@@ -1,0 +1,128 @@
+"""A Beckn 2.0 charger on MQTT only, found through the network's catalog discovery service and
+bought from through a bridge: the real runtime's charger keeps its own signed ``catalog/publish``
+(and the withdrawal of its catalog) retained on a mosquitto broker, its catalog naming the
+bridge's URL as ``bppUri``; the bridge forwards them byte-exact to the reference CDS, whose keys
+and the charger's come from the reference DeDi registry. A buyer on HTTP only discovers at the
+CDS, buys through the bridge at the URL the catalog names, and verifies the receipt offline."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.bootstrap import open_runtime
+from agent.clock import Clock
+from protocols.beckn.policy import Policy
+from protocols.beckn2.dedi import DediRegistryClient, DediRegistryServer, NetworkId, record_from_subscription
+from protocols.bridge.cds_sink import CatalogServiceSink
+from protocols.bridge.server import Bridge
+from protocols.mqtt.identity import make_identity
+from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
+from protocols.mqtt.topics import Topics
+from protocols.mqtt.transport import MqttSettings, MqttTransport
+from protocols.node.cds import discover_via_cds
+from protocols.node.charge import ChargeFlow
+from protocols.signing._codec import b64encode, format_time
+from protocols.signing.agency import load_agency
+from protocols.signing.keys import signer_at
+from tests.bridge_support import bridge_settings, http_buyer
+from tests.mqtt_broker import MOSQUITTO, Broker
+from tests.support import sim_config, wait_until
+
+pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)"),
+              pytest.mark.slow]
+NETWORK = "acmenet.org/charge-net"
+
+
+def listed(signer, now_s: float) -> dict:
+    request = {"subscriber_id": signer.subscriber_id, "unique_key_id": signer.key_id,
+               "signing_public_key": b64encode(signer.public_key_bytes), "valid_from": format_time(now_s - 3600),
+               "valid_until": format_time(now_s + 86_400)}
+    return record_from_subscription(request, network=NetworkId.parse(NETWORK), url="http://127.0.0.1/", now_s=now_s)
+
+
+async def test_a_buyer_finds_a_charger_on_mqtt_only_at_the_cds_and_buys_through_the_bridge(tmp_path):
+    from protocols.beckn2.cds import CatalogDiscoveryService
+
+    cfg = sim_config(tmp_path, auth="network")
+    agency = load_agency(tmp_path / cfg.site_id / "agency")
+    registry = DediRegistryServer()
+    registry_url = f"http://127.0.0.1:{await registry.start()}/dedi"
+    lookups = []
+
+    def lookup(clock):
+        client = DediRegistryClient(session=None, base_url=registry_url, clock=clock, network=NETWORK)
+        lookups.append(client)
+        return client
+    retained = {}
+    with Broker(tmp_path) as broker:
+        async with open_runtime(cfg, clock=Clock(speed=20)) as rt:
+            clock = rt.now_s  # one time for every party: the runtime's runs fast
+            cds_id = make_identity(agency, "cds.test", lat=0, lon=0, now_s=clock(), kind="BPP")
+            bridge_id = make_identity(agency, "bridge-a", lat=12.97, lon=77.59, now_s=clock(), kind="BAP")
+            cds = CatalogDiscoveryService(signer=cds_id.signer, lookup=lookup(clock), clock=clock, network_id=NETWORK)
+            cds_url = f"http://127.0.0.1:{await cds.start()}"
+            bridge = Bridge(settings=bridge_settings("bridge-a", broker.url), signer_for=bridge_id.signer_for,
+                            clock=clock)
+            await bridge.start(connect_timeout_s=5)
+            bridge.sink = sink = CatalogServiceSink(services=[cds_url], session=bridge.http_session)
+            bridge_url = f"http://127.0.0.1:{bridge.port}"
+            network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(
+                brokers=(broker.url,), bridges=("bridge-a",), bridge_url=bridge_url,
+                policy=Policy(profile="beckn-2.0", network_id=NETWORK)))
+            charger_key = signer_at(network.bpp._signer)(clock())
+            node = await http_buyer(agency, [bridge_url], lat=cfg.place.lat, lon=cfg.place.lon, clock=clock,
+                                    profile="beckn-2.0", network_id=NETWORK)
+            for signer in (charger_key, cds_id.signer, node.identity.signer):
+                registry.add(listed(signer, clock()))
+            node.use_registry(lookup(clock))
+            spy = MqttTransport(MqttSettings(brokers=(broker.url,), client_id="spy"),
+                                on_message=lambda topic, payload, _: retained.__setitem__(topic, payload))
+            topics = Topics()
+            spy.subscribe(topics.catalog_request(cfg.place.lat, cfg.place.lon, cfg.site_id), 1)
+            spy.subscribe(topics.catalog_request(cfg.place.lat, cfg.place.lon, cfg.site_id, withdraw=True), 1)
+            car = rt.board.sim.car
+            try:
+                async with spy:
+                    await network.start(connect_timeout_s=5)
+                    await node.start()
+                    await wait_until(lambda: sink.stats.get("catalog_published", 0) >= 1, timeout_s=20,
+                                     what="the bridge forwarded the charger's publish to the CDS")
+                    assert cds.counters["catalogs_accepted"] >= 1
+                    assert len(retained) == 2  # the publish and the withdrawal, both kept on the broker
+                    found = await discover_via_cds(node, cds_url, cfg.place.lat, cfg.place.lon + 0.01, 5, timeout_s=5)
+                    assert [c.subscriber_id for c in found] == [cfg.site_id]
+                    # where the charger says it is reached, in the catalog it signed the publish of
+                    assert cds.index.get(cfg.site_id, f"{cfg.site_id}:catalog")["bppUri"] == bridge_url
+
+                    def step(action, answer):
+                        if action == "confirm":
+                            car.plug_in()
+                            car.request_power()
+
+                    def progress(p):
+                        if rt.core.stop_reason == "limit_energy" and car.plugged:
+                            car.unplug()
+                    flow = ChargeFlow(node, cfg.site_id, energy_wh=100, poll_s=0.3, on_step=step,
+                                      on_progress=progress)
+                    result = await asyncio.wait_for(flow.run(), 60)
+                    await network.close()  # the charger goes: the bridge forwards its own withdrawal
+                    network = None
+                    await wait_until(lambda: sink.stats.get("catalog_withdrawn", 0) >= 1, timeout_s=20,
+                                     what="the bridge forwarded the charger's withdrawal")
+                    assert await discover_via_cds(node, cds_url, cfg.place.lat, cfg.place.lon, 5, timeout_s=5) == []
+            finally:
+                await node.close()
+                if network is not None:
+                    await network.close()
+                await bridge.close()
+                await cds.close()
+                for client in lookups:
+                    await client.close()
+                await registry.close()
+    check = result.receipt_check
+    assert check is not None and check.subscriber_id == cfg.site_id and check.energy_wh >= 100
+    assert result.paid_paise >= check.total_paise
+    answers = node.transport.answers
+    assert answers and all(status == 200 and url.startswith(bridge_url) for _, status, _, url in answers)
+    assert sink.stats.get("catalog_refused", 0) == 0
