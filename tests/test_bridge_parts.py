@@ -176,6 +176,18 @@ def test_a_charger_names_its_bridges_in_its_network_table():
         assert "network.bridges" in str(err.value)
 
 
+def test_a_charger_names_the_url_buyers_reach_it_at_through_its_bridges_only_beside_them():
+    cfg = NetworkConfig.from_table({"bridges": ["bridge-a"], "bridge_url": "https://bridge-a.example/"})
+    assert cfg.bridge_url == "https://bridge-a.example"
+    assert NetworkConfig.from_table({"bridges": ["bridge-a"]}).bridge_url is None
+    for table, problem in (({"bridge_url": "https://bridge-a.example"}, "needs bridges"),
+                           ({"bridges": ["bridge-a"], "bridge_url": "mqtt://broker"}, "not an http(s) URL"),
+                           ({"bridges": ["bridge-a"], "bridge_url": "https://a b"}, "not an http(s) URL")):
+        with pytest.raises(ConfigError) as err:
+            NetworkConfig.from_table(table)
+        assert "network.bridge_url" in str(err.value) and problem in str(err.value)
+
+
 def _discover(spatial) -> bytes:
     return json.dumps({"context": {**V2, "action": "discover"}, "message": {"intent": {"spatial": spatial}}}).encode()
 
