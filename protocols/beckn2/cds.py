@@ -160,7 +160,7 @@ class CatalogDiscoveryService:
     async def _admit(self, request: web.Request, actions: tuple[str, ...], sender_key: str):
         """Read, verify and check a request; returns (body, doc, message id, admission) or a
         refusal ``web.Response``."""
-        body = await request.content.read(self.max_body_bytes + 1)
+        body = await w.read_body(request.content, self.max_body_bytes)
         if len(body) > self.max_body_bytes:
             self._count("refused")
             return self._answer(body, "", status=400,

@@ -304,7 +304,7 @@ class CatalogPublisher:
         headers = w.signed_headers(body, self.signer, self.clock())
         async with self._session.post(url, data=body, headers=headers,
                                       timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
-            return resp.status, await resp.content.read(w.MAX_BODY_BYTES)
+            return resp.status, await w.read_body(resp.content, w.MAX_BODY_BYTES)
 
     # ------------------------------------------------------------------ on_publish
 
@@ -357,6 +357,6 @@ class CatalogPublisher:
                      nack=error is not None)
 
     async def handle_on_publish(self, request: web.Request) -> web.Response:
-        body = await request.content.read(w.MAX_BODY_BYTES + 1)
+        body = await w.read_body(request.content, w.MAX_BODY_BYTES)
         status, ack = await self.receive_on_publish(body, request.headers.get("Authorization"))
         return web.Response(body=w.encode(ack), status=status, content_type="application/json")
