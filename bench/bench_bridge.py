@@ -10,12 +10,19 @@ Method (one run; ``python -m bench.bench_bridge [--chargers N]``, results in
   naming both bridges in its presence. ``INSIDE`` of them lie in a 5 km circle in Bengaluru,
   the rest in other Indian cities.
 * Two bridges, each ``urja bridge run`` in a process of its own, on different brokers.
-* Discovery: a buyer on HTTP only (``HttpBuyerLink`` under the reference node) sends a signed
-  search to the bridges (in turn); the bridge publishes it to the circle's geohash cells; the
+* Profile: Beckn 2.0 (``--profile beckn-1.1`` for the 1.1 search path). On 2.0 every charger
+  names ``bridge_url`` and keeps its signed ``catalog/publish`` and withdrawal retained on its
+  broker (``ChargerNetwork.publish_catalog``); both bridges forward them to the reference
+  catalog service (``urja cds serve``, a process of its own, every participant's key from a
+  registry file as ``urja registry add`` writes it).
+* Discovery through the catalog service (2.0): the buyer's signed ``discover`` of the circle
+  to the service over HTTP, until its verified ``on_discover`` is back and every catalog in it
+  checked (agency certificate, signed offer) by the node: the time until the buyer holds every
+  charger of the circle. The settle before it (fleet start until the service lists the whole
+  circle) is reported as ``catalogs_at_cds_s``.
+* Discovery through the bridges: the buyer sends a signed search (2.0: a ``discover`` of the
+  area) to the bridges in turn; the bridge publishes it to the circle's geohash cells; the
   figure is the time until the buyer holds a verified answer from every charger in the circle.
-  Beckn 2.0 discovery goes through a catalog discovery service instead, which the bridge feeds
-  (that figure is ``bench_cds``'s); this one is the 1.1 search path, end to end through the
-  bridges.
 * select -> on_select: the same signed select of one charger in the circle (on the hub broker),
   through a bridge over HTTP (the two in turn: one on the hub, one on another broker), and,
   interleaved round by round, directly over MQTT by a node on the hub broker and by one on
