@@ -195,7 +195,7 @@ async def _measure(workdir: Path, total: int, profile: str = "beckn-2.0") -> dic
             _registry_file(registry, [m.identity.signer for f in fleets for m in f.members] + [buyer.identity.signer],
                            [cds_keys.subscription_request()], time.time())
             cds = _CliProc(["cds", "serve", "--key-dir", str(workdir / "cds" / "keys"), "--registry-file",
-                            str(registry), "--port", "0"], " on ")
+                            str(registry), "--port", "0", "--max-messages", str(4 * total + 1000)], " on ")
             await cds.start()
             services = [cds.url]
             buyer.use_registry(_file_lookup(str(registry)))
