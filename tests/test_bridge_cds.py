@@ -31,13 +31,12 @@ from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from protocols.mqtt.topics import Topics
 from protocols.mqtt.transport import MqttSettings, MqttTransport
 from protocols.node.cds import discover_via_cds
-from protocols.node.charge import ChargeFlow
 from protocols.signing._codec import b64encode, format_time
 from protocols.signing.agency import load_agency
 from protocols.signing.keys import create_keyring
 from tests.bridge_support import bridge_settings, http_buyer
 from tests.mqtt_broker import MOSQUITTO, Broker
-from tests.support import sim_config, wait_until
+from tests.support import car_charge_flow, sim_config, wait_until
 
 pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)"),
               pytest.mark.slow]
@@ -106,7 +105,6 @@ async def test_a_buyer_finds_a_charger_on_mqtt_only_at_the_cds_and_buys_through_
             topics = Topics()
             spy.subscribe(topics.catalog_request(cfg.place.lat, cfg.place.lon, cfg.site_id), 1)
             spy.subscribe(topics.catalog_request(cfg.place.lat, cfg.place.lon, cfg.site_id, withdraw=True), 1)
-            car = rt.board.sim.car
             try:
                 async with spy:
                     await network.start(connect_timeout_s=5)
@@ -119,17 +117,7 @@ async def test_a_buyer_finds_a_charger_on_mqtt_only_at_the_cds_and_buys_through_
                     assert [c.subscriber_id for c in found] == [cfg.site_id]
                     # where the charger says it is reached, in the catalog it signed the publish of
                     assert cds.index.get(cfg.site_id, f"{cfg.site_id}:catalog")["bppUri"] == bridge_url
-
-                    def step(action, answer):
-                        if action == "confirm":
-                            car.plug_in()
-                            car.request_power()
-
-                    def progress(p):
-                        if rt.core.stop_reason == "limit_energy" and car.plugged:
-                            car.unplug()
-                    flow = ChargeFlow(node, cfg.site_id, energy_wh=100, poll_s=0.3, on_step=step,
-                                      on_progress=progress)
+                    flow = car_charge_flow(node, rt, cfg.site_id)
                     result = await asyncio.wait_for(flow.run(), 60)
                     await network.close()  # the charger goes: the bridge forwards its own withdrawal
                     network = None
