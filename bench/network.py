@@ -61,18 +61,20 @@ def _pct(values, q):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def _sites(rng):
+def _sites(rng, total: int = TOTAL):
+    """``INSIDE`` sites within the search circle, the rest around other cities: the same
+    layout for every network benchmark, so their figures compare."""
     from protocols.mqtt import geohash
     sites = []
-    while len(sites) < INSIDE:
+    while len(sites) < min(INSIDE, total):
         lat = CENTRE[0] + rng.uniform(-0.04, 0.04)
         lon = CENTRE[1] + rng.uniform(-0.04, 0.04)
         if geohash.distance_km(*CENTRE, lat, lon) < RADIUS_KM * 0.95:
-            sites.append((f"blr-{len(sites):03d}", lat, lon))
+            sites.append((f"blr-{len(sites):04d}", lat, lon))
     i = 0
-    while len(sites) < TOTAL:
+    while len(sites) < total:
         c = CITIES[i % len(CITIES)]
-        sites.append((f"far-{i:03d}", c[0] + rng.uniform(-0.1, 0.1), c[1] + rng.uniform(-0.1, 0.1)))
+        sites.append((f"far-{i:05d}", c[0] + rng.uniform(-0.1, 0.1), c[1] + rng.uniform(-0.1, 0.1)))
         i += 1
     return sites
 

@@ -43,7 +43,9 @@ class Fleet:
 
     def __init__(self, *, brokers: Iterable[str], agency, sites: Iterable[tuple[str, float, float]], tariff: dict,
                  clock: Callable[[], float], protocol: str = "5", topics: Topics | None = None,
-                 rng: _random.Random | None = None, connect_batch: int = 100, **link_options):
+                 rng: _random.Random | None = None, connect_batch: int = 100, publish=None, **link_options):
+        """``publish``: a ``NetworkConfig`` whose Beckn 2.0 catalog publishing every member does
+        (``ChargerNetwork.publish_catalog``: its services, its ``bridge_url``)."""
         self.brokers = tuple(brokers)
         self.agency = agency
         self.clock = clock
@@ -61,6 +63,8 @@ class Fleet:
                                     agency_public_key=agency.public_key, settings=settings, topics=self.topics,
                                     clock=clock, rng=_random.Random(rng.random()), **link_options)
             member.identity = ident
+            if publish is not None:
+                member.publish_catalog(publish)
             self.members.append(member)
 
     async def start(self, *, connect_timeout_s: float = 60.0) -> None:

@@ -20,3 +20,21 @@ async def wait_until(predicate, *, timeout_s: float = 10.0, what: str = "conditi
     from tools.sim_site import wait_until as _wait
 
     await _wait(predicate, timeout_s, what, error=AssertionError, poll_s=poll_s)
+
+
+def car_charge_flow(node, rt, site_id: str, *, energy_wh: int = 100, poll_s: float = 0.3):
+    """A buyer's ``ChargeFlow`` at the runtime's simulated site: the car plugs in and asks for
+    power once the order is confirmed, and leaves when the energy bought has been delivered."""
+    from protocols.node.charge import ChargeFlow
+
+    car = rt.board.sim.car
+
+    def step(action, answer):
+        if action == "confirm":
+            car.plug_in()
+            car.request_power()
+
+    def progress(p):
+        if rt.core.stop_reason == "limit_energy" and car.plugged:
+            car.unplug()
+    return ChargeFlow(node, site_id, energy_wh=energy_wh, poll_s=poll_s, on_step=step, on_progress=progress)

@@ -236,3 +236,30 @@ async def test_a_publish_without_a_callback_url_gets_its_results_in_the_answer(w
     assert (await post(world, "/catalog/publish", body, CHARGERS[0]))[:2] == (status, ack)
     await world.cds.idle()
     assert world.pub.received.empty()
+
+
+async def test_a_body_arriving_in_many_pieces_is_read_whole_and_one_too_large_is_cut_at_the_limit():
+    got = []
+
+    async def take(request):
+        got.append(await w.read_body(request.content, 400_000))
+        return web.Response(text="ok")
+    app = web.Application(client_max_size=1_000_000)
+    app.router.add_post("/on_discover", take)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    piece = bytes(range(256)) * 64  # 16 KiB
+
+    async def pieces(n):
+        for _ in range(n):
+            yield piece
+            await asyncio.sleep(0)  # each piece its own write: the reader sees them arrive apart
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/on_discover", data=pieces(24)) as resp:
+                assert resp.status == 200  # 384 KiB in pieces: fits the limit
+            async with http.post(f"http://127.0.0.1:{port}/on_discover", data=piece * 30) as resp:
+                assert resp.status == 200  # 480 KiB: does not
+    finally:
+        await runner.cleanup()
+    assert got[0] == piece * 24
+    assert len(got[1]) == 400_001 and got[1] == (piece * 30)[:400_001]

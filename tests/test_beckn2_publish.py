@@ -200,3 +200,50 @@ async def test_a_charger_that_cannot_be_called_back_takes_the_result_from_the_an
         assert "someone.else.in" in p.services[site.url_a].last_error
     finally:
         await cancel_and_wait([task])
+
+
+async def test_a_charger_behind_bridges_keeps_a_signed_publish_and_withdrawal_on_its_broker_and_renews_them():
+    from protocols.beckn2.publish import RETAINED
+    from protocols.errors import ProtocolError
+    from protocols.signing.beckn import Verifier, parse_frame
+
+    kept, refusals = [], [ProtocolError("broker away")]
+
+    async def retain(publish: bytes, withdraw: bytes) -> None:
+        if refusals:
+            raise refusals.pop()
+        kept.append((publish, withdraw))
+    charger = Charger()
+    with pytest.raises(ValueError):
+        CatalogPublisher(catalog=charger.catalog, signer=CHARGER, clock=time.time, services=(RETAINED,),
+                         bpp_id=CHARGER.subscriber_id, bpp_uri=None, lookup=LOOKUP)
+    p = CatalogPublisher(catalog=charger.catalog, signer=CHARGER, clock=time.time, services=(RETAINED,),
+                         bpp_id=CHARGER.subscriber_id, bpp_uri=None, lookup=LOOKUP, network_id=NETWORK,
+                         rng=random.Random(1), debounce_s=0.05, retry_initial_s=0.05, retry_max_s=0.2,
+                         retain=retain, retained_window_s=600)
+    task = asyncio.get_running_loop().create_task(p.run())
+    try:
+        # the broker refused once: tried again; then kept, and signed afresh on a change
+        await p.wait_for(lambda s: s[RETAINED].accepted_count == 1, 5)
+        charger.status = "Charging"
+        p.changed()
+        await p.wait_for(lambda s: s[RETAINED].accepted_count == 2, 5)
+    finally:
+        await cancel_and_wait([task])
+    verifier = Verifier(lookup=LOOKUP, clock=time.time)
+    (first, _), (publish, withdraw) = kept
+    assert first != publish
+    docs = []
+    for payload in (publish, withdraw):
+        frame = parse_frame(payload)
+        sender = (await verifier.verify_message(frame.body, frame.authorization)).sender
+        assert sender.subscriber_id == CHARGER.subscriber_id and sender.expires_s - sender.created_s == 600
+        docs.append(json.loads(frame.body))
+    for doc in docs:  # the NAT form: a service answers whoever forwards it, no callback
+        assert doc["context"]["action"] == "catalog/publish" and "bppUri" not in doc["context"]
+        assert doc["context"]["ttl"] == "PT600S"
+    (catalog,), (gone,) = docs[0]["message"]["catalogs"], docs[1]["message"]["catalogs"]
+    assert gone == {**catalog, "isActive": False} and catalog.get("isActive") is not False
+    assert "Charging" in json.dumps(catalog)
+    # renewed halfway through the window, without a change
+    assert p.services[RETAINED].dirty and p.services[RETAINED].next_try_at > asyncio.get_running_loop().time() + 200

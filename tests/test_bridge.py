@@ -160,9 +160,10 @@ async def test_bad_input_is_refused_at_the_bridge_and_never_forwarded(tmp_path):
 
 
 async def test_a_v2_request_is_forwarded_byte_exact_and_answered_with_a_counter_signed_ack(tmp_path):
-    from protocols.bridge.answers import counter_signing_string
     from protocols.mqtt.transport import MqttSettings, MqttTransport
     from protocols.signing._codec import b64decode
+    from protocols.signing.beckn import body_digest
+    from protocols.signing.countersign import ack_digest, counter_signing_string
     from protocols.signing.keys import ed25519_verify
 
     agency = memory_agency()
@@ -194,7 +195,7 @@ async def test_a_v2_request_is_forwarded_byte_exact_and_answered_with_a_counter_
                 sig = dict(part.split("=", 1) for part in ack["signature"][len("Signature "):].split(","))
                 created, expires = int(sig["created"].strip('"')), int(sig["expires"].strip('"'))
                 assert sig["keyId"].strip('"').startswith("bridge-a|")
-                text = counter_signing_string(created, expires, ack, body, "m-v2")
+                text = counter_signing_string(created, expires, ack_digest(ack), body_digest(body), "m-v2")
                 assert ed25519_verify(bridge_ident.signer.public_key_bytes,
                                       b64decode(sig["signature"].strip('"'), field="signature"), text.encode())
                 await asyncio.wait_for(arrived.wait(), 10)

@@ -17,12 +17,11 @@ import pytest
 from agent.bootstrap import open_runtime
 from agent.clock import Clock
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
-from protocols.node.charge import ChargeFlow
 from protocols.signing.agency import load_agency
 from protocols.signing.keys import create_keyring
 from tests.bridge_support import http_buyer
 from tests.mqtt_broker import MOSQUITTO, Broker
-from tests.support import sim_config
+from tests.support import car_charge_flow, sim_config
 from tests.test_federation import bridge_ready
 
 pytestmark = [pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)"),
@@ -96,7 +95,6 @@ async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connecti
                 agency = load_agency(tmp_path / cfg.site_id / "agency")
                 node = await http_buyer(agency, [a.url, b.url], lat=cfg.place.lat, lon=cfg.place.lon,
                                         clock=rt.now_s, **node_options)
-                car = rt.board.sim.car
                 try:
                     await node.start()
                     found = []
@@ -105,17 +103,7 @@ async def test_a_buyer_on_http_only_buys_from_a_charger_with_no_inbound_connecti
                         if found:
                             break
                     assert [c.subscriber_id for c in found] == [cfg.site_id]
-
-                    def step(action, answer):
-                        if action == "confirm":
-                            car.plug_in()
-                            car.request_power()
-
-                    def progress(p):
-                        if rt.core.stop_reason == "limit_energy" and car.plugged:
-                            car.unplug()
-                    flow = ChargeFlow(node, cfg.site_id, energy_wh=100, poll_s=0.3, on_step=step,
-                                      on_progress=progress)
+                    flow = car_charge_flow(node, rt, cfg.site_id)
                     result = await asyncio.wait_for(flow.run(), 60)
                 finally:
                     await node.close()

@@ -176,6 +176,18 @@ def test_a_charger_names_its_bridges_in_its_network_table():
         assert "network.bridges" in str(err.value)
 
 
+def test_a_charger_names_the_url_buyers_reach_it_at_through_its_bridges_only_beside_them():
+    cfg = NetworkConfig.from_table({"bridges": ["bridge-a"], "bridge_url": "https://bridge-a.example/"})
+    assert cfg.bridge_url == "https://bridge-a.example"
+    assert NetworkConfig.from_table({"bridges": ["bridge-a"]}).bridge_url is None
+    for table, problem in (({"bridge_url": "https://bridge-a.example"}, "needs bridges"),
+                           ({"bridges": ["bridge-a"], "bridge_url": "mqtt://broker"}, "not an http(s) URL"),
+                           ({"bridges": ["bridge-a"], "bridge_url": "https://a b"}, "not an http(s) URL")):
+        with pytest.raises(ConfigError) as err:
+            NetworkConfig.from_table(table)
+        assert "network.bridge_url" in str(err.value) and problem in str(err.value)
+
+
 def _discover(spatial) -> bytes:
     return json.dumps({"context": {**V2, "action": "discover"}, "message": {"intent": {"spatial": spatial}}}).encode()
 
@@ -194,9 +206,7 @@ def test_a_v2_discover_names_its_area_as_a_point_and_a_distance():
 
 def test_a_frame_made_by_the_bridge_is_the_frame_a_charger_reads():
     b = body(V2)
-    assert envelope.frame(b, "Signature a") == frame_message(b, "Signature a")
-    assert envelope.frame(b, "Signature a", "Signature g") == frame_message(b, "Signature a", "Signature g")
-    with_cert = envelope.frame(b, "Signature a", None, "eyJhIjoxfQ==")
+    with_cert = frame_message(b, "Signature a", None, certificate=envelope.certificate_header("eyJhIjoxfQ=="))
     assert with_cert == b"Authorization: Signature a\nUrja-Agency-Certificate: eyJhIjoxfQ==\n\n" + b
     with pytest.raises(envelope.EnvelopeError):
         envelope.certificate_header("not base64!\nAuthorization: x")

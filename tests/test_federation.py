@@ -10,9 +10,8 @@ from agent.bootstrap import open_runtime
 from agent.clock import Clock
 from protocols.mqtt.stack import ChargerNetwork, NetworkConfig
 from protocols.mqtt.transport import MqttSettings, MqttTransport
-from protocols.node.charge import ChargeFlow
 from tests.mqtt_broker import MOSQUITTO, Broker
-from tests.support import sim_config
+from tests.support import car_charge_flow, sim_config
 from tests.test_node_charge import node_for
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt install mosquitto)")
@@ -48,21 +47,11 @@ async def test_node_on_one_broker_charges_at_a_charger_on_the_other(tmp_path):
             network = ChargerNetwork.for_runtime(rt, config=NetworkConfig(brokers=(b.url,)))
             await network.start(connect_timeout_s=5)
             node = node_for(rt, cfg, tmp_path, a.url)
-            car = rt.board.sim.car
             try:
                 await node.start()
                 found = await node.discover(cfg.place.lat, cfg.place.lon + 0.01, 5, timeout_s=5, expect=1)
                 assert [c.subscriber_id for c in found] == [cfg.site_id]
-
-                def step(action, answer):
-                    if action == "confirm":
-                        car.plug_in()
-                        car.request_power()
-
-                def progress(p):
-                    if rt.core.stop_reason == "limit_energy" and car.plugged:
-                        car.unplug()
-                flow = ChargeFlow(node, cfg.site_id, energy_wh=100, poll_s=0.3, on_step=step, on_progress=progress)
+                flow = car_charge_flow(node, rt, cfg.site_id)
                 result = await asyncio.wait_for(flow.run(), 60)
             finally:
                 await node.close()

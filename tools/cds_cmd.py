@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--public-url", help="this service's URL as callers reach it (bppUri in on_discover)")
+    serve.add_argument("--max-messages", type=int, default=10_000,
+                       help="message ids remembered against replay, each until its signature expires "
+                            "(chargers publishing through bridges sign for minutes: about two per charger)")
     serve.set_defaults(func=handle_serve)
 
 
@@ -54,7 +57,8 @@ async def serve(args, *, clock=time.time) -> None:
         else:
             lookup = _file_lookup(args.registry_file)
         cds = CatalogDiscoveryService(signer=keyring, lookup=lookup, clock=clock,
-                                      network_id=args.network_id, subscriber_uri=args.public_url)
+                                      network_id=args.network_id, subscriber_uri=args.public_url,
+                                      max_messages=args.max_messages)
         port = await cds.start(args.host, args.port)
         await serve_until_stopped(cds.close, f"catalog discovery service (reference, for tests) on "
                                              f"http://{args.host}:{port} as {keyring.subscriber_id}")
@@ -65,6 +69,9 @@ def handle_serve(args) -> int:
 
     from protocols.errors import ProtocolError
 
+    if args.max_messages < 1:
+        print(f"urja cds serve: --max-messages must be at least 1, got {args.max_messages}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(args))
     except ProtocolError as exc:

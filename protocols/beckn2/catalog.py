@@ -30,11 +30,12 @@ EVSE_MARK = ":evse:"
 _STANDARDS = {val: key for key, val in v.CONNECTOR_TYPES.items()}
 
 
-def catalog_v2(bpp, *, now_s: float | None = None) -> dict:
+def catalog_v2(bpp, *, now_s: float | None = None, bpp_uri: str | None = None) -> dict:
     """The charger's signed catalog as a 2.0 ``Catalog``: the same content, cache and signed
-    offer as the 1.1 ``on_search`` (``Bpp._catalog``), so both profiles show one truth."""
+    offer as the 1.1 ``on_search`` (``Bpp._catalog``), so both profiles show one truth.
+    ``bpp_uri``: where buyers reach the charger when that is not its own binding (a bridge)."""
     held = bpp._catalog(bpp.clock() if now_s is None else now_s)
-    return catalog_from_v1(held.message["catalog"], bpp_id=bpp.bpp_id, bpp_uri=bpp.bpp_uri)
+    return catalog_from_v1(held.message["catalog"], bpp_id=bpp.bpp_id, bpp_uri=bpp_uri or bpp.bpp_uri)
 
 
 def _gps(text: Any) -> tuple[float, float] | None:

@@ -95,13 +95,15 @@ class CatalogDiscoveryService:
     def __init__(self, *, signer, lookup: KeyLookup, clock: Callable[[], float], network_id: str | None = None,
                  subscriber_uri: str | None = None, session: aiohttp.ClientSession | None = None,
                  max_body_bytes: int = w.MAX_BODY_BYTES, max_results: int = 100, callback_attempts: int = 3,
-                 retry_delay_s: float = 0.5, timeout_s: float = 5.0):
+                 retry_delay_s: float = 0.5, timeout_s: float = 5.0, max_messages: int = 10_000):
         self.signer = signer
         self.clock = clock
         self.network_id = network_id
         self.subscriber_uri = subscriber_uri
         self.verifier = Verifier(lookup=lookup, clock=clock, max_body_bytes=max_body_bytes)
-        self.replay = ReplayGuard(clock=clock)
+        # each message id is remembered until its signature expires: a publisher that signs for
+        # longer (a charger's retained publish, forwarded by bridges) holds its entries longer
+        self.replay = ReplayGuard(clock=clock, max_entries=max_messages)
         self.index = CatalogIndex()
         self.max_body_bytes = max_body_bytes
         self.max_results = max_results
@@ -160,7 +162,7 @@ class CatalogDiscoveryService:
     async def _admit(self, request: web.Request, actions: tuple[str, ...], sender_key: str):
         """Read, verify and check a request; returns (body, doc, message id, admission) or a
         refusal ``web.Response``."""
-        body = await request.content.read(self.max_body_bytes + 1)
+        body = await w.read_body(request.content, self.max_body_bytes)
         if len(body) > self.max_body_bytes:
             self._count("refused")
             return self._answer(body, "", status=400,

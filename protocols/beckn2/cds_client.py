@@ -137,7 +137,7 @@ class CdsDiscovery:
             raise DiscoveryError(f"{self.cds_url} refused the discover: {error.get('errorMessage', status)}")
 
     async def _on_discover(self, request: web.Request) -> web.Response:
-        body = await request.content.read(4 * w.MAX_BODY_BYTES + 1)
+        body = await w.read_body(request.content, 4 * w.MAX_BODY_BYTES)
         message_id = ""
         try:
             await self.verifier.verify_message(body, request.headers.get("Authorization"))

@@ -118,6 +118,20 @@ def callback_context(request_ctx: dict, request_body: bytes, *, action: str, now
     return ctx
 
 
+async def read_body(stream, max_bytes: int) -> bytes:
+    """The body from an aiohttp stream, all of it, or ``max_bytes + 1`` bytes to say it is too
+    large: ``StreamReader.read(n)`` returns what has arrived so far, which for a body of more
+    than a few segments (a discovery's hundred catalogs) is only its beginning."""
+    chunks, size = [], 0
+    while size <= max_bytes:
+        chunk = await stream.read(max_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def signed_headers(body: bytes, signer, now_s: float) -> dict:
     """``Authorization`` (BECKN-006) and content type for a POST of ``body``."""
     now = int(now_s)

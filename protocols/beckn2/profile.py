@@ -19,7 +19,7 @@ from protocols.beckn2 import vocabulary as v
 from protocols.beckn2.ack import counter_sign, onix_ack_signature
 from protocols.beckn2.cds_wire import message_id_of
 from protocols.beckn2.codec import DIGEST_FOR, DIGEST_KEY, V2_KEYS, callback_v2, error_v2, request_v1
-from protocols.signing.beckn import body_digest
+from protocols.signing.beckn import CERTIFICATE_HEADER, body_digest
 from protocols.signing.detached import load_json
 from protocols.signing.errors import SignatureError
 
@@ -33,7 +33,7 @@ def _header(headers: dict, name: str) -> str | None:
 
 def _certificate_from_header(headers: dict) -> dict | None:
     """The buyer's agency certificate sent beside a discover (whose body has no place for it)."""
-    text = _header(headers, v.CERTIFICATE_HEADER)
+    text = _header(headers, CERTIFICATE_HEADER)
     if text is None or len(text) > 24 * 1024:
         return None
     try:

@@ -20,6 +20,15 @@ A charger that cannot be called back (behind NAT, MQTT only) passes ``bpp_uri=No
 publish names no ``bppUri`` and the service's answer carries the results (200 taken, 409 with
 the refusals).
 
+A charger that cannot reach a service at all, or leaves that to the bridges that front it,
+names ``RETAINED`` among its services and passes ``retain``: the same signed publish (NAT form),
+and beside it a withdrawal of the same catalog (``isActive: false``) signed at the same moment,
+are handed to ``retain`` to be kept on the broker, where every bridge that fronts the charger
+reads them and forwards them byte-exact (``protocols.bridge.cds_sink``): the publish when the
+charger is online, the withdrawal when it goes. A bridge forwards them long after they were
+signed, so both are signed for ``retained_window_s`` and signed again halfway through it, and on
+every change; the broker taking them is the acknowledgement (the services answer the bridge).
+
 Configuration: ``[network] catalog_services = ["https://cds.example.net", ...]``
 (``catalog_services(section)`` reads and checks it).
 """
@@ -34,10 +43,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from protocols.beckn2 import cds_wire as w
-from protocols.signing.beckn import Verifier, body_digest
+from protocols.errors import ProtocolError
+from protocols.signing.beckn import Verifier, body_digest, frame_message, sign_body
 from protocols.signing.countersign import verify_counter_signature
 from protocols.signing.errors import SignatureError
-from protocols.signing.keys import KeyLookup
+from protocols.signing.keys import KeyLookup, signer_at
 
 if TYPE_CHECKING:  # aiohttp loads when a catalog is published, not when a [network] table is read
     import aiohttp
@@ -46,6 +56,7 @@ if TYPE_CHECKING:  # aiohttp loads when a catalog is published, not when a [netw
 log = logging.getLogger("urja.publish")
 
 MAX_SERVICES = 8
+RETAINED = "mqtt:retained"  # the broker, for the bridges that front the charger to forward
 
 
 def catalog_services(section) -> tuple[str, ...]:
@@ -83,8 +94,13 @@ class CatalogPublisher:
                  network_id: str | None = None, domain: str | None = None,
                  session: aiohttp.ClientSession | None = None, debounce_s: float = 2.0, max_delay_s: float = 10.0,
                  retry_initial_s: float = 5.0, retry_max_s: float = 300.0, result_timeout_s: float = 30.0,
-                 timeout_s: float = 10.0, rng: _random.Random | None = None):
+                 timeout_s: float = 10.0, rng: _random.Random | None = None,
+                 retain: Callable[[bytes, bytes], Awaitable[None]] | None = None, retained_window_s: float = 480.0):
+        if RETAINED in services and retain is None:
+            raise ValueError(f"{RETAINED} needs retain: where the signed requests are kept")
         self.catalog = catalog
+        self.retain = retain
+        self.retained_window_s = retained_window_s
         self.signer = signer
         self.clock = clock
         self.bpp_id = bpp_id
@@ -214,11 +230,12 @@ class CatalogPublisher:
 
     # ------------------------------------------------------------------ sending
 
-    def _body(self, catalog: dict) -> tuple[bytes, str]:
+    def _body(self, catalog: dict, *, now_s: float | None = None, ttl_s: int = w.SIGNATURE_TTL_S,
+              bpp_uri: str | None = None) -> tuple[bytes, str]:
         message_id = str(uuid.uuid4())
         ctx = w.context(action="catalog/publish", message_id=message_id, transaction_id=str(uuid.uuid4()),
-                        now_s=self.clock(), network_id=self.network_id, domain=self.domain, bppId=self.bpp_id,
-                        bppUri=self.bpp_uri)
+                        now_s=self.clock() if now_s is None else now_s, network_id=self.network_id, ttl_s=ttl_s,
+                        domain=self.domain, bppId=self.bpp_id, bppUri=bpp_uri)
         return w.encode({"context": ctx, "message": {"catalogs": [catalog]}}), message_id
 
     async def _send(self, s: ServiceState, catalog: Any) -> None:
@@ -226,11 +243,14 @@ class CatalogPublisher:
 
         digest = body_digest(w.encode(catalog))
         s.dirty = False
+        if s.url == RETAINED:
+            await self._retain(s, catalog)
+            return
         if digest == s.accepted_digest:
             s.state = "accepted"
             await self._notify()
             return
-        body, message_id = self._body(catalog)
+        body, message_id = self._body(catalog, bpp_uri=self.bpp_uri)
         s.state = "sending"
         s.pending_message_id, s.pending_body, s.pending_digest = message_id, body, digest
         try:
@@ -256,6 +276,31 @@ class CatalogPublisher:
             s.result_deadline = asyncio.get_running_loop().time() + self.result_timeout_s
             await self._notify()
 
+    def _signed_request(self, catalog: dict, now_s: float) -> bytes:
+        """A publish of ``catalog`` in the NAT form (no ``bppUri``: the service answers whoever
+        forwards it), framed with its signature for the retained window."""
+        window_s = int(self.retained_window_s)
+        body, _ = self._body(catalog, now_s=now_s, ttl_s=window_s)
+        header = sign_body(body, signer_at(self.signer)(now_s), created_s=int(now_s), expires_s=int(now_s) + window_s)
+        return frame_message(body, header)
+
+    async def _retain(self, s: ServiceState, catalog: dict) -> None:
+        s.state = "sending"
+        now_s = self.clock()
+        try:
+            publish = self._signed_request(catalog, now_s)
+            withdraw = self._signed_request({**catalog, "isActive": False}, now_s)
+            await self.retain(publish, withdraw)
+        except (ProtocolError, OSError, asyncio.TimeoutError) as exc:
+            await self._retry_later(s, f"the broker did not keep the requests: {exc}")
+            return
+        s.state, s.attempts, s.last_error = "accepted", 0, ""
+        s.accepted_count += 1
+        s.dirty = True  # signed again halfway through the window, so a bridge never holds an expired one
+        s.next_try_at = asyncio.get_running_loop().time() + self.retained_window_s / 2
+        log.info("catalog publish and withdrawal retained for the bridges")
+        await self._notify()
+
     async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
         import aiohttp
 
@@ -264,7 +309,7 @@ class CatalogPublisher:
         headers = w.signed_headers(body, self.signer, self.clock())
         async with self._session.post(url, data=body, headers=headers,
                                       timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
-            return resp.status, await resp.content.read(w.MAX_BODY_BYTES)
+            return resp.status, await w.read_body(resp.content, w.MAX_BODY_BYTES)
 
     # ------------------------------------------------------------------ on_publish
 
@@ -319,6 +364,6 @@ class CatalogPublisher:
     async def handle_on_publish(self, request: web.Request) -> web.Response:
         from aiohttp import web
 
-        body = await request.content.read(w.MAX_BODY_BYTES + 1)
+        body = await w.read_body(request.content, w.MAX_BODY_BYTES)
         status, ack = await self.receive_on_publish(body, request.headers.get("Authorization"))
         return web.Response(body=w.encode(ack), status=status, content_type="application/json")

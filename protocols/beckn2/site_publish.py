@@ -9,7 +9,10 @@ ConnectorView)``, ``("tariff", dict)``); this listener turns each real change in
 Which binding publishes: the one buyers should call. A charger with HTTP publishes from the
 HTTP binding with its ``public_url`` as ``bppUri`` and takes ``/catalog/on_publish`` on its own
 server (``add_routes``); a charger on MQTT only cannot be called back, so the MQTT binding
-publishes without a callback URL and reads the results from the service's answer.
+publishes without a callback URL and reads the results from the service's answer. A charger
+on MQTT only that names bridges and the URL buyers reach it at through them (``[network]
+bridges`` and ``bridge_url``) names that URL as its catalog's ``bppUri`` and publishes to the
+broker too (``publish.RETAINED``): the bridges forward the signed requests it keeps there.
 
 The services' answers are verified (counter-signature, signed ``on_publish``) with the
 binding's key lookup, so a site that names ``catalog_services`` must name a registry too
@@ -32,10 +35,11 @@ class SitePublisher:
     """Publishes ``bpp``'s 2.0 catalog to ``services``; ``start()``/``close()`` with the binding."""
 
     def __init__(self, *, bpp, services: tuple[str, ...], lookup, network_id: str | None,
-                 callback_uri: str | None, **options: Any):
+                 callback_uri: str | None, catalog_uri: str | None = None, **options: Any):
         self.bpp = bpp
         self.publisher = CatalogPublisher(
-            catalog=lambda: catalog_v2(bpp), signer=bpp._signer, clock=bpp.clock, services=services,
+            catalog=lambda: catalog_v2(bpp, bpp_uri=catalog_uri), signer=bpp._signer, clock=bpp.clock,
+            services=services,
             bpp_id=bpp.bpp_id, bpp_uri=callback_uri, lookup=lookup, network_id=network_id, **options)
         self._statuses: dict[Any, str] = {}
         self._task: asyncio.Task | None = None
@@ -66,15 +70,21 @@ class SitePublisher:
                 self._statuses[obj.connector_id] = obj.status
             elif kind != "tariff":
                 return
-            if self._loop is None or self._task is None:
-                return
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is self._loop:
-                self.publisher.changed()
-            else:
-                self._loop.call_soon_threadsafe(self.publisher.changed)
+            self.republish()
         except Exception:  # a listener must not break the charger
             log.exception("catalog publish: could not note a %s change", kind)
+
+    def republish(self) -> None:
+        """Publish again once settled, from any thread: on a change, or when the charger is back
+        on its broker (a bridge forwards its retained request again, which must be a fresh one:
+        a service answers a message it has seen without taking the catalog again)."""
+        if self._loop is None or self._task is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self.publisher.changed()
+        else:
+            self._loop.call_soon_threadsafe(self.publisher.changed)

@@ -29,7 +29,6 @@ URJA_CONTEXT = "urn:urja:beckn2:v1"
 SCHEMA_CONTEXTS = (CORE_CONTEXT, SERVICE_CONTEXT, OFFER_CONTEXT, SESSION_CONTEXT, OPERATOR_CONTEXT)
 
 DEFAULT_NETWORK_ID = "urja.local/ev-charging"
-CERTIFICATE_HEADER = "Urja-Agency-Certificate"  # base64 of the certificate JSON, for discover
 
 # OCPI-style connector standards of the charger and the EvChargingService enum.
 CONNECTOR_TYPES = {"IEC_62196_T2": "Type2", "IEC_62196_T2_COMBO": "CCS2", "CHADEMO": "CHAdeMO",

@@ -119,12 +119,7 @@ class HttpBuyerLink:
         self._sent[env.message_id] = None
         if len(self._sent) > 4096:
             self._sent.pop(next(iter(self._sent)))
-        headers = {AUTHORIZATION: frame.authorization, "Content-Type": "application/json"}
-        if frame.gateway_authorization is not None:
-            headers[GATEWAY_AUTHORIZATION] = frame.gateway_authorization
-        certificate = getattr(frame, "certificate", None)  # beside a 2.0 discover
-        if certificate is not None:
-            headers[envelope.CERTIFICATE_HEADER] = certificate
+        headers = framing.headers_of(frame) | {"Content-Type": "application/json"}
         last_error = None
         for _ in range(len(self.bridges)):
             url = f"{self.bridges[self._next % len(self.bridges)]}/{env.action}"

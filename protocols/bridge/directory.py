@@ -162,17 +162,23 @@ class Directory:
         elif was_fronted and was_online and not (fronted and online):
             self._tell(entry, "offline")
 
-    def _catalog(self, topic: str, payload: bytes) -> None:
+    def _framed_entry(self, topic: str, payload: bytes) -> ChargerEntry | None:
+        """The charger a retained frame belongs to, or None (counted) when the topic names none
+        or the payload is not a frame a charger could have sent; an empty payload clears."""
         entry = self._entry(topic)
-        if entry is None:
-            self.ignored += 1
-            return
-        if payload:
+        if entry is not None and payload:
             try:
                 framing.unframe(payload)
             except ProtocolError:
-                self.ignored += 1
-                return
+                entry = None
+        if entry is None:
+            self.ignored += 1
+        return entry
+
+    def _catalog(self, topic: str, payload: bytes) -> None:
+        entry = self._framed_entry(topic, payload)
+        if entry is None:
+            return
         entry.catalog = bytes(payload) or None
         entry.catalog_topic = topic
         entry.seen.add("catalog")
@@ -180,16 +186,9 @@ class Directory:
             self._tell(entry, "catalog" if entry.catalog else "offline")
 
     def _request(self, topic: str, payload: bytes) -> None:
-        entry = self._entry(topic)
+        entry = self._framed_entry(topic, payload)
         if entry is None:
-            self.ignored += 1
             return
-        if payload:
-            try:
-                framing.unframe(payload)
-            except ProtocolError:
-                self.ignored += 1
-                return
         withdraw = topic.startswith(self.topics.root + "/withdraw/")
         if withdraw:
             entry.withdraw_request = bytes(payload) or None

@@ -5,7 +5,8 @@ Beckn 2.0 spells the context in camelCase (``bapId``, ``bppId``, ``transactionId
 so a charger still on the 1.1 profile can be fronted; a context mixing the two is refused,
 because two readers could then disagree on which charger is meant.
 
-The bridge never re-serialises a body: it reads a copy and forwards the original bytes.
+The bridge never re-serialises a body: it reads a copy and forwards the original bytes, framed
+by the charger's own ``protocols.signing.beckn.frame_message``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from protocols.bridge.errors import BridgeError
 from protocols.mqtt.topics import TopicError, check_subscriber_id
+from protocols.signing.beckn import CERTIFICATE_HEADER, MAX_CERTIFICATE_HEADER_CHARS
 
 V2_KEYS = {"bap_id": "bapId", "bap_uri": "bapUri", "bpp_id": "bppId", "bpp_uri": "bppUri",
            "transaction_id": "transactionId", "message_id": "messageId"}
@@ -132,32 +134,17 @@ def charger_id(env: Envelope) -> str:
         raise EnvelopeError(env.key("bpp_id"), str(exc)) from None
 
 
-# The frame header a Beckn 2.0 discover carries its sender's agency certificate in (its body has
-# no place for it; docs/network-protocol.md); over HTTP it is a request header of the same name.
-CERTIFICATE_HEADER = "Urja-Agency-Certificate"
-MAX_CERTIFICATE_CHARS = 24 * 1024
 _B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
 
 def certificate_header(value: str | None) -> str | None:
-    """The certificate header, passed on as it came if it is plausible base64 of bounded size."""
+    """The sender's certificate header (``CERTIFICATE_HEADER``: a 2.0 discover's body has no
+    place for it), passed on as it came if it is plausible base64 of the size a charger reads."""
     if value is None:
         return None
-    if len(value) > MAX_CERTIFICATE_CHARS or not _B64_RE.match(value):
-        raise EnvelopeError(CERTIFICATE_HEADER, f"must be base64 of at most {MAX_CERTIFICATE_CHARS} characters")
+    if len(value) > MAX_CERTIFICATE_HEADER_CHARS or not _B64_RE.match(value):
+        raise EnvelopeError(CERTIFICATE_HEADER, f"must be base64 of at most {MAX_CERTIFICATE_HEADER_CHARS} characters")
     return value
-
-
-def frame(body: bytes, authorization: str, gateway_authorization: str | None = None,
-          certificate: str | None = None) -> bytes:
-    """Header block, empty line, exact body (``protocols.signing.beckn.frame_message``), with the
-    certificate line last in the block when there is one."""
-    lines = [f"Authorization: {authorization}"]
-    if gateway_authorization is not None:
-        lines.append(f"X-Gateway-Authorization: {gateway_authorization}")
-    if certificate is not None:
-        lines.append(f"{CERTIFICATE_HEADER}: {certificate}")
-    return ("\n".join(lines) + "\n\n").encode("ascii") + bytes(body)
 
 
 def discover_circle(body: bytes) -> tuple[float, float, float]:

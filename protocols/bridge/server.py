@@ -50,8 +50,10 @@ from protocols.mqtt.topics import Topics
 from protocols.mqtt.transport import MqttTransport, TransportError
 from protocols.signing.beckn import (
     AUTHORIZATION,
+    CERTIFICATE_HEADER,
     GATEWAY_AUTHORIZATION,
     Verifier,
+    frame_message,
     parse_signature_header,
 )
 from protocols.signing.keys import KeyLookup
@@ -276,10 +278,11 @@ class Bridge:
 
     async def _forward(self, env: envelope.Envelope, body: bytes, headers) -> None:
         try:
-            certificate = envelope.certificate_header(headers.get(envelope.CERTIFICATE_HEADER))
+            certificate = envelope.certificate_header(headers.get(CERTIFICATE_HEADER))
         except envelope.EnvelopeError as exc:
             raise Refusal(400, codes.INVALID_REQUEST, str(exc)) from None
-        payload = envelope.frame(body, headers[AUTHORIZATION], headers.get(GATEWAY_AUTHORIZATION), certificate)
+        payload = frame_message(body, headers[AUTHORIZATION], headers.get(GATEWAY_AUTHORIZATION),
+                                certificate=certificate)
         if env.bpp_id is None and env.action == "search":
             topics = self._search_topics(body)
         elif env.bpp_id is None and env.action == "discover":

@@ -15,6 +15,9 @@ from typing import Callable
 from protocols.beckn import messages
 from protocols.errors import ProtocolError
 from protocols.signing.beckn import (
+    AUTHORIZATION,
+    CERTIFICATE_HEADER,
+    GATEWAY_AUTHORIZATION,
     FramedMessage,
     frame_message,
     parse_frame,
@@ -51,11 +54,11 @@ def unframe(payload: bytes) -> FramedMessage:
 
 def headers_of(frame: FramedMessage) -> dict:
     """The frame's headers as an HTTP binding would hand them to the provider."""
-    headers = {"Authorization": frame.authorization}
+    headers = {AUTHORIZATION: frame.authorization}
     if frame.gateway_authorization is not None:
-        headers["X-Gateway-Authorization"] = frame.gateway_authorization
+        headers[GATEWAY_AUTHORIZATION] = frame.gateway_authorization
     if frame.certificate is not None:
-        headers["Urja-Agency-Certificate"] = frame.certificate
+        headers[CERTIFICATE_HEADER] = frame.certificate
     return headers
 
 

@@ -12,6 +12,8 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
     protocol = "5"                 # or "3.1.1"
     topic_root = "urja/v1"
     bridges = ["bridge-a.example.net"]   # optional: HTTP bridges that may front this charger
+    bridge_url = "https://bridge-a.example.net"   # Beckn 2.0: where buyers reach it through them;
+                                   # the catalog's bppUri, its signed publish kept for the bridges
     username = "..."               # with password; or client certificate:
     password = "..."
     ca_file = "/etc/urja/network-ca.pem"
@@ -28,6 +30,7 @@ provider's own (``protocols.beckn.policy.Policy``: ``payment``, ``quote_ttl_s``,
 """
 from __future__ import annotations
 
+import asyncio
 import random as _random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,7 @@ class NetworkConfig:
     protocol: str = "5"
     topic_root: str = DEFAULT_ROOT
     bridges: tuple[str, ...] = ()  # HTTP bridges that may front this charger (protocols.bridge)
+    bridge_url: str | None = None  # where buyers reach this charger through its bridges (2.0 catalogs)
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # a secret: never in a log line
     ca_file: str | None = None
@@ -77,7 +81,7 @@ class NetworkConfig:
         if not brokers or not all(isinstance(b, str) for b in brokers):
             raise sec.error("brokers", "must be a non-empty list of broker URLs", "mqtt://host:port, mqtts://host:port")
         base = Path(file).parent if str(file) != "<config>" else Path(".")
-        from protocols.bridge.fronting import fronting_bridges  # the bridge package reads its own key
+        from protocols.bridge.fronting import fronted_url, fronting_bridges  # the bridge package reads its keys
 
         def path(name):
             value = sec.str(name, None)
@@ -86,7 +90,8 @@ class NetworkConfig:
             p = Path(value)
             return str(p if p.is_absolute() else base / p)
 
-        cfg = cls(brokers=tuple(brokers), bridges=fronting_bridges(sec),
+        bridges = fronting_bridges(sec)
+        cfg = cls(brokers=tuple(brokers), bridges=bridges, bridge_url=fronted_url(sec, bridges),
                   protocol=sec.str("protocol", "5", choices=PROTOCOLS),
                   topic_root=sec.str("topic_root", DEFAULT_ROOT), username=sec.str("username", None),
                   password=sec.str("password", None), ca_file=path("ca_file"), cert_file=path("cert_file"),
@@ -199,15 +204,39 @@ class ChargerNetwork:
                   agency_public_key=ident.agency_public_key, settings=settings, topics=Topics(config.topic_root),
                   journal=ctx.outbox, **options)
         net._registry_session = session
-        if (config.catalog_services and config.policy.profile == "beckn-2.0"
+        if (config.policy.profile == "beckn-2.0" and (config.catalog_services or config.bridge_url)
                 and "http" not in (getattr(ctx.site, "bindings", None) or {})):
-            from protocols.beckn2.site_publish import SitePublisher
-
-            # behind NAT on MQTT: no callback URL, the services answer with the results
-            net.publisher = SitePublisher(bpp=net.bpp, services=config.catalog_services,
-                                          lookup=net.verifier.lookup, network_id=config.policy.network_id,
-                                          callback_uri=None)
+            net.publish_catalog(config)
         return net
+
+    def publish_catalog(self, config: NetworkConfig) -> None:
+        """Beckn 2.0 behind NAT on MQTT: publish to ``catalog_services`` without a callback URL
+        (the services answer with the results) and, with ``bridge_url``, keep the signed
+        requests on the broker for the bridges, the catalog naming ``bridge_url`` as ``bppUri``."""
+        from protocols.beckn2.publish import RETAINED
+        from protocols.beckn2.site_publish import SitePublisher
+
+        services = config.catalog_services + ((RETAINED,) if config.bridge_url else ())
+        self.publisher = SitePublisher(bpp=self.bpp, services=services, lookup=self.verifier.lookup,
+                                       network_id=config.policy.network_id, callback_uri=None,
+                                       catalog_uri=config.bridge_url, retain=self._retain_catalog_requests,
+                                       retained_window_s=2 * self.link.catalog_refresh_s)
+        if config.bridge_url:
+            link_on_connect = self.transport.on_connect
+
+            def on_connect() -> None:
+                link_on_connect()
+                self.publisher.republish()  # sign afresh: the retained one may have been withdrawn
+            self.transport.on_connect = on_connect
+
+    async def _retain_catalog_requests(self, publish: bytes, withdraw: bytes) -> None:
+        """The withdrawal first: a bridge that sees the publish can already withdraw it. At start
+        the publisher is quicker than the broker's connection, which is waited for (bounded)."""
+        await asyncio.wait_for(self.transport.connected.wait(), 10)
+        site = self.link
+        for payload, gone in ((withdraw, True), (publish, False)):
+            topic = self.topics.catalog_request(site.lat, site.lon, site.subscriber_id, withdraw=gone)
+            await self.transport.publish(topic, payload, qos=1, retain=True, timeout_s=5)
 
     async def start(self, *, connect_timeout_s: float | None = None) -> None:
         self.service.add_listener(self._on_event)

@@ -118,6 +118,11 @@ class Topics:
         cell = geohash.encode(lat, lon, PLACE_PRECISION)
         return f"{self.root}/presence/{cell_path(cell)}/{check_subscriber_id(subscriber_id)}"
 
+    def catalog_request(self, lat: float, lon: float, subscriber_id: str, *, withdraw: bool = False) -> str:
+        """Where a charger keeps its signed Beckn 2.0 ``catalog/publish`` (or the withdrawal of
+        its catalog) for the bridges that front it (``protocols.bridge.directory``)."""
+        return self.catalog(lat, lon, subscriber_id).replace("/catalog/", "/withdraw/" if withdraw else "/publish/", 1)
+
     def catalogs_in(self, cell: str) -> str:
         """Filter gathering every retained catalog inside ``cell`` (any precision up to 5)."""
         return f"{self.root}/catalog/{cell_path(cell)}/#"
