@@ -21,6 +21,7 @@ from protocols.signing.beckn import body_digest, sign_body
 from protocols.signing.countersign import counter_sign
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import signer_at
+from protocols.streams import read_body  # noqa: F401  (the wire's readers use it as w.read_body)
 
 VERSION = "2.0.0"
 PUBLISH_ACTIONS = ("catalog/publish", "catalog_publish")
@@ -116,20 +117,6 @@ def callback_context(request_ctx: dict, request_body: bytes, *, action: str, now
     ctx.update({"action": action, "timestamp": format_time(now_s), "ttl": f"PT{SIGNATURE_TTL_S}S",
                 "requestDigest": request_digest(request_body)})
     return ctx
-
-
-async def read_body(stream, max_bytes: int) -> bytes:
-    """The body from an aiohttp stream, all of it, or ``max_bytes + 1`` bytes to say it is too
-    large: ``StreamReader.read(n)`` returns what has arrived so far, which for a body of more
-    than a few segments (a discovery's hundred catalogs) is only its beginning."""
-    chunks, size = [], 0
-    while size <= max_bytes:
-        chunk = await stream.read(max_bytes + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def signed_headers(body: bytes, signer, now_s: float) -> dict:

@@ -43,6 +43,7 @@ from protocols.signing._codec import b64decode, format_time, parse_time
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import PublicKeyRecord
 from protocols.signing.registry import MISS, AnswerCache
+from protocols.streams import read_body
 
 log = logging.getLogger("urja.dedi")
 
@@ -254,7 +255,7 @@ class DediRegistryClient:
         if self.session is None:
             self.session = aiohttp.ClientSession()
         async with self.session.get(url) as resp:
-            raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+            raw = await read_body(resp.content, MAX_RESPONSE_BYTES)
             if len(raw) > MAX_RESPONSE_BYTES:
                 raise SignatureError("registry-malformed", f"registry answer larger than {MAX_RESPONSE_BYTES} bytes")
             return resp.status, raw

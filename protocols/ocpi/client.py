@@ -13,6 +13,7 @@ import aiohttp
 
 from protocols.ocpi.errors import NO_MATCHING_ENDPOINTS, UNABLE_TO_USE_CLIENT_API, UNSUPPORTED_VERSION, PartnerError
 from protocols.ocpi.wire import VERSION, auth_header
+from protocols.streams import read_body
 
 MAX_RESPONSE_BYTES = 1 << 20
 
@@ -50,7 +51,7 @@ class OcpiClient:
             async with self.session.request(method, url, data=data, params=params,
                                             headers=self._headers(token, to_party),
                                             timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
-                raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await read_body(resp.content, MAX_RESPONSE_BYTES)
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             raise PartnerError(UNABLE_TO_USE_CLIENT_API, f"{method} {url} failed: {exc or type(exc).__name__}",

@@ -23,6 +23,7 @@ from protocols.signing._codec import b64decode, parse_time
 from protocols.signing.beckn import sign_body
 from protocols.signing.errors import SignatureError
 from protocols.signing.keys import Ed25519Signer, PublicKeyRecord
+from protocols.streams import read_body
 
 MAX_RESPONSE_BYTES = 256 * 1024
 MISS = object()  # ``AnswerCache.get``: nothing held (a held ``None`` is a registry's "not found")
@@ -147,7 +148,7 @@ class RegistryClient:
         async with self.session.post(self.lookup_url, data=body, headers=headers) as resp:
             if resp.status != 200:
                 raise SignatureError("registry-unavailable", f"registry answered HTTP {resp.status}")
-            raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+            raw = await read_body(resp.content, MAX_RESPONSE_BYTES)
             if len(raw) > MAX_RESPONSE_BYTES:
                 raise SignatureError("registry-malformed", f"registry answer larger than {MAX_RESPONSE_BYTES} bytes")
             return raw
