@@ -6,6 +6,7 @@ enabled = false`` keeps the table but never dials the broker.
 """
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -139,3 +140,30 @@ async def test_a_network_switched_off_is_not_started(tmp_path):
     bad = site_with(tmp_path / "bad", None, extra='\n[network]\nenabled = "no"\n')
     with pytest.raises(ConfigError, match="network.enabled: must be true or false"):
         load_config(bad)
+
+
+async def test_a_charge_that_would_start_while_the_site_is_closed_is_never_quoted_nor_sold():
+    """The runtime refuses a start outside the hours, so the network must not quote it, take an
+    order for it or accept its payment: a quote is a promise."""
+    w = World2()
+    b = w.buyer
+    w.charger.site.opening_hours = parse("mon-sun 06:00-12:00")  # NOW_S is 19:43 in Bengaluru
+    err = await w.refused(w.v2(m.select(b.ctx("select"), provider_id="in.test.charger", energy_wh=4000)), "30008")
+    told = json.dumps(err)
+    assert "closed" in told and "06:00-12:00" in told
+    # open at select and init; closed by the time the buyer confirms and pays
+    w.charger.site.opening_hours = parse("mon-sun 06:00-19:45")
+    await w.ok(m.select(b.ctx("select"), provider_id="in.test.charger", energy_wh=4000))
+    await w.ok(m.init(b.ctx("init"), provider_id="in.test.charger", energy_wh=4000))
+    w.clock.t_s = NOW_S + 120  # 19:45:20, the quote still valid
+    await w.refused(w.v2(m.confirm(b.ctx("confirm"), provider_id="in.test.charger", energy_wh=4000,
+                                   amount_paise=8496, payment_ref="UPI-1")), "30008")  # nothing held, nothing sold
+
+
+async def test_a_booking_for_when_the_site_is_open_is_quoted_while_it_is_closed():
+    w = World2()
+    w.charger.site.opening_hours = parse("mon-sun 06:00-12:00")
+    tomorrow_morning_s = NOW_S + 14 * 3600  # 09:43 the next day
+    v2, _ = await w.ok(m.select(w.buyer.ctx("select"), provider_id="in.test.charger", energy_wh=4000,
+                                start_s=tomorrow_morning_s))
+    assert v2["message"]["contract"]["status"]["code"] == "DRAFT"

@@ -98,6 +98,17 @@ class ContractHandlersMixin:
             raise BecknError(ITEM_NOT_FOUND, f"item {ask.item_id!r} (allowed: {m.ITEM_ID})",
                              path="message.order.items[0].id", kind="refused")
 
+    def _check_open(self, start_s: float) -> None:
+        """Refuse a charge that would start while the site is closed (``[site] opening_hours``):
+        the runtime refuses that start, so a quote, an order or a payment for it would promise
+        what the charger will not do."""
+        hours = getattr(self.site, "opening_hours", None)
+        timezone = getattr(self.site.place, "timezone", None) or "UTC"
+        if hours is not None and not hours.is_open(start_s, timezone):
+            raise BecknError(FULFILLMENT_UNAVAILABLE, f"the site is closed at {m.format_timestamp(start_s)} "
+                                                      f"(open {hours.text}, {timezone} time)",
+                             path="message.order.fulfillments[0].stops", kind="refused")
+
     def _pick_connector(self, ask: m.OrderAsk, reserve_ahead: bool):
         conns = self._connectors()
         if ask.fulfillment_id is not None:
@@ -128,6 +139,7 @@ class ContractHandlersMixin:
         elif ask.start_s is not None and ask.start_s < now_s - 300:
             raise BecknError(INVALID_REQUEST, "start time lies in the past",
                              path="message.order.fulfillments[0].stops", kind="refused")
+        self._check_open(start_s)
         c = self._pick_connector(ask, start_s > now_s)
         power_w = self._power_w(c)
         tariff = self.service.tariff()
@@ -264,6 +276,7 @@ class ContractHandlersMixin:
         tx = self._tx_for(req, ("initiated",), "confirm")
         ask: m.OrderAsk = req.body
         self._check_same_ask(tx, ask)
+        self._check_open(max(tx.start_s, self.clock()))
         pay = ask.payment
         shown = certified  # this message's own sender check; the order may be certified from before
         certified = certified or tx.certified
